@@ -1,0 +1,1 @@
+"""Model toolchain: build, convert, export and verify every model file the app uses."""
