@@ -44,7 +44,7 @@ def median_ms_per_face(embedder, crops: np.ndarray, repeats: int) -> float:
 def measure(name: str, path: Path, make_embedder, crops, labels, reference, repeats) -> dict:
     embeddings = make_embedder(2).embed(crops)
     cosine = cosine_rows(embeddings, reference) if reference is not None else np.ones(len(crops))
-    row = {"variant": name, "file": str(path.relative_to(path.parents[1])) if name != "pb" else path.name,
+    row = {"variant": name, "file": str(path.relative_to(path.parents[1])),
            "size_mb": round(path.stat().st_size / 1e6, 2),
            "cosine_mean": round(float(cosine.mean()), 5), "cosine_min": round(float(cosine.min()), 5),
            "auc": round(roc_auc(*pair_scores(embeddings, labels)), 4)}
