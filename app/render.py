@@ -115,6 +115,17 @@ def draw_hud(image: np.ndarray, stats: Mapping[str, object]) -> np.ndarray:
     return out
 
 
+def draw_status(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """Copy of ``image`` with status lines (prompt, progress, messages) at the bottom left."""
+    check_bgr_frame(image)
+    out = image.copy()
+    if lines:
+        scale, thickness = _text_scale(out)
+        _, h = _panel_size(lines, scale, thickness)
+        _text_panel_into(out, lines, (0, max(0, out.shape[0] - h)), scale, thickness)
+    return out
+
+
 def draw_help(image: np.ndarray, keys: Sequence[tuple[str, str]] = HELP_KEYS) -> np.ndarray:
     """Copy of ``image`` with a centred panel listing the keys (key column, then action)."""
     check_bgr_frame(image)

@@ -16,7 +16,8 @@ called, so a face that could not be embedded this frame is asked for again next 
 
 A track's name is a majority vote over its last ``vote_window`` matches ("unknown",
 recorded as ``None``, is a vote too; a tie keeps the current name), so one wrong match
-does not make the label flicker.
+does not make the label flicker. A jump clears the votes, so after a cut a face that
+inherited a track is named by what it looks like now, not by the face before the cut.
 """
 from __future__ import annotations
 
@@ -91,7 +92,10 @@ class Tracker:
             track = tracks[t_index]
             if jumped or _is_jump(track.box, boxes[f_index], self.jump_threshold,
                                   self.scale_jump):
+                # A face that leapt or changed size within one frame is likely another
+                # face (a cut): its old votes must not outvote what it looks like now.
                 track.pending = track.pending or "jump"
+                track.votes.clear()
             track.box = boxes[f_index]
             track.last_seen = self.frame
             faces[f_index].track_id = track.id
@@ -141,6 +145,14 @@ class Tracker:
 
     def track(self, track_id: int) -> Track:
         return self._get(track_id)
+
+    def forget_names(self, reason: str = "gallery changed") -> None:
+        """Drop every track's votes and ask for a fresh match now (after an enrolment or
+        undo changed who the gallery knows); ids and boxes are kept."""
+        for track in self._tracks.values():
+            track.votes.clear()
+            track.name = track.similarity = None
+            track.pending = reason
 
     def reset(self) -> None:
         """Forget every track (ids keep increasing)."""

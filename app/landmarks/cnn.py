@@ -30,11 +30,12 @@ class CnnLandmarks:
 
     ``backend`` "pb" runs ``frozen.pb`` in a tf.compat.v1 Session; "saved_model" runs the
     SavedModel's serving signature. ``detector`` names the crop rule in io.json that
-    matches the boxes you pass ("hog", "default", ...).
+    matches the boxes you pass ("hog", "blazeface", "default", ...). ``num_threads``
+    caps TensorFlow's intra-op threads (None: TensorFlow's default, all cores).
     """
 
     def __init__(self, model_dir: str | Path = CNN68_DIR, backend: str = "pb",
-                 detector: str = "hog"):
+                 detector: str = "hog", num_threads: int | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
         self.model_dir = Path(model_dir)
@@ -50,7 +51,7 @@ class CnnLandmarks:
         if backend == "pb":
             spec = self.io["frozen_graph"]
             self._run, self._close = load_frozen_graph(
-                self.model_dir / spec["file"], spec["input"], spec["output"])
+                self.model_dir / spec["file"], spec["input"], spec["output"], num_threads)
         else:
             spec = self.io["saved_model"]
             self._run = load_saved_model(self.model_dir / spec["dir"], spec["signature"],
@@ -107,8 +108,8 @@ def read_io(path: str | Path) -> dict:
     return io
 
 
-def load_frozen_graph(path: str | Path, input_name: str, output_name: str
-                      ) -> tuple[Runner, Callable[[], None]]:
+def load_frozen_graph(path: str | Path, input_name: str, output_name: str,
+                      num_threads: int | None = None) -> tuple[Runner, Callable[[], None]]:
     """A runner for a frozen GraphDef in a tf.compat.v1 Session, and its close function."""
     import tensorflow as tf
 
@@ -123,7 +124,11 @@ def load_frozen_graph(path: str | Path, input_name: str, output_name: str
         out = graph.get_tensor_by_name(output_name)
     except Exception as err:  # protobuf DecodeError, bad graph, missing tensor
         raise ValueError(f"cannot load frozen graph {path}: {type(err).__name__}: {err}") from err
-    session = tf.compat.v1.Session(graph=graph)
+    config = None
+    if num_threads:
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=num_threads,
+                                          inter_op_parallelism_threads=1)
+    session = tf.compat.v1.Session(graph=graph, config=config)
 
     def run(batch: np.ndarray) -> np.ndarray:
         return session.run(out, {inp: batch})

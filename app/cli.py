@@ -1,0 +1,256 @@
+"""Command line: ``python -m app run|enroll|people|demo`` (``run_video.py`` == ``run``).
+
+This is the composition root: it parses arguments into a :class:`RunConfig`, builds the
+stages (``app.factory``), opens the source and the sinks, and runs ``app.runloop``.
+Exit codes: 0 done, 1 a runtime failure (camera lost, model error), 2 bad input
+(arguments, files, photos, gallery).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from app.config import DETECTORS, EMBEDDERS, LANDMARK_BACKENDS, LANDMARK_MODES, RunConfig
+from app.gallery import DEFAULT_THRESHOLD, GalleryError, default_gallery_path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if not getattr(args, "command", None):
+        _parser().print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, GalleryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def run_main(argv: list[str] | None = None) -> int:
+    """``run_video.py``: the ``run`` command without the word ``run``."""
+    return main(["run", *(sys.argv[1:] if argv is None else argv)])
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    config = _config(args)
+    return run_with_config(config)
+
+
+def run_with_config(config: RunConfig) -> int:
+    from app.capture import CameraError, open_source
+    from app.factory import build_pipeline
+    from app.gallery import Gallery
+    from app.runloop import run
+    from app.sinks import EventsWriter, VideoSink, Window, display_available
+
+    headless = config.headless
+    if not headless and not display_available():
+        print("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless",
+              file=sys.stderr)
+        headless = True
+    source = open_source(config.source, progress=config.progress)
+    with ExitStack() as stack:
+        gallery = stack.enter_context(Gallery(config.gallery))
+        pipeline = build_pipeline(config, gallery)
+        stack.callback(pipeline.close)
+        _sync_gallery(pipeline)
+        try:
+            source.start()
+        except CameraError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        stack.callback(source.stop)
+        video = events = window = None
+        if config.output:
+            video = VideoSink(config.output, getattr(source, "fps", None) or 30.0)
+            stack.callback(video.close)
+        if config.events:
+            events = EventsWriter(config.events)
+            stack.callback(events.close)
+        if not headless:
+            window = Window()
+            stack.callback(window.close)
+        models = [config.detector, f"landmarks:{config.landmarks}",
+                  f"facenet:{config.embedder}"]
+        summary, stop_reason = run(pipeline, source, window=window, video=video, events=events,
+                                   max_frames=config.max_frames,
+                                   side_by_side=config.side_by_side, models=models)
+    _print_summary(summary, stop_reason, config)
+    if getattr(source, "error", None):
+        print(f"error: {source.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_enroll(args) -> int:
+    from app.enroll import EnrolmentError, enroll_photos
+    from app.factory import build_pipeline
+    from app.gallery import Gallery
+
+    config = RunConfig(source="", detector=args.detector, embedder=args.embedder,
+                       gallery=Path(args.gallery), threads=args.threads)
+    with Gallery(config.gallery) as gallery:
+        pipeline = build_pipeline(config, gallery)
+        try:
+            report = enroll_photos(pipeline, args.name, args.photos)
+        except EnrolmentError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        finally:
+            pipeline.close()
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if report.created_new:
+        print(f"enrolled {report.name}: {report.samples} sample(s) in {config.gallery}")
+    else:
+        print(f"{report.name} was already enrolled: added {report.samples} sample(s) "
+              f"in {config.gallery}")
+    return EXIT_OK
+
+
+def cmd_people(args) -> int:
+    from app.gallery import Gallery, PersonNotFound
+
+    with Gallery(Path(args.gallery)) as gallery:
+        try:
+            if args.action == "list":
+                people = gallery.people()
+                if not people:
+                    print(f"nobody enrolled in {gallery.path}")
+                for person in people:
+                    print(f"{person.name}\t{person.samples} sample(s)")
+            elif args.action == "remove":
+                count = gallery.remove(args.names[0])
+                print(f"removed {args.names[0]} ({count} sample(s))")
+            elif args.action == "rename":
+                gallery.rename(args.names[0], args.names[1])
+                print(f"renamed {args.names[0]} to {args.names[1]}")
+        except PersonNotFound as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from app.demo import run_demo
+    return run_demo(out_dir=Path(args.out), headless=args.headless, camera=args.camera)
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _config(args) -> RunConfig:
+    return RunConfig(source=str(args.source), detector=args.detector, landmarks=args.landmarks,
+                     landmark_backend=args.landmark_backend, embedder=args.embedder,
+                     threshold=args.threshold, gallery=Path(args.gallery),
+                     headless=args.headless, output=_path(args.output),
+                     events=_path(args.events), max_frames=args.max_frames,
+                     side_by_side=args.side_by_side, threads=args.threads,
+                     progress=not args.no_progress)
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _sync_gallery(pipeline) -> None:
+    done, lost = pipeline.sync_gallery()
+    if done:
+        print(f"gallery: embedded {done} stored sample(s) with {pipeline.model_id} "
+              f"(they were enrolled with another embedder)")
+    if lost:
+        print(f"warning: {lost} gallery sample(s) have no stored face crop and were made by "
+              f"another embedder; they are ignored (re-enrol those people)", file=sys.stderr)
+
+
+def _print_summary(summary: dict, stop_reason: str | None, config: RunConfig) -> None:
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
+    print(f"frames: {summary['frames']}  FPS: {summary['fps']:.1f}  "
+          f"median ms per stage: {stages}")
+    if "latency_ms" in summary:
+        lat = summary["latency_ms"]
+        print(f"capture->output latency ms: median {lat['median']}, p95 {lat['p95']}; "
+              f"dropped frames: {summary['dropped']}")
+    if stop_reason:
+        print(f"stopped: {stop_reason}")
+    for what, path in (("annotated video", config.output), ("events", config.events)):
+        if path:
+            print(f"{what}: {path}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app", description="Real-time face landmarks and recognition.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="process a camera, video or image (run_video.py)",
+                         description="Detect, landmark and recognise faces. Keys in the "
+                         "window: q/Esc quit, l landmarks cnn/dlib/both, s side by side, "
+                         "e enrol the largest face, u undo enrolment, space pause, h help.")
+    run.add_argument("--source", default="0",
+                     help="camera index, device path, stream URL, video or image file "
+                          "[%(default)s]")
+    _model_options(run)
+    run.add_argument("--landmarks", choices=LANDMARK_MODES, default="cnn",
+                     help="landmark model(s) [%(default)s]")
+    run.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="pb",
+                     help="how the CNN runs: frozen .pb or SavedModel [%(default)s]")
+    run.add_argument("--side-by-side", action="store_true",
+                     help="start in the CNN | dlib side-by-side view (key s)")
+    run.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                     help="cosine similarity below which a face is unknown [%(default)s]")
+    run.add_argument("--headless", action="store_true", help="no window")
+    run.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
+    run.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per frame")
+    run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar for files")
+    run.set_defaults(handler=cmd_run)
+
+    enroll = sub.add_parser("enroll", help="enrol a person from photos (one face each)")
+    enroll.add_argument("--name", required=True, help="the person's name")
+    enroll.add_argument("photos", nargs="+", metavar="PHOTO")
+    _model_options(enroll)
+    enroll.set_defaults(handler=cmd_enroll)
+
+    people = sub.add_parser("people", help="list, remove or rename enrolled people")
+    people.add_argument("--gallery", default=str(default_gallery_path()),
+                        help="gallery database [%(default)s]")
+    people.add_argument("action", choices=("list", "remove", "rename"))
+    people.add_argument("names", nargs="*", metavar="NAME")
+    people.set_defaults(handler=_people_checked)
+
+    demo = sub.add_parser("demo", help="the webcam if one opens, else a demo built from the "
+                          "5-celebrity photos (what `make demo` runs)")
+    demo.add_argument("--out", default="out/demo", help="output folder [%(default)s]")
+    demo.add_argument("--headless", action="store_true", help="no window")
+    demo.add_argument("--camera", default="0", help="camera to try first [%(default)s]; "
+                      "'none' skips it")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gallery", default=str(default_gallery_path()),
+                        help="gallery database [%(default)s]")
+    parser.add_argument("--detector", choices=DETECTORS, default="blazeface",
+                        help="face detector [%(default)s]")
+    parser.add_argument("--embedder", choices=EMBEDDERS, default="int8",
+                        help="FaceNet variant [%(default)s]")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per model; detection already runs beside the other "
+                        "stages, so 1 is fastest on 2 cores [%(default)s]")
+
+
+def _people_checked(args) -> int:
+    wanted = {"list": 0, "remove": 1, "rename": 2}[args.action]
+    if len(args.names) != wanted:
+        usage = {"list": "list", "remove": "remove NAME", "rename": "rename OLD NEW"}
+        print(f"error: usage: python -m app people {usage[args.action]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return cmd_people(args)

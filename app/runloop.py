@@ -1,0 +1,218 @@
+"""The main loop of ``python -m app run``: source -> pipeline -> window / video / events.
+
+Detection of the next frame runs on a worker thread (:class:`DetectAhead`) while the
+main thread does landmarks, tracking, embedding, drawing and output for the current
+one; the models release the GIL, so on two cores the two halves overlap.
+"""
+from __future__ import annotations
+
+import queue
+import signal
+import statistics
+import threading
+import time
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from app.capture import now_ms
+from app.pipeline import FrameResult, Pipeline
+from app.sinks import EventsWriter, VideoSink, Window
+from app.ui import Controller, compose_view
+
+_END = object()
+
+
+class DetectAhead:
+    """Reads ``source`` and runs ``detect(image)`` on a worker thread, ``depth`` frames
+    ahead. :meth:`get` returns ``(frame, detections, detect_ms)`` or None at the end;
+    an exception in the worker is re-raised there."""
+
+    def __init__(self, source, detect, depth: int = 1):
+        self._source, self._detect = source, detect
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="detect-ahead", daemon=True)
+        self._thread.start()
+
+    def get(self):
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    return None
+                continue
+            if item is _END:
+                return None
+            if isinstance(item, BaseException):
+                raise item
+            return item
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(1.0)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self._source.read(timeout=0.1)
+                if frame is None:
+                    if self._source.ended:
+                        break
+                    continue
+                detections, ms = self._detect(frame.image)
+                self._put((frame, detections, ms))
+        except BaseException as exc:  # handed to the main thread
+            self._put(exc)
+            return
+        self._put(_END)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
+@dataclass
+class RunStats:
+    """Per-frame timings; ``summary()`` is what the events file and the terminal get."""
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    latency_ms: list[float] = field(default_factory=list)
+    frames: int = 0
+    embedded: int = 0
+    started: float | None = None
+    finished: float | None = None
+    _recent: deque = field(default_factory=lambda: deque(maxlen=30))
+
+    def add(self, result: FrameResult, latency_ms: float | None) -> None:
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        self.finished = now
+        self.frames += 1
+        self._recent.append(now)
+        for stage, ms in result.stage_ms.items():
+            self.stage_ms.setdefault(stage, []).append(ms)
+        if latency_ms is not None:
+            self.latency_ms.append(latency_ms)
+        self.embedded += sum(1 for f in result.faces if f.embedding is not None)
+
+    @property
+    def fps(self) -> float:
+        """Over the last 30 frames (for the HUD)."""
+        if len(self._recent) < 2:
+            return 0.0
+        return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-9)
+
+    def summary(self, dropped: int = 0) -> dict:
+        wall = (self.finished - self.started) if self.frames > 1 else 0.0
+        fps = (self.frames - 1) / wall if wall > 0 else 0.0
+        out = {"frames": self.frames, "fps": round(fps, 1),
+               "stage_ms": {k: round(statistics.median(v), 2) for k, v in self.stage_ms.items()},
+               "faces_embedded": self.embedded, "dropped": dropped}
+        if self.latency_ms:
+            ordered = sorted(self.latency_ms)
+            out["latency_ms"] = {"median": round(statistics.median(ordered), 1),
+                                 "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1)}
+        return out
+
+
+class _Terminate(Exception):
+    """SIGTERM, turned into an exception so outputs are finalised as on Ctrl-C."""
+
+
+def run(pipeline: Pipeline, source, *, window: Window | None = None,
+        video: VideoSink | None = None, events: EventsWriter | None = None,
+        max_frames: int | None = None, side_by_side: bool = False,
+        models: list[str] | None = None) -> tuple[dict, str | None]:
+    """Process ``source`` until it ends, the user quits or ``max_frames``; returns the
+    summary and why it stopped early (None when the source simply ended)."""
+    controller = Controller(pipeline, side_by_side=side_by_side)
+    stats = RunStats()
+    fps = getattr(source, "fps", None)
+    first_ts: float | None = None
+    last: FrameResult | None = None
+    stop_reason = None
+    previous = signal.signal(signal.SIGTERM, _raise_terminate) \
+        if threading.current_thread() is threading.main_thread() else None
+    with ExitStack() as stack:
+        reader = DetectAhead(source, pipeline.detect)
+        stack.callback(reader.stop)
+        try:
+            while not controller.quit:
+                if controller.paused and window is not None:
+                    if last is not None:
+                        window.show(compose_view(last, controller, _hud(stats, source, pipeline,
+                                                                        models)))
+                    controller.handle_key(window.key(30), last)
+                    if window.closed:
+                        stop_reason = "window closed"
+                        break
+                    continue
+                item = reader.get()
+                if item is None:
+                    break
+                frame, detections, detect_ms = item
+                result = pipeline.process(frame, detections, detect_ms)
+                controller.after_frame(result)
+                if first_ts is None:
+                    first_ts = frame.timestamp_ms
+                t_ms = frame.index * 1000.0 / fps if fps else frame.timestamp_ms - first_ts
+                if window is not None or video is not None:
+                    start = time.perf_counter()
+                    view = compose_view(result, controller,
+                                        _hud(stats, source, pipeline, models))
+                    result.stage_ms["render"] = (time.perf_counter() - start) * 1000
+                    if video is not None:
+                        video.write(view)
+                    if window is not None:
+                        window.show(view)
+                        controller.handle_key(window.key(1), result)
+                        if window.closed:
+                            stop_reason = "window closed"
+                if events is not None:
+                    events.write(result, t_ms)
+                stats.add(result, now_ms() - frame.timestamp_ms)
+                last = result
+                if stop_reason:
+                    break
+                if max_frames is not None and stats.frames >= max_frames:
+                    break
+        except KeyboardInterrupt:
+            stop_reason = "interrupted (Ctrl-C)"
+        except _Terminate:
+            stop_reason = "terminated (SIGTERM)"
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+    if controller.quit:
+        stop_reason = "quit"
+    summary = stats.summary(dropped=getattr(source, "dropped", 0))
+    if events is not None:
+        events.write_summary(summary)
+    return summary, stop_reason
+
+
+def _raise_terminate(signum, frame):
+    raise _Terminate()
+
+
+def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> dict:
+    stage = {k: v[-1] for k, v in stats.stage_ms.items() if v and k != "render"}
+    hud = {"FPS": stats.fps,
+           "latency ms": stats.latency_ms[-1] if stats.latency_ms else 0.0,
+           "ms": stage,
+           "dropped": getattr(source, "dropped", 0),
+           "landmarks": pipeline.landmarks}
+    if models:
+        hud["models"] = models
+    return hud

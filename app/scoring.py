@@ -1,0 +1,56 @@
+"""Scoring an events file against a clip's labelled segments (``*.labels.json``).
+
+A labels file lists segments ``{"first", "last", "expect"}``: ``expect`` is the name that
+should appear in those frames, or null where nobody enrolled is on screen.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_events(path: str | Path) -> tuple[list[dict], dict | None]:
+    """(frame events, summary or None) from a JSON-lines events file."""
+    frames, summary = [], None
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON ({exc})") from exc
+            if "summary" in obj:
+                summary = obj["summary"]
+            else:
+                frames.append(obj)
+    return frames, summary
+
+
+def names_by_frame(events: list[dict]) -> dict[int, set[str]]:
+    return {e["frame"]: {f["name"] for f in e["faces"] if f.get("name")} for e in events}
+
+
+def score_segments(named: dict[int, set[str]], labels: dict) -> list[dict]:
+    """Per segment: frames, frames where the expected name appears, and frames where a
+    wrong name appears (any name in a null segment; for a named segment, the names of
+    other people from the clip's enrolment list)."""
+    enrolled = set(labels.get("enroll", {}))
+    rows = []
+    for seg in labels["segments"]:
+        frames = range(seg["first"], seg["last"] + 1)
+        expect = seg["expect"]
+        hits = sum(1 for i in frames if expect and expect in named.get(i, set()))
+        wrong_names = (enrolled - {expect}) if expect else None
+        wrong = sum(1 for i in frames
+                    if (named.get(i, set()) & wrong_names if wrong_names is not None
+                        else named.get(i, set())))
+        rows.append({"first": seg["first"], "last": seg["last"], "expect": expect,
+                     "frames": len(frames), "named_expected": hits, "named_wrong": wrong})
+    return rows
+
+
+def frames_naming(named: dict[int, set[str]], name: str, segments: list[dict]) -> int:
+    """Frames of the segments expecting ``name`` in which ``name`` appears."""
+    return sum(1 for seg in segments if seg["expect"] == name
+               for i in range(seg["first"], seg["last"] + 1) if name in named.get(i, set()))
