@@ -18,8 +18,9 @@ $(STAMP): requirements.txt
 models: $(STAMP)
 	$(PY) -m models build
 
+# The webcam when one opens and a screen exists; else the 5-celebrity demo (out/demo/).
 demo: setup
-	$(PY) -m models verify
+	$(PY) -m app demo
 
 test: setup
 	$(PY) -m pytest -q
@@ -28,4 +29,4 @@ verify: setup
 	$(PY) -m models verify
 
 clean:
-	rm -rf $(VENV) models/facenet models/cache
+	rm -rf $(VENV) models/facenet models/cache assets/demo out

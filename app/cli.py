@@ -152,7 +152,7 @@ def _config(args) -> RunConfig:
                      headless=args.headless, output=_path(args.output),
                      events=_path(args.events), max_frames=args.max_frames,
                      side_by_side=args.side_by_side, threads=args.threads,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress and sys.stderr.isatty())
 
 
 def _path(value: str | None) -> Path | None:

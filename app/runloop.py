@@ -207,12 +207,14 @@ def _raise_terminate(signum, frame):
 
 
 def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> dict:
-    stage = {k: v[-1] for k, v in stats.stage_ms.items() if v and k != "render"}
-    hud = {"FPS": stats.fps,
-           "latency ms": stats.latency_ms[-1] if stats.latency_ms else 0.0,
-           "ms": stage,
-           "dropped": getattr(source, "dropped", 0),
-           "landmarks": pipeline.landmarks}
-    if models:
-        hud["models"] = models
+    """Three short lines: speed, per-stage ms of the last frame, active models."""
+    latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
+    stage = {k: round(v[-1], 1) for k, v in stats.stage_ms.items() if v and k != "render"}
+    hud = {"FPS": f"{stats.fps:.1f}  latency {latency:.0f} ms  "
+                  f"dropped {getattr(source, 'dropped', 0)}",
+           "ms": stage}
+    active = [m if not m.startswith("landmarks:") else f"landmarks:{pipeline.landmarks}"
+              for m in (models or [])]
+    if active:
+        hud["models"] = " | ".join(active)
     return hud

@@ -161,8 +161,13 @@ class Controller:
 
 def compose_view(result: FrameResult, controller: Controller | None,
                  hud: dict | None) -> np.ndarray:
-    """The annotated picture for one result; never modifies ``result.frame.image``."""
+    """The annotated picture for one result; never modifies ``result.frame.image``.
+
+    The HUD goes under the faces, so a name tag is never hidden by it."""
     image = result.frame.image
+    hud = dict(hud or {})
+    if result.disagreement_nme is not None:
+        hud["cnn vs dlib NME"] = result.disagreement_nme
     side_by_side = controller is not None and controller.side_by_side
     if side_by_side and all("landmarks" in f.extras for f in result.faces):
         cnn = [replace(f, landmarks=f.extras["landmarks"]["cnn"]) for f in result.faces]
@@ -170,16 +175,13 @@ def compose_view(result: FrameResult, controller: Controller | None,
         ms = result.landmark_ms_per_face
         view = render.side_by_side(image, cnn, dlib, ms.get("cnn"), ms.get("dlib"),
                                    result.disagreement_nme)
-        view[:, :image.shape[1]] = render.draw_faces(view[:, :image.shape[1]], cnn,
-                                                     show_landmarks=False)
+        left = render.draw_hud(view[:, :image.shape[1]], hud) if hud else view[:, :image.shape[1]]
+        view[:, :image.shape[1]] = render.draw_faces(left, cnn, show_landmarks=False)
     else:
         both = any("landmarks" in f.extras for f in result.faces)
-        view = render.draw_faces(image, result.faces,
+        view = render.draw_hud(image, hud) if hud else image
+        view = render.draw_faces(view, result.faces,
                                  landmark_colors=render.LANDMARK_COLORS if both else None)
-        if both and result.disagreement_nme is not None:
-            hud = dict(hud or {}, **{"cnn vs dlib NME": f"{result.disagreement_nme:.3f}"})
-    if hud:
-        view = render.draw_hud(view, hud)
     if controller is not None:
         lines = controller.status_lines()
         if lines:
