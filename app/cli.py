@@ -1,4 +1,4 @@
-"""Command line: ``python -m app run|enroll|people|demo`` (``run_video.py`` == ``run``).
+"""Command line: ``python -m app run|enroll|people|bench|demo`` (``run_video.py`` == ``run``).
 
 This is the composition root: it parses arguments into a :class:`RunConfig`, builds the
 stages (``app.factory``), opens the source and the sinks, and runs ``app.runloop``.
@@ -139,6 +139,13 @@ def cmd_people(args) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    from app.bench import main as bench_main
+    if args.repeat < 1:
+        raise ValueError("--repeat must be >= 1")
+    return bench_main(args)
+
+
 def cmd_demo(args) -> int:
     from app.demo import run_demo
     return run_demo(out_dir=Path(args.out), headless=args.headless, camera=args.camera)
@@ -224,6 +231,20 @@ def _parser() -> argparse.ArgumentParser:
     people.add_argument("action", choices=("list", "remove", "rename"))
     people.add_argument("names", nargs="*", metavar="NAME")
     people.set_defaults(handler=_people_checked)
+
+    bench = sub.add_parser("bench", help="FPS, stage ms, memory and naming on a video file, "
+                           "optionally against face_recognition in the same run")
+    bench.add_argument("--source", required=True, help="video file")
+    bench.add_argument("--gallery", help="an existing gallery (default: enrol --enroll "
+                       "photos, or the clip's labels file's, into a temporary one)")
+    bench.add_argument("--enroll", action="append", metavar="NAME=PHOTO",
+                       help="person to enrol for both sides (repeatable)")
+    bench.add_argument("--vs", choices=("face_recognition",), help="also run this peer "
+                       "(install it with: make bench-deps)")
+    bench.add_argument("--repeat", type=int, default=3, help="runs of each, alternating "
+                       "[%(default)s]")
+    bench.add_argument("--embedder", choices=EMBEDDERS, default="int8")
+    bench.set_defaults(handler=cmd_bench)
 
     demo = sub.add_parser("demo", help="the webcam if one opens, else a demo built from the "
                           "5-celebrity photos (what `make demo` runs)")

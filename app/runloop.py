@@ -14,6 +14,7 @@ import time
 from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Callable
 
 from app.capture import now_ms
 from app.pipeline import FrameResult, Pipeline
@@ -133,9 +134,11 @@ class _Terminate(Exception):
 def run(pipeline: Pipeline, source, *, window: Window | None = None,
         video: VideoSink | None = None, events: EventsWriter | None = None,
         max_frames: int | None = None, side_by_side: bool = False,
-        models: list[str] | None = None) -> tuple[dict, str | None]:
+        models: list[str] | None = None,
+        on_result: Callable[[FrameResult], None] | None = None) -> tuple[dict, str | None]:
     """Process ``source`` until it ends, the user quits or ``max_frames``; returns the
-    summary and why it stopped early (None when the source simply ended)."""
+    summary and why it stopped early (None when the source simply ended).
+    ``on_result`` is called with every processed frame's result (benchmarks, tests)."""
     controller = Controller(pipeline, side_by_side=side_by_side)
     stats = RunStats()
     fps = getattr(source, "fps", None)
@@ -182,6 +185,8 @@ def run(pipeline: Pipeline, source, *, window: Window | None = None,
                 if events is not None:
                     events.write(result, t_ms)
                 stats.add(result, now_ms() - frame.timestamp_ms)
+                if on_result is not None:
+                    on_result(result)
                 last = result
                 if stop_reason:
                     break
