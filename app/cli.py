@@ -1,4 +1,4 @@
-"""Command line: ``python -m app run|enroll|people|bench|demo`` (``run_video.py`` == ``run``).
+"""Command line: ``python -m app run|enroll|people|bench|eval|demo`` (``run_video.py`` == ``run``).
 
 This is the composition root: it parses arguments into a :class:`RunConfig`, builds the
 stages (``app.factory``), opens the source and the sinks, and runs ``app.runloop``.
@@ -146,6 +146,11 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_eval(args) -> int:
+    from app.evaluate import main as evaluate_main
+    return evaluate_main(args)
+
+
 def cmd_demo(args) -> int:
     from app.demo import run_demo
     return run_demo(out_dir=Path(args.out), headless=args.headless, camera=args.camera)
@@ -245,6 +250,17 @@ def _parser() -> argparse.ArgumentParser:
                        "[%(default)s]")
     bench.add_argument("--embedder", choices=EMBEDDERS, default="int8")
     bench.set_defaults(handler=cmd_bench)
+
+    evaluate = sub.add_parser("eval", help="accuracy measurements")
+    eval_sub = evaluate.add_subparsers(dest="what", metavar="WHAT", required=True)
+    verify = eval_sub.add_parser("verify", help="verification and identification accuracy on "
+                                 "a folder of per-person folders")
+    verify.add_argument("--data", required=True, help="folder with one folder per person")
+    verify.add_argument("--embedder", choices=(*EMBEDDERS, "all"), default="int8")
+    verify.add_argument("--pairs", metavar="CSV", help="score only these pairs "
+                        "(file_a,file_b,same; paths relative to --data)")
+    verify.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    verify.set_defaults(handler=cmd_eval)
 
     demo = sub.add_parser("demo", help="the webcam if one opens, else a demo built from the "
                           "5-celebrity photos (what `make demo` runs)")
