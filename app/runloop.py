@@ -27,11 +27,15 @@ _END = object()
 class DetectAhead:
     """Reads ``source`` and runs ``detect(image)`` on a worker thread, ``depth`` frames
     ahead. :meth:`get` returns ``(frame, detections, detect_ms)`` or None at the end;
-    an exception in the worker is re-raised there."""
+    an exception in the worker is re-raised there.
+
+    The worker reads a frame only when a slot is free, so a live camera's frame is taken
+    as late as possible (newest) instead of waiting in a buffer while older ones drain."""
 
     def __init__(self, source, detect, depth: int = 1):
         self._source, self._detect = source, detect
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue = queue.Queue()
+        self._slots = threading.Semaphore(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="detect-ahead", daemon=True)
         self._thread.start()
@@ -48,39 +52,30 @@ class DetectAhead:
                 return None
             if isinstance(item, BaseException):
                 raise item
+            self._slots.release()
             return item
 
     def stop(self) -> None:
         self._stop.set()
-        try:
-            while True:
-                self._queue.get_nowait()
-        except queue.Empty:
-            pass
         self._thread.join(1.0)
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if not self._slots.acquire(timeout=0.1):
+                    continue
                 frame = self._source.read(timeout=0.1)
                 if frame is None:
+                    self._slots.release()
                     if self._source.ended:
                         break
                     continue
                 detections, ms = self._detect(frame.image)
-                self._put((frame, detections, ms))
+                self._queue.put((frame, detections, ms))
         except BaseException as exc:  # handed to the main thread
-            self._put(exc)
+            self._queue.put(exc)
             return
-        self._put(_END)
-
-    def _put(self, item) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        self._queue.put(_END)
 
 
 @dataclass
@@ -148,7 +143,9 @@ def run(pipeline: Pipeline, source, *, window: Window | None = None,
     previous = signal.signal(signal.SIGTERM, _raise_terminate) \
         if threading.current_thread() is threading.main_thread() else None
     with ExitStack() as stack:
-        reader = DetectAhead(source, pipeline.detect)
+        # Files may be read ahead (smooths jitter); a live camera is read as late as possible.
+        reader = DetectAhead(source, pipeline.detect,
+                             depth=1 if getattr(source, "is_live", False) else 3)
         stack.callback(reader.stop)
         try:
             while not controller.quit:

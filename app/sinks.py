@@ -59,7 +59,8 @@ def frame_event(result: FrameResult, t_ms: float) -> dict:
                        "similarity": None if face.similarity is None
                        else round(float(face.similarity), 4),
                        "landmarks": None if face.landmarks is None
-                       else np.round(face.landmarks, 1).tolist()}
+                       else [[round(float(x), 1), round(float(y), 1)]
+                             for x, y in face.landmarks]}
                       for face in result.faces]}
 
 

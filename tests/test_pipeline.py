@@ -1,0 +1,248 @@
+"""The whole pipeline on real photos and the real Hamilton clip (real models throughout).
+
+The models load once per module; the clip runs once (about 4 s) and its events file is
+shared by the tests that score it.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from app import scoring
+from app.capture import VideoFileSource, now_ms
+from app.config import RunConfig
+from app.enroll import enroll_photos
+from app.factory import build_pipeline
+from app.gallery import Gallery
+from app.runloop import run
+from app.sinks import EventsWriter
+from app.track import Tracker
+from app.types import Frame
+from tests.conftest import shared
+
+LIN, ALEX = "Lin-Manuel Miranda", "Alex Lacamoire"
+CLIP_FRAMES = 275
+
+
+def photo(name: str) -> np.ndarray:
+    image = cv2.imread(str(shared("video", name)), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+def two_face_photo() -> np.ndarray:
+    """The two enrolment photos side by side (same height): Lin-Manuel left, Alex right."""
+    left, right = photo("lin-manuel-miranda.png"), photo("alex-lacamoire.png")
+    height = min(left.shape[0], right.shape[0])
+    scaled = [cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height),
+                         interpolation=cv2.INTER_AREA) for im in (left, right)]
+    return np.ascontiguousarray(np.concatenate(scaled, axis=1))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    shared("video", "short_hamilton_clip.mp4")  # skip the module early without the data
+    folder = tmp_path_factory.mktemp("pipeline")
+    gallery = Gallery(folder / "gallery.sqlite3")
+    pipe = build_pipeline(RunConfig(gallery=folder / "gallery.sqlite3", progress=False), gallery)
+    yield pipe
+    pipe.close()
+    gallery.close()
+
+
+@pytest.fixture
+def fresh(pipeline, tmp_path):
+    """The module's pipeline with an empty gallery, a new tracker and CNN landmarks;
+    restored afterwards."""
+    saved = pipeline.gallery, pipeline.tracker, pipeline.landmarks
+    gallery = Gallery(tmp_path / "gallery.sqlite3")
+    pipeline.gallery, pipeline.tracker, pipeline.landmarks = gallery, Tracker(), "cnn"
+    yield pipeline
+    pipeline.gallery, pipeline.tracker, pipeline.landmarks = saved
+    gallery.close()
+
+
+def enrol_both(pipe) -> None:
+    for name, file in ((LIN, "lin-manuel-miranda.png"), (ALEX, "alex-lacamoire.png")):
+        report = enroll_photos(pipe, name, [shared("video", file)])
+        assert report.created_new and report.samples == 1 and not report.warnings
+
+
+@pytest.fixture(scope="module")
+def clip_run(pipeline, tmp_path_factory):
+    """Enrol both people, run the whole clip headless: (events, summary, run summary,
+    stop reason, labels, raw lines)."""
+    enrol_both(pipeline)
+    path = tmp_path_factory.mktemp("clip") / "ev.jsonl"
+    events = EventsWriter(path)
+    source = VideoFileSource(shared("video", "short_hamilton_clip.mp4"), progress=False)
+    try:
+        summary, stop_reason = run(pipeline, source, events=events)
+    finally:
+        events.close()
+        source.stop()
+    frames, written_summary = scoring.read_events(path)
+    labels = json.loads(shared("video", "short_hamilton_clip.labels.json").read_text())
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frames, written_summary, summary, stop_reason, labels, lines
+
+
+# -- the clip ---------------------------------------------------------------------------
+def test_clip_writes_one_event_per_frame_then_a_summary(clip_run):
+    frames, written, summary, stop_reason, _, lines = clip_run
+    assert stop_reason is None
+    assert len(lines) == CLIP_FRAMES + 1
+    assert [e["frame"] for e in frames] == list(range(CLIP_FRAMES))
+    assert "summary" in json.loads(lines[-1])
+    assert all("summary" not in json.loads(line) for line in lines[:-1])
+    assert written == json.loads(json.dumps(summary))  # the file holds what run() returned
+    assert written["frames"] == CLIP_FRAMES
+
+
+def test_clip_events_follow_the_schema_exactly(clip_run):
+    frames, written, *_ = clip_run
+    fps = 29.97
+    faces_seen = 0
+    for event in frames:
+        assert set(event) == {"frame", "t_ms", "faces"}
+        assert type(event["frame"]) is int
+        assert type(event["t_ms"]) is float
+        assert event["t_ms"] == pytest.approx(event["frame"] * 1000.0 / fps, abs=0.5)
+        assert isinstance(event["faces"], list)
+        for face in event["faces"]:
+            faces_seen += 1
+            assert set(face) == {"box", "track", "name", "similarity", "landmarks"}
+            box = face["box"]
+            assert isinstance(box, list) and len(box) == 4
+            assert all(type(v) is float and math.isfinite(v) for v in box)
+            assert box[2] > box[0] and box[3] > box[1]
+            assert type(face["track"]) is int and face["track"] >= 1
+            assert face["name"] is None or (type(face["name"]) is str and face["name"])
+            assert face["similarity"] is None or type(face["similarity"]) is float
+            if face["name"] is not None:
+                assert face["similarity"] is not None
+            points = face["landmarks"]
+            assert isinstance(points, list) and len(points) == 68
+            assert all(isinstance(p, list) and len(p) == 2 and
+                       all(type(v) is float and math.isfinite(v) for v in p) for p in points)
+    assert faces_seen > 200
+
+    assert {"frames", "fps", "stage_ms"} <= set(written)
+    assert type(written["frames"]) is int
+    assert isinstance(written["fps"], float) and written["fps"] > 0
+    stage_ms = written["stage_ms"]
+    assert {"detect", "landmarks", "track", "embed", "match"} <= set(stage_ms)
+    assert all(isinstance(v, (int, float)) and v >= 0 for v in stage_ms.values())
+
+
+def test_clip_names_the_enrolled_man_and_nobody_else(clip_run):
+    frames, _, _, _, labels, _ = clip_run
+    named = scoring.names_by_frame(frames)
+    rows = {(r["first"], r["last"]): r for r in scoring.score_segments(named, labels)}
+    lin_frames = sum(r["frames"] for r in rows.values() if r["expect"] == LIN)
+    assert lin_frames == 149
+    assert scoring.frames_naming(named, LIN, labels["segments"]) >= 140
+    assert rows[(211, 274)]["named_wrong"] == 0, "an audience face was given a name"
+    assert all(not named.get(i) for i in range(211, 275))
+    assert rows[(20, 81)]["named_wrong"] == 0, "the profile close-up was called Lin-Manuel"
+    assert all(LIN not in named.get(i, set()) for i in range(20, 82))
+    assert rows[(0, 19)]["named_wrong"] == 0 and rows[(82, 210)]["named_wrong"] == 0
+
+
+# -- per-frame behaviour ------------------------------------------------------------------
+class EmbedSpy:
+    def __init__(self, embed):
+        self.embed, self.batches = embed, []
+
+    def __call__(self, crops):
+        self.batches.append(len(crops))
+        return self.embed(crops)
+
+
+def test_faces_of_one_frame_are_embedded_in_one_call(fresh, monkeypatch):
+    enrol_both(fresh)
+    spy = EmbedSpy(fresh.embedder.embed)
+    monkeypatch.setattr(fresh.embedder, "embed", spy)
+    result = fresh.process(Frame(0, two_face_photo(), now_ms()))
+    assert len(result.faces) == 2
+    assert spy.batches == [2]
+    for face in result.faces:
+        assert face.embedding is not None and face.embedding.ndim == 1
+        assert np.linalg.norm(face.embedding) == pytest.approx(1.0, abs=1e-3)
+    by_x = sorted(result.faces, key=lambda f: f.box[0])
+    assert [f.name for f in by_x] == [LIN, ALEX]
+    assert by_x[0].track_id != by_x[1].track_id
+
+
+def test_a_track_is_embedded_when_new_then_reverified_within_15_frames(fresh, monkeypatch):
+    image = photo("lin-manuel-miranda.png")
+    spy = EmbedSpy(fresh.embedder.embed)
+    monkeypatch.setattr(fresh.embedder, "embed", spy)
+    embedded_at, reasons, tracks = [], {}, set()
+    for index in range(20):
+        calls = len(spy.batches)
+        result = fresh.process(Frame(index, image, now_ms()))
+        assert len(result.faces) == 1
+        face = result.faces[0]
+        tracks.add(face.track_id)
+        if len(spy.batches) > calls:
+            embedded_at.append(index)
+            reasons[index] = face.extras["embed_reason"]
+            assert face.embedding is not None
+        else:
+            assert face.embedding is None
+    assert len(tracks) == 1
+    assert embedded_at[0] == 0 and reasons[0] == "new"
+    assert len(embedded_at) >= 2 and embedded_at[1] <= 15
+    assert reasons[embedded_at[1]] == "reverify"
+    assert embedded_at == [0, 15]  # nothing in between: a still face is not re-embedded
+
+
+def test_landmarks_both_keeps_each_models_points_and_their_disagreement(fresh):
+    fresh.landmarks = "both"
+    result = fresh.process(Frame(0, photo("lin-manuel-miranda.png"), now_ms()))
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    sets = face.extras["landmarks"]
+    assert set(sets) == {"cnn", "dlib"}
+    for points in sets.values():
+        assert points.shape == (68, 2) and np.all(np.isfinite(points))
+    assert np.array_equal(face.landmarks, sets["cnn"])
+    assert isinstance(result.disagreement_nme, float)
+    assert 0.0 < result.disagreement_nme < 0.2  # same face: the two models roughly agree
+    assert set(result.landmark_ms_per_face) == {"cnn", "dlib"}
+
+    fresh.landmarks = "cnn"
+    result = fresh.process(Frame(1, photo("lin-manuel-miranda.png"), now_ms()))
+    assert "landmarks" not in result.faces[0].extras and result.disagreement_nme is None
+
+
+def test_sample_of_another_model_is_re_embedded_from_its_crop_and_then_matched(fresh):
+    image = photo("alex-lacamoire.png")
+    result = fresh.process(Frame(0, image, now_ms()))
+    crop = result.faces[0].extras["aligned"]
+    assert crop.shape == (160, 160, 3)
+    # Stored by some other embedder: a vector this pipeline must never compare with.
+    other = "facenet:other-model"
+    fresh.gallery.add_samples(ALEX, np.random.default_rng(0).normal(size=(1, 128)), other,
+                              [crop])
+    fresh.gallery.add_samples("No Crop", np.random.default_rng(1).normal(size=(1, 128)),
+                              other, [None])
+    query = fresh.embed_faces(image, [result.faces[0]])
+    assert fresh.gallery.match(query, fresh.model_id, fresh.threshold) == [(None, None)]
+
+    assert fresh.sync_gallery() == (1, 1)  # Alex re-embedded; the crop-less one cannot be
+    models = {p.name: p.embeddings for p in fresh.gallery.people()}
+    assert models[ALEX] == {other: 1, fresh.model_id: 1}
+    assert models["No Crop"] == {other: 1}
+    [(name, similarity)] = fresh.gallery.match(query, fresh.model_id, fresh.threshold)
+    assert name == ALEX and similarity > 0.9
+
+    fresh.tracker = Tracker()
+    result = fresh.process(Frame(0, image, now_ms()))
+    assert result.faces[0].name == ALEX
+    assert fresh.sync_gallery() == (0, 1)  # nothing left to do

@@ -1,0 +1,225 @@
+"""The window's state machine (``app.ui.Controller``) and view (``compose_view``), driven
+without a window: key codes in, state and pictures out, with the real pipeline."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from app.capture import now_ms
+from app.config import RunConfig
+from app.factory import build_pipeline
+from app.gallery import Gallery
+from app.track import Tracker
+from app.types import Frame
+from app.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_view
+from tests.conftest import shared
+
+
+class Clock:
+    """A clock the test moves by hand (messages expire after a few seconds)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    shared("video", "lin-manuel-miranda.png")
+    folder = tmp_path_factory.mktemp("ui")
+    gallery = Gallery(folder / "unused.sqlite3")
+    pipe = build_pipeline(RunConfig(gallery=folder / "unused.sqlite3", progress=False), gallery)
+    yield pipe
+    pipe.close()
+    gallery.close()
+
+
+@pytest.fixture
+def pipeline(models, tmp_path):
+    """The module's pipeline with an empty gallery, a new tracker and CNN landmarks."""
+    saved = models.gallery
+    gallery = Gallery(tmp_path / "gallery.sqlite3")
+    models.gallery, models.tracker, models.landmarks = gallery, Tracker(), "cnn"
+    yield models
+    models.gallery, models.landmarks = saved, "cnn"
+    gallery.close()
+
+
+@pytest.fixture(scope="module")
+def lin_image():
+    image = cv2.imread(str(shared("video", "lin-manuel-miranda.png")), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+@pytest.fixture
+def controller(pipeline):
+    return Controller(pipeline, clock=Clock())
+
+
+def press(controller, keys, last=None) -> None:
+    for key in keys:
+        controller.handle_key(ord(key) if isinstance(key, str) else key, last)
+
+
+def frame_result(pipeline, image, index=0):
+    return pipeline.process(Frame(index, image, now_ms()))
+
+
+# -- keys ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("key", ["q", "Q", KEY_ESC])
+def test_q_and_esc_quit(controller, key):
+    assert not controller.quit
+    press(controller, [key])
+    assert controller.quit
+
+
+def test_no_key_does_nothing(controller):
+    press(controller, [-1])
+    assert not controller.quit and not controller.paused and controller.pipeline.landmarks == "cnn"
+
+
+def test_l_cycles_cnn_dlib_both(controller, pipeline):
+    seen = [pipeline.landmarks]
+    for _ in range(3):
+        press(controller, ["l"])
+        seen.append(pipeline.landmarks)
+    assert seen == ["cnn", "dlib", "both", "cnn"]
+    assert controller.message == "landmarks: cnn"
+
+
+def test_s_toggles_side_by_side_and_restores_the_mode(controller, pipeline):
+    press(controller, ["l"])
+    assert pipeline.landmarks == "dlib"
+    press(controller, ["s"])
+    assert controller.side_by_side and pipeline.landmarks == "both"
+    press(controller, ["l"])  # refused while side by side
+    assert pipeline.landmarks == "both" and "press s" in controller.message
+    press(controller, ["s"])
+    assert not controller.side_by_side and pipeline.landmarks == "dlib"
+
+
+def test_space_pauses_and_h_toggles_help(controller):
+    press(controller, [" "])
+    assert controller.paused and "paused (space to resume)" in controller.status_lines()
+    press(controller, [" "])
+    assert not controller.paused
+    press(controller, ["h"])
+    assert controller.show_help
+    press(controller, ["h"])
+    assert not controller.show_help
+
+
+def test_e_without_a_face_says_so(controller, pipeline):
+    press(controller, ["e"], None)
+    assert controller.message == "no face to enrol" and controller.prompt is None
+    empty = frame_result(pipeline, np.full((240, 320, 3), 127, np.uint8))
+    assert empty.faces == []
+    press(controller, ["e"], empty)
+    assert controller.message == "no face to enrol" and controller.prompt is None
+    assert controller.enrolment is None
+
+
+def test_name_prompt_takes_every_key_as_text(controller, pipeline, lin_image):
+    result = frame_result(pipeline, lin_image)
+    press(controller, ["e"], result)
+    assert controller.prompt == "" and controller.enrolment is not None
+    assert controller.enrolment.track_id == result.faces[0].track_id
+
+    press(controller, list("Sam qlehu "), result)  # each of these is a command outside it
+    assert controller.prompt == "Sam qlehu "
+    assert not controller.quit and not controller.paused and not controller.show_help
+    assert not controller.side_by_side and pipeline.landmarks == "cnn"
+    assert pipeline.gallery.people() == []  # 'u' did not undo anything either
+    assert any("name: Sam qlehu" in line for line in controller.status_lines())
+
+    press(controller, [KEY_BACKSPACE] * 5, result)
+    assert controller.prompt == "Sam q"
+
+    press(controller, [KEY_ESC], result)  # Esc cancels the prompt instead of quitting
+    assert controller.prompt is None and controller.enrolment is None
+    assert not controller.quit and controller.message == "enrolment cancelled"
+
+
+def test_enter_with_an_empty_name_is_refused(controller, pipeline, lin_image):
+    result = frame_result(pipeline, lin_image)
+    press(controller, ["e", " ", " ", KEY_ENTER], result)
+    assert controller.prompt == "  "  # still asking
+    assert controller.enrolment is not None and controller.enrolment.name is None
+    assert "must not be empty" in controller.message
+    press(controller, [KEY_BACKSPACE, KEY_BACKSPACE, KEY_BACKSPACE, KEY_ENTER], result)
+    assert controller.prompt == "" and controller.enrolment.name is None
+
+
+def test_live_enrolment_stores_five_samples_then_u_undoes_it(controller, pipeline, lin_image):
+    index = 0
+    result = frame_result(pipeline, lin_image, index)
+    controller.after_frame(result)
+    press(controller, ["e"], result)
+    enrolment = controller.enrolment
+    # Frames keep coming while the user types; samples are collected meanwhile.
+    while not enrolment.done:
+        index += 1
+        assert index < 60, f"no 5 samples after {index} frames: {enrolment.status}"
+        result = frame_result(pipeline, lin_image, index)
+        controller.after_frame(result)
+    assert pipeline.gallery.people() == []  # nothing is stored before the name is given
+    assert controller.enrolment is enrolment
+
+    press(controller, list("Lin Q"), result)
+    press(controller, [KEY_ENTER], result)
+    assert controller.prompt is None and enrolment.name == "Lin Q"
+    index += 1
+    result = frame_result(pipeline, lin_image, index)
+    controller.after_frame(result)
+
+    assert controller.enrolment is None
+    people = pipeline.gallery.people()
+    assert [(p.name, p.samples) for p in people] == [("Lin Q", 5)]
+    assert people[0].embeddings == {pipeline.model_id: 5}
+    assert controller.message == "enrolled Lin Q (5 samples)"
+    # the tracker forgot its names: the next frame is matched again, against the new entry
+    index += 1
+    result = frame_result(pipeline, lin_image, index)
+    assert result.faces[0].name == "Lin Q" and result.faces[0].similarity > 0.9
+
+    press(controller, ["u"], result)
+    assert pipeline.gallery.people() == []
+    assert controller.message == "undid the last enrolment of Lin Q"
+    index += 1
+    assert frame_result(pipeline, lin_image, index).faces[0].name is None
+    press(controller, ["u"], result)
+    assert controller.message == "nothing to undo"
+
+
+# -- the view ------------------------------------------------------------------------------
+HUD = {"FPS": "25.0  latency 30 ms  dropped 0", "ms": {"detect": 5.0, "landmarks": 7.5},
+       "models": "blazeface | landmarks:cnn | facenet:int8"}
+
+
+@pytest.mark.parametrize("mode", ["cnn", "both", "side-by-side"])
+def test_compose_view_never_changes_the_frame(controller, pipeline, lin_image, mode):
+    if mode == "side-by-side":
+        press(controller, ["s"])
+    else:
+        pipeline.landmarks = mode
+    image = lin_image.copy()
+    result = frame_result(pipeline, image)
+    assert len(result.faces) == 1
+    press(controller, ["h", "e"], result)  # help panel and a name prompt drawn on top
+    press(controller, list("Al"), result)
+    before = image.copy()
+    for hud in (HUD, None):
+        view = compose_view(result, controller, hud)
+        assert np.array_equal(result.frame.image, before), "compose_view drew on the frame"
+        height, width = image.shape[:2]
+        expected = (height, 2 * width, 3) if mode == "side-by-side" else image.shape
+        assert view.shape == expected and view.dtype == np.uint8
+        assert not np.array_equal(view[:, :width], before)  # something was drawn
+    if mode == "both":
+        assert result.disagreement_nme is not None
+    plain = compose_view(result, None, None)
+    assert plain.shape == image.shape and np.array_equal(result.frame.image, before)
