@@ -71,7 +71,7 @@ class Controller:
             except ValueError as exc:
                 self.say(str(exc))
                 return
-            self.enrolment.name = name
+            self.enrolment.name = typed_name_case(name)
             self.prompt = None
         elif key in (KEY_BACKSPACE, KEY_DELETE):
             self.prompt = self.prompt[:-1]
@@ -157,6 +157,17 @@ class Controller:
         if self.message:
             lines.append(self.message)
         return lines
+
+
+def typed_name_case(name: str) -> str:
+    """A name typed in the window, with each word capitalised when it has no capital at all.
+
+    OpenCV's Qt window (the opencv-python wheel) reports letter keys in lower case whatever
+    Shift says, so "Test Person" typed there arrives as "test person". A name with any
+    capital letter (another GUI backend, or typed on purpose) is kept as typed."""
+    if name != name.lower():
+        return name
+    return " ".join(word[:1].upper() + word[1:] for word in name.split(" "))
 
 
 def compose_view(result: FrameResult, controller: Controller | None,

@@ -1,0 +1,415 @@
+"""The real OpenCV window on a virtual X screen: keys, live enrolment by typing, closing it.
+
+Each test runs ``run_video.py`` in a subprocess, as a user would, on an Xvfb display and
+presses keys with xdotool. Skipped when Xvfb or xdotool is missing (Debian/Ubuntu:
+``apt-get install xvfb xdotool x11-apps``; ``xwd`` only serves the debugging screenshot).
+
+Two ways of sending keys, because OpenCV's Qt window (the opencv-python wheel) treats them
+differently:
+
+* ``xdotool key --window W k`` sends a synthetic event straight to the window. Fine for
+  the one-letter commands, but a key that needs Shift never reaches ``cv2.waitKey``.
+* ``xdotool windowfocus W`` then ``xdotool key/type`` without ``--window`` goes through
+  XTEST, like a physical keyboard. Letters then arrive in lower case whatever Shift says
+  (OpenCV's Qt backend), which is why a name typed in the window is capitalised by the app
+  (``app.ui.typed_name_case``). ``windowfocus`` works without a window manager;
+  ``windowactivate`` does not.
+
+Closing the window the way a window manager's close button does (a WM_DELETE_WINDOW
+client message) is sent with libX11 through ctypes: ``xdotool windowclose`` destroys the
+X window behind Qt's back, which no real desktop does, and ``windowkill`` cuts the app's
+X connection, after which Qt ends the process at once (exit 1, unplayable mp4).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import math
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.sinks import WINDOW_TITLE
+from tests.conftest import REPO_ROOT, shared
+
+_MISSING = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.skipif(bool(_MISSING), reason=f"{' and '.join(_MISSING)} not installed "
+                       f"(apt-get install xvfb xdotool x11-apps) - no virtual screen for the "
+                       f"OpenCV window"),
+]
+
+WINDOW_WAIT_S = 90.0     # model loading (TensorFlow) comes before the window opens
+EXIT_WAIT_S = 10.0       # after q / closing / Ctrl-C
+TYPE_DELAY_MS = 200      # between typed keys: cv2.waitKey keeps one key per frame
+
+
+# -- the virtual screen --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def display(tmp_path_factory):
+    """A fresh Xvfb on a free display number (Xvfb picks it: -displayfd)."""
+    log = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
+    read_fd, write_fd = os.pipe()
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x900x24",
+             "-nolisten", "tcp"],
+            pass_fds=(write_fd,), stdout=log_file, stderr=subprocess.STDOUT)
+    os.close(write_fd)
+    number = b""
+    deadline = time.monotonic() + 15
+    while not number.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([read_fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                break  # Xvfb exited
+            number += chunk
+    os.close(read_fd)
+    if not number.strip().isdigit():
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"Xvfb did not start: {log.read_text(errors='replace')[-1000:]}")
+    name = f":{number.decode().strip()}"
+    yield name
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- the app -----------------------------------------------------------------------------
+class App:
+    """``run_video.py`` in a window on ``display``; stdout and stderr go to files."""
+
+    def __init__(self, display: str, workdir: Path, source: Path, *args: str):
+        self.display = display
+        self.events = workdir / "events.jsonl"
+        self.out_path, self.err_path = workdir / "app.out", workdir / "app.err"
+        env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+        env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", TF_CPP_MIN_LOG_LEVEL="2",
+                   PYTHONUNBUFFERED="1")
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO_ROOT / "run_video.py"), "--source", str(source),
+                 "--events", str(self.events), "--no-progress", *args],
+                cwd=REPO_ROOT, env=env, stdout=out, stderr=err,
+                # Ctrl-C must raise KeyboardInterrupt even when pytest runs where SIGINT
+                # is ignored (a background job), which a child would otherwise inherit.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.window: str | None = None
+
+    # output
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def tail(self) -> str:
+        err = [line for line in self.err_path.read_text(errors="replace").splitlines()
+               if "XGetInputFocus" not in line]
+        return (f"exit code {self.proc.poll()}\n--- stdout:\n{self.stdout[-2000:]}\n"
+                f"--- stderr:\n" + "\n".join(err)[-2000:])
+
+    def event_lines(self) -> int:
+        try:
+            return self.events.read_bytes().count(b"\n")
+        except FileNotFoundError:
+            return 0
+
+    # waiting
+    def wait_for(self, check, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if self.proc.poll() is not None:
+                pytest.fail(f"the app ended while waiting for {what}\n{self.tail()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {what} after {timeout:.0f} s\n{self.tail()}")
+            time.sleep(0.05)
+
+    def wait_window(self) -> str:
+        """The window's X id, once it is there and frames are flowing through it."""
+        def found() -> bool:
+            ids = self.xdotool("search", "--name", f"^{WINDOW_TITLE}$").stdout.split()
+            self.window = ids[0] if ids else None
+            return self.window is not None
+        self.wait_for(found, WINDOW_WAIT_S, f"window named {WINDOW_TITLE!r}")
+        self.wait_for(lambda: self.event_lines() >= 3, 30, "frames in the window")
+        return self.window
+
+    def wait_exit(self, timeout: float = EXIT_WAIT_S) -> float:
+        start = time.monotonic()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"the app did not exit within {timeout:.0f} s\n{self.tail()}")
+        return time.monotonic() - start
+
+    # input
+    def xdotool(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=20,
+                              env={**os.environ, "DISPLAY": self.display})
+
+    def key(self, *keys: str) -> None:
+        """Synthetic key events straight to the window (one-letter commands)."""
+        for key in keys:
+            done = self.xdotool("key", "--window", self.window, key)
+            assert done.returncode == 0, done.stderr
+            time.sleep(0.15)
+
+    def type_text(self, text: str) -> None:
+        """Keys as from a keyboard (XTEST) into the focused window, at typing speed."""
+        done = self.xdotool("windowfocus", "--sync", self.window)
+        assert done.returncode == 0, done.stderr
+        done = self.xdotool("type", "--delay", str(TYPE_DELAY_MS), text)
+        assert done.returncode == 0, done.stderr
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def launch(display, tmp_path):
+    apps: list[App] = []
+
+    def start(source: Path, *args: str) -> App:
+        app = App(display, tmp_path, source, *args)
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def still_video(tmp_path_factory) -> Path:
+    """~20 s at 30 FPS of one portrait with a slight drift: a face that stays in view long
+    enough to type a name (the Hamilton clip plays in ~3-4 s)."""
+    image = cv2.imread(str(shared("video", "lin-manuel-miranda.png")), cv2.IMREAD_COLOR)
+    assert image is not None
+    height, width = image.shape[:2]
+    path = tmp_path_factory.mktemp("still") / "still.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+    assert writer.isOpened()
+    for i in range(600):
+        shift = np.float32([[1, 0, 4 * math.sin(i / 7)], [0, 1, 3 * math.cos(i / 11)]])
+        writer.write(cv2.warpAffine(image, shift, (width, height),
+                                    borderMode=cv2.BORDER_REPLICATE))
+    writer.release()
+    return path
+
+
+def hamilton() -> Path:
+    return shared("video", "short_hamilton_clip.mp4")
+
+
+# -- tests -----------------------------------------------------------------------------------
+def test_keys_help_landmarks_pause_resume_quit(launch, tmp_path):
+    app = launch(hamilton(), "--gallery", str(tmp_path / "gallery.db"))
+    app.wait_window()
+
+    app.key("h")
+    time.sleep(0.2)
+    screenshot(app, tmp_path / "help.png")
+
+    app.key("l")
+    app.wait_for(lambda: "landmarks: dlib" in app.stdout, 5, "'landmarks: dlib' after l")
+
+    app.key("space")
+    time.sleep(0.4)  # the frame in hand when the key came is still written
+    paused_at = app.event_lines()
+    time.sleep(0.8)
+    assert app.proc.poll() is None, f"the clip ended before it was paused\n{app.tail()}"
+    assert app.event_lines() == paused_at, "frames kept coming after space (pause)"
+
+    app.key("space")
+    app.wait_for(lambda: app.event_lines() > paused_at, 5, "frames after space (resume)")
+
+    app.key("q")
+    took = app.wait_exit()
+    out = app.stdout
+    assert app.proc.returncode == 0, app.tail()
+    assert took < EXIT_WAIT_S
+    assert "frames:" in out, app.tail()
+    assert "stopped: quit" in out, f"q did not stop it (did the clip end first?)\n{app.tail()}"
+    print(f"\n[gui] q -> exit in {took:.2f} s")
+
+
+def test_live_enrolment_typed_in_the_window(launch, tmp_path, still_video):
+    gallery = tmp_path / "gallery.db"
+    app = launch(still_video, "--gallery", str(gallery))
+    app.wait_window()
+
+    app.key("e")
+    time.sleep(0.3)
+    # Typed with Shift, as a person would; the Qt window hands the app "test person".
+    app.type_text("Test Person")
+    app.type_text("\n")
+    app.wait_for(lambda: "enrolled " in app.stdout or "enrolment failed" in app.stdout,
+                 20, "the live enrolment to finish")
+    assert "enrolled Test Person (5 samples)" in app.stdout, app.tail()
+
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+    assert "stopped: quit" in app.stdout, app.tail()
+
+    listed = subprocess.run([sys.executable, "-m", "app", "people", "--gallery", str(gallery),
+                             "list"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == ["Test Person\t5 sample(s)"], listed.stdout
+
+
+def test_closing_the_window_finalises_video_and_events(launch, tmp_path, display):
+    output = tmp_path / "annotated.mp4"
+    app = launch(hamilton(), "--gallery", str(tmp_path / "gallery.db"), "--output", str(output))
+    window = app.wait_window()
+    app.wait_for(lambda: app.event_lines() >= 10, 10, "10 frames")
+
+    problem = send_wm_delete_window(display, int(window))
+    if problem:
+        pytest.skip(f"cannot close the window like a window manager would: {problem} "
+                    f"(test_ctrl_c_finalises_video_and_events covers the outputs)")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+    assert "stopped: window closed" in app.stdout, app.tail()
+    assert_finalised(app, output)
+
+
+def test_ctrl_c_finalises_video_and_events(launch, tmp_path):
+    output = tmp_path / "annotated.mp4"
+    app = launch(hamilton(), "--gallery", str(tmp_path / "gallery.db"), "--output", str(output))
+    app.wait_window()
+    app.wait_for(lambda: app.event_lines() >= 10, 10, "10 frames")
+
+    app.proc.send_signal(signal.SIGINT)
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+    assert "stopped: interrupted (Ctrl-C)" in app.stdout, app.tail()
+    assert_finalised(app, output)
+
+
+# -- helpers -------------------------------------------------------------------------------
+def assert_finalised(app: App, output: Path) -> None:
+    """The events file ends with a summary that counts its frame lines, and the mp4 is
+    playable with exactly that many frames (a file not finalised has no index)."""
+    lines = app.events.read_text().splitlines()
+    summary = json.loads(lines[-1]).get("summary")
+    assert summary is not None, f"last events line is not a summary: {lines[-1][:200]}"
+    frames = summary["frames"]
+    assert 0 < frames == len(lines) - 1
+    assert all("frame" in json.loads(line) for line in lines[:-1])
+    assert "stopped:" in app.stdout and f"frames: {frames}" in app.stdout, app.tail()
+
+    capture = cv2.VideoCapture(str(output))
+    try:
+        assert capture.isOpened(), f"{output} cannot be opened (not finalised?)"
+        read = 0
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            read += 1
+            assert image.shape == (360, 640, 3)
+    finally:
+        capture.release()
+    assert read == frames, f"{output}: {read} frames readable, {frames} processed"
+
+
+def send_wm_delete_window(display: str, window: int) -> str | None:
+    """What a window manager's close button sends (ICCCM WM_DELETE_WINDOW); None when sent,
+    else why it could not be."""
+    library = ctypes.util.find_library("X11")
+    if not library:
+        return "libX11 not found"
+    x11 = ctypes.CDLL(library)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XInternAtom.restype = ctypes.c_ulong
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long,
+                               ctypes.c_void_p]
+    x11.XFlush.argtypes = [ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong),
+                    ("send_event", ctypes.c_int), ("display", ctypes.c_void_p),
+                    ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                    ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+
+    class XEvent(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    connection = x11.XOpenDisplay(display.encode())
+    if not connection:
+        return f"XOpenDisplay({display}) failed"
+    try:
+        event = XEvent()
+        event.xclient.type = 33  # ClientMessage
+        event.xclient.window = window
+        event.xclient.message_type = x11.XInternAtom(connection, b"WM_PROTOCOLS", 0)
+        event.xclient.format = 32
+        event.xclient.data[0] = x11.XInternAtom(connection, b"WM_DELETE_WINDOW", 0)
+        if not x11.XSendEvent(connection, window, 0, 0, ctypes.byref(event)):
+            return "XSendEvent failed"
+        x11.XFlush(connection)
+    finally:
+        x11.XCloseDisplay(connection)
+    return None
+
+
+def screenshot(app: App, png: Path) -> None:
+    """``xwd -root`` of the screen, the window cut out as a PNG (a debugging aid only:
+    ImageMagick is not needed, XWD's ZPixmap is read here)."""
+    if shutil.which("xwd") is None:
+        print("\n[gui] no xwd: no screenshot")
+        return
+    xwd = png.with_suffix(".xwd")
+    subprocess.run(["xwd", "-root", "-silent", "-out", str(xwd)], timeout=20,
+                   env={**os.environ, "DISPLAY": app.display}, check=True)
+    try:
+        image = read_xwd(xwd.read_bytes())
+        geometry = dict(line.split("=", 1) for line in app.xdotool(
+            "getwindowgeometry", "--shell", app.window).stdout.split())
+        x, y = int(geometry["X"]), int(geometry["Y"])
+        w, h = int(geometry["WIDTH"]), int(geometry["HEIGHT"])
+        window = image[y:y + h, x:x + w]
+        cv2.imwrite(str(png), window)
+        print(f"\n[gui] screenshot after h: {png}")
+        assert window.size and window.std() > 5, "the window shows a flat picture"
+    except (KeyError, ValueError, struct.error) as exc:
+        print(f"\n[gui] screenshot kept as {xwd} (not converted: {exc})")
+
+
+def read_xwd(data: bytes) -> np.ndarray:
+    fields = struct.unpack(">25I", data[:100])
+    header, width, height = fields[0], fields[4], fields[5]
+    byte_order, bits, stride, colours = fields[7], fields[11], fields[12], fields[19]
+    if fields[2] != 2 or bits not in (24, 32):
+        raise ValueError(f"XWD format {fields[2]} at {bits} bits per pixel")
+    step = bits // 8
+    rows = np.frombuffer(data, np.uint8, count=stride * height, offset=header + 12 * colours)
+    pixels = rows.reshape(height, stride)[:, :width * step].reshape(height, width, step)
+    if byte_order:  # MSBFirst: xRGB / RGB
+        pixels = pixels[:, :, ::-1]
+    return np.ascontiguousarray(pixels[:, :, :3])
