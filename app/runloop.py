@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -126,6 +126,48 @@ class _Terminate(Exception):
     """SIGTERM, turned into an exception so outputs are finalised as on Ctrl-C."""
 
 
+class _StopSignals:
+    """Ctrl-C and SIGTERM as exceptions (KeyboardInterrupt, :class:`_Terminate`), held back
+    while one frame is being recorded (:meth:`recording`): the video, the events file and
+    the summary then always hold the same frames. A second signal while one is held acts
+    at once. Only on the main thread; Ctrl-C is left alone where it is not Python's
+    default (ignored, or someone else's handler)."""
+
+    def __init__(self):
+        self._previous: dict[int, object] = {}
+        self._holding = False
+        self._pending: BaseException | None = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handle)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    @contextmanager
+    def recording(self):
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            raise pending
+
+    def _handle(self, signum, frame):
+        exc = KeyboardInterrupt() if signum == signal.SIGINT else _Terminate()
+        if not self._holding or self._pending is not None:
+            raise exc
+        self._pending = exc
+
+
 def run(pipeline: Pipeline, source, *, window: Window | None = None,
         video: VideoSink | None = None, events: EventsWriter | None = None,
         max_frames: int | None = None, side_by_side: bool = False,
@@ -140,9 +182,10 @@ def run(pipeline: Pipeline, source, *, window: Window | None = None,
     first_ts: float | None = None
     last: FrameResult | None = None
     stop_reason = None
-    previous = signal.signal(signal.SIGTERM, _raise_terminate) \
-        if threading.current_thread() is threading.main_thread() else None
+    signals = _StopSignals()
     with ExitStack() as stack:
+        signals.install()
+        stack.callback(signals.restore)
         # Files may be read ahead (smooths jitter); a live camera is read as late as possible.
         reader = DetectAhead(source, pipeline.detect,
                              depth=1 if getattr(source, "is_live", False) else 3)
@@ -163,28 +206,29 @@ def run(pipeline: Pipeline, source, *, window: Window | None = None,
                     break
                 frame, detections, detect_ms = item
                 result = pipeline.process(frame, detections, detect_ms)
-                controller.after_frame(result)
-                if first_ts is None:
-                    first_ts = frame.timestamp_ms
-                t_ms = frame.index * 1000.0 / fps if fps else frame.timestamp_ms - first_ts
-                if window is not None or video is not None:
-                    start = time.perf_counter()
-                    view = compose_view(result, controller,
-                                        _hud(stats, source, pipeline, models))
-                    result.stage_ms["render"] = (time.perf_counter() - start) * 1000
-                    if video is not None:
-                        video.write(view)
-                    if window is not None:
-                        window.show(view)
-                        controller.handle_key(window.key(1), result)
-                        if window.closed:
-                            stop_reason = "window closed"
-                if events is not None:
-                    events.write(result, t_ms)
-                stats.add(result, now_ms() - frame.timestamp_ms)
-                if on_result is not None:
-                    on_result(result)
-                last = result
+                with signals.recording():  # a Ctrl-C now stops after this frame
+                    controller.after_frame(result)
+                    if first_ts is None:
+                        first_ts = frame.timestamp_ms
+                    t_ms = frame.index * 1000.0 / fps if fps else frame.timestamp_ms - first_ts
+                    if window is not None or video is not None:
+                        start = time.perf_counter()
+                        view = compose_view(result, controller,
+                                            _hud(stats, source, pipeline, models))
+                        result.stage_ms["render"] = (time.perf_counter() - start) * 1000
+                        if video is not None:
+                            video.write(view)
+                        if window is not None:
+                            window.show(view)
+                            controller.handle_key(window.key(1), result)
+                            if window.closed:
+                                stop_reason = "window closed"
+                    if events is not None:
+                        events.write(result, t_ms)
+                    stats.add(result, now_ms() - frame.timestamp_ms)
+                    if on_result is not None:
+                        on_result(result)
+                    last = result
                 if stop_reason:
                     break
                 if max_frames is not None and stats.frames >= max_frames:
@@ -193,19 +237,12 @@ def run(pipeline: Pipeline, source, *, window: Window | None = None,
             stop_reason = "interrupted (Ctrl-C)"
         except _Terminate:
             stop_reason = "terminated (SIGTERM)"
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
     if controller.quit:
         stop_reason = "quit"
     summary = stats.summary(dropped=getattr(source, "dropped", 0))
     if events is not None:
         events.write_summary(summary)
     return summary, stop_reason
-
-
-def _raise_terminate(signum, frame):
-    raise _Terminate()
 
 
 def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> dict:
