@@ -6,6 +6,7 @@ Tests that need it skip with a clear reason when the folder is absent
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,20 @@ def shared(*parts: str) -> Path:
 @pytest.fixture
 def shared_data():
     return shared
+
+
+@contextmanager
+def built_pipeline(gallery_path: Path):
+    """The app's default pipeline (real models) over a gallery at ``gallery_path``,
+    closed afterwards; module fixtures wrap it so models load once per module."""
+    from app.config import RunConfig
+    from app.factory import build_pipeline
+    from app.gallery import Gallery
+
+    gallery = Gallery(gallery_path)
+    pipe = build_pipeline(RunConfig(gallery=gallery_path, progress=False), gallery)
+    try:
+        yield pipe
+    finally:
+        pipe.close()
+        gallery.close()

@@ -280,16 +280,10 @@ class SlowScreen:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    from app.config import RunConfig
-    from app.factory import build_pipeline
-    from app.gallery import Gallery
+    from tests.conftest import built_pipeline
 
-    folder = tmp_path_factory.mktemp("camera-run")
-    gallery = Gallery(folder / "gallery.sqlite3")
-    pipe = build_pipeline(RunConfig(gallery=folder / "gallery.sqlite3", progress=False), gallery)
-    yield pipe
-    pipe.close()
-    gallery.close()
+    with built_pipeline(tmp_path_factory.mktemp("camera-run") / "gallery.sqlite3") as pipe:
+        yield pipe
 
 
 def test_camera_through_the_main_loop_shows_fresh_frames_once_and_counts_drops(pipeline,

@@ -14,15 +14,13 @@ import pytest
 
 from app import scoring
 from app.capture import VideoFileSource, now_ms
-from app.config import RunConfig
 from app.enroll import enroll_photos
-from app.factory import build_pipeline
 from app.gallery import Gallery
 from app.runloop import run
 from app.sinks import EventsWriter
 from app.track import Tracker
 from app.types import Frame
-from tests.conftest import shared
+from tests.conftest import built_pipeline, shared
 
 LIN, ALEX = "Lin-Manuel Miranda", "Alex Lacamoire"
 CLIP_FRAMES = 275
@@ -46,12 +44,8 @@ def two_face_photo() -> np.ndarray:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     shared("video", "short_hamilton_clip.mp4")  # skip the module early without the data
-    folder = tmp_path_factory.mktemp("pipeline")
-    gallery = Gallery(folder / "gallery.sqlite3")
-    pipe = build_pipeline(RunConfig(gallery=folder / "gallery.sqlite3", progress=False), gallery)
-    yield pipe
-    pipe.close()
-    gallery.close()
+    with built_pipeline(tmp_path_factory.mktemp("pipeline") / "gallery.sqlite3") as pipe:
+        yield pipe
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 
 from app.capture import now_ms
-from app.config import RunConfig
-from app.factory import build_pipeline
 from app.gallery import Gallery
 from app.track import Tracker
 from app.types import Frame
 from app.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_view
-from tests.conftest import shared
+from tests.conftest import built_pipeline, shared
 
 
 class Clock:
@@ -29,12 +27,8 @@ class Clock:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     shared("video", "lin-manuel-miranda.png")
-    folder = tmp_path_factory.mktemp("ui")
-    gallery = Gallery(folder / "unused.sqlite3")
-    pipe = build_pipeline(RunConfig(gallery=folder / "unused.sqlite3", progress=False), gallery)
-    yield pipe
-    pipe.close()
-    gallery.close()
+    with built_pipeline(tmp_path_factory.mktemp("ui") / "unused.sqlite3") as pipe:
+        yield pipe
 
 
 @pytest.fixture
