@@ -67,7 +67,28 @@ def describe_source(source: int | str) -> str:
     return "camera " + re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", str(source))
 
 
-class CameraSource:
+class _SourceBase:
+    """The protocol every source shares: ``with source:`` starts and stops it, ``close``
+    is ``stop``, iterating yields frames until ``read()`` returns None. Subclasses
+    provide ``start``, ``stop`` and ``read``; a live source overrides ``is_live``."""
+
+    is_live = False
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+
+class CameraSource(_SourceBase):
     """Live camera read on its own thread; ``read()`` always serves the newest frame.
 
     ``source`` is a device index (``0``), a device path (``/dev/video2``) or a stream
@@ -136,13 +157,6 @@ class CameraSource:
                 return
         self._release()
 
-    close = stop
-
-    def __enter__(self) -> "CameraSource":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
@@ -168,9 +182,7 @@ class CameraSource:
             frame, self._slot = self._slot, None
             return frame
 
-    @property
-    def is_live(self) -> bool:
-        return True
+    is_live = True
 
     # -- capture thread ------------------------------------------------------------
     def _open(self):
@@ -251,7 +263,7 @@ class CameraSource:
             cap.release()
 
 
-class VideoFileSource:
+class VideoFileSource(_SourceBase):
     """Every frame of a video file, in order, then ``None``.
 
     Raises FileNotFoundError if ``path`` does not exist and ValueError (naming the
@@ -310,22 +322,6 @@ class VideoFileSource:
             self._bar.close()
             self._bar = None
 
-    close = stop
-
-    def __enter__(self) -> "VideoFileSource":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def __iter__(self) -> Iterator[Frame]:
-        while (frame := self.read()) is not None:
-            yield frame
-
-    @property
-    def is_live(self) -> bool:
-        return False
-
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next frame in order; ``None`` at the end (or on timeout, with ``ended`` False)."""
         if self._stop.is_set() or (self.ended and self._thread is None):
@@ -372,7 +368,7 @@ class VideoFileSource:
         return False
 
 
-class ImageSource:
+class ImageSource(_SourceBase):
     """One photo served once as frame 0, then ``None``."""
 
     def __init__(self, path: str | Path):
@@ -394,22 +390,6 @@ class ImageSource:
 
     def stop(self) -> None:
         self.ended = True
-
-    close = stop
-
-    def __enter__(self) -> "ImageSource":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def __iter__(self) -> Iterator[Frame]:
-        while (frame := self.read()) is not None:
-            yield frame
-
-    @property
-    def is_live(self) -> bool:
-        return False
 
     def read(self, timeout: float | None = None) -> Frame | None:
         if self.ended:
