@@ -2,6 +2,10 @@
 optionally against face_recognition (dlib HOG + ResNet) on the same frames, alternating
 A B A B in one process. Prints one JSON line.
 
+``--realtime`` plays the file through the camera path instead (frames arrive at the file's
+frame rate; those a busy consumer did not take are dropped, as with a webcam) and adds
+capture->display latency p50/p95 and dropped frames for each side.
+
 People to enrol come from ``--enroll NAME=PHOTO`` or, when absent, from the clip's
 ``<video stem>.labels.json`` ("enroll" map, photos next to the video). With a labels
 file the naming is also scored per labelled segment.
@@ -16,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 PEER_TOLERANCE = 0.6      # face_recognition's default compare_faces tolerance
@@ -24,26 +27,37 @@ PEER_UPSAMPLE = 1         # face_locations' default
 
 
 def main(args) -> int:
-    video = Path(args.source)
+    print(json.dumps(measure(args.source, gallery=args.gallery, enroll=args.enroll, vs=args.vs,
+                             repeat=args.repeat, embedder=args.embedder,
+                             realtime=args.realtime)))
+    return 0
+
+
+def measure(source: str | Path, *, gallery: str | Path | None = None,
+            enroll: list[str] | None = None, vs: str | None = None, repeat: int = 3,
+            embedder: str = "int8", realtime: bool = False) -> dict:
+    """What ``main`` prints: see the module docstring (``make results`` calls it too)."""
+    video = Path(source)
     if not video.is_file():
         raise FileNotFoundError(f"video not found: {video}")
+    if repeat < 1:
+        raise ValueError(f"--repeat must be at least 1, got {repeat}")
     labels = _labels(video)
-    people = _people(args.enroll, labels, video)
+    people = _people(enroll, labels, video)
     results: dict[str, list[dict]] = {"ours": []}
     with tempfile.TemporaryDirectory() as tmp:
-        gallery = Path(args.gallery) if args.gallery else Path(tmp) / "gallery.sqlite3"
-        if not args.gallery:
-            _enrol_ours(people, gallery, args.embedder)
-        peer = _Peer(people) if args.vs == "face_recognition" else None
+        gallery_path = Path(gallery) if gallery else Path(tmp) / "gallery.sqlite3"
+        if not gallery:
+            _enrol_ours(people, gallery_path, embedder)
+        peer = _Peer(people) if vs == "face_recognition" else None
         if peer:
             results["face_recognition"] = []
-        for i in range(args.repeat):
-            results["ours"].append(_run_ours(video, gallery, args.embedder, Path(tmp) / f"{i}.jsonl",
-                                             labels))
+        for i in range(repeat):
+            results["ours"].append(_run_ours(video, gallery_path, embedder,
+                                             Path(tmp) / f"{i}.jsonl", labels, realtime))
             if peer:
-                results["face_recognition"].append(peer.run(video, labels))
-    print(json.dumps(_summarise(results, labels)))
-    return 0
+                results["face_recognition"].append(peer.run(video, labels, realtime))
+    return _summarise(results, realtime)
 
 
 # -- ours ---------------------------------------------------------------------------------
@@ -63,8 +77,7 @@ def _enrol_ours(people: dict[str, Path], gallery: Path, embedder: str) -> None:
 
 
 def _run_ours(video: Path, gallery_path: Path, embedder: str, events_path: Path,
-              labels: dict | None) -> dict:
-    from app.capture import VideoFileSource
+              labels: dict | None, realtime: bool) -> dict:
     from app.config import RunConfig
     from app.factory import build_pipeline
     from app.gallery import Gallery
@@ -76,7 +89,7 @@ def _run_ours(video: Path, gallery_path: Path, embedder: str, events_path: Path,
     with Gallery(gallery_path) as gallery:
         pipeline = build_pipeline(RunConfig(source=str(video), gallery=gallery_path,
                                             embedder=embedder), gallery)
-        source = VideoFileSource(video, progress=False).start()
+        source = _open_video(video, realtime)
         events = EventsWriter(events_path)
         first_frame = {}
 
@@ -93,7 +106,16 @@ def _run_ours(video: Path, gallery_path: Path, embedder: str, events_path: Path,
     named = names_by_frame(frames)
     return {"fps": summary["fps"], "stage_ms": summary["stage_ms"], "frames": summary["frames"],
             "first_frame_s": round(first_frame.get("s", float("nan")), 2),
-            "peak_rss_mb": round(_peak_rss_mb(), 1), "named": _named(named, labels)}
+            "peak_rss_mb": round(_peak_rss_mb(), 1), "named": _named(named, labels),
+            "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"]}
+
+
+def _open_video(video: Path, realtime: bool):
+    """Every frame as fast as the consumer takes them, or (realtime) the camera path: frames
+    at the file's frame rate, the ones not taken in time dropped. Started."""
+    from app.capture import VideoFileSource, realtime_video
+
+    return (realtime_video(video) if realtime else VideoFileSource(video, progress=False)).start()
 
 
 # -- face_recognition ------------------------------------------------------------------------
@@ -117,31 +139,36 @@ class _Peer:
             encodings.append(found[0])
         self.known = np.stack(encodings)
 
-    def run(self, video: Path, labels: dict | None) -> dict:
-        fr = self._fr
-        cap = cv2.VideoCapture(str(video))
-        named, times, index = {}, [], 0
+    def run(self, video: Path, labels: dict | None, realtime: bool = False) -> dict:
+        from app.capture import now_ms
+        from app.runloop import latency_summary
+
+        named, times, latencies = {}, [], []
         start = time.perf_counter()
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            rgb = np.ascontiguousarray(frame[:, :, ::-1])
-            locations = fr.face_locations(rgb, number_of_times_to_upsample=PEER_UPSAMPLE)
-            names = set()
-            for encoding in fr.face_encodings(rgb, locations):
-                distances = fr.face_distance(self.known, encoding)
-                best = int(np.argmin(distances))
-                if distances[best] <= PEER_TOLERANCE:
-                    names.add(self.names[best])
-            named[index] = names
-            index += 1
-            times.append(time.perf_counter())
-        cap.release()
+        source = _open_video(video, realtime)
+        try:
+            for frame in source:
+                named[frame.index] = self._names(np.ascontiguousarray(frame.image[:, :, ::-1]))
+                times.append(time.perf_counter())
+                latencies.append(now_ms() - frame.timestamp_ms)
+        finally:
+            source.stop()
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-        return {"fps": round(fps, 2), "frames": index,
+        return {"fps": round(fps, 2), "frames": len(named),
                 "seconds": round(time.perf_counter() - start, 1),
-                "named": _named(named, labels)}
+                "named": _named(named, labels), "dropped": getattr(source, "dropped", 0),
+                "latency_ms": latency_summary(latencies) if latencies else None}
+
+    def _names(self, rgb: np.ndarray) -> set[str]:
+        fr = self._fr
+        locations = fr.face_locations(rgb, number_of_times_to_upsample=PEER_UPSAMPLE)
+        names = set()
+        for encoding in fr.face_encodings(rgb, locations):
+            distances = fr.face_distance(self.known, encoding)
+            best = int(np.argmin(distances))
+            if distances[best] <= PEER_TOLERANCE:
+                names.add(self.names[best])
+        return names
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -182,8 +209,8 @@ def _named(named: dict[int, set[str]], labels: dict | None) -> dict:
     return out
 
 
-def _summarise(results: dict[str, list[dict]], labels: dict | None) -> dict:
-    out = {"machine": _machine()}
+def _summarise(results: dict[str, list[dict]], realtime: bool = False) -> dict:
+    out = {"machine": machine(), "realtime": realtime}
     for who, runs in results.items():
         fps = [r["fps"] for r in runs]
         entry = {"fps_median": round(statistics.median(fps), 2), "fps_runs": fps,
@@ -193,11 +220,26 @@ def _summarise(results: dict[str, list[dict]], labels: dict | None) -> dict:
                       for k in runs[0]["stage_ms"]}
             entry.update(stage_ms=stages, peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
                          first_frame_s=runs[0]["first_frame_s"], frames=runs[0]["frames"])
+        if realtime:  # only here is the latency what a viewer sees (files are read ahead)
+            entry.update(_realtime(runs))
         out[who] = entry
-    if "face_recognition" in out and out["face_recognition"]["fps_median"] > 0:
+    # Played in real time ours is capped at the file's frame rate: no throughput ratio then.
+    if not realtime and "face_recognition" in out and out["face_recognition"]["fps_median"] > 0:
         out["fps_ratio"] = round(out["ours"]["fps_median"]
                                  / out["face_recognition"]["fps_median"], 1)
     return out
+
+
+def _realtime(runs: list[dict]) -> dict:
+    """Medians over runs of latency p50/p95, frames shown and frames dropped."""
+    def median(values):
+        return round(statistics.median(values), 1)
+
+    latency = [r["latency_ms"] for r in runs if r["latency_ms"]]
+    return {"latency_ms": {"p50": median([l["median"] for l in latency]),
+                           "p95": median([l["p95"] for l in latency])} if latency else None,
+            "shown": median([r["frames"] for r in runs]),
+            "dropped": median([r["dropped"] for r in runs])}
 
 
 def _peak_rss_mb() -> float:
@@ -205,7 +247,16 @@ def _peak_rss_mb() -> float:
     return peak / 1024 / (1024 if sys.platform == "darwin" else 1)
 
 
-def _machine() -> str:
+def machine() -> str:
+    """CPU model (from /proc/cpuinfo where there is one), architecture, cores, OS."""
     import os
     import platform
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    return f"{model}, {platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"

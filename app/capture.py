@@ -16,6 +16,10 @@ yields frames until it ends.
 * :class:`VideoFileSource` decodes every frame, in order, on a reader thread that
   stays at most ``queue_size`` frames ahead, with a progress bar on stderr.
 * :class:`ImageSource` serves one photo once.
+* :func:`realtime_video` plays a video file through the camera path: a
+  :class:`CameraSource` over :class:`PacedVideoCapture`, which hands frames over at the
+  file's own frame rate, so a slow consumer loses frames as it would with a camera
+  (``python -m app bench --realtime``).
 
 ``Frame.timestamp_ms`` is on the :func:`now_ms` clock (``time.monotonic``), so a caller
 measures capture->display latency as ``now_ms() - frame.timestamp_ms``. For a camera it
@@ -211,7 +215,8 @@ class CameraSource(_SourceBase):
                 if self._stop.is_set():
                     break
                 if not ok or image is None:
-                    if not self._reconnect():
+                    # A file played as a camera has simply ended; nothing to reconnect.
+                    if getattr(self._cap, "finished", False) or not self._reconnect():
                         break
                     continue
                 self._publish(image)
@@ -261,6 +266,66 @@ class CameraSource(_SourceBase):
             cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
+
+
+class FrameClock:
+    """A camera's shutter: :meth:`wait` returns once per ``1/fps`` s. A caller that falls
+    more than a period behind restarts the schedule rather than getting a burst of ticks."""
+
+    def __init__(self, fps: float):
+        if not fps or fps <= 0:
+            raise ValueError(f"frame rate must be positive, got {fps!r}")
+        self.period = 1.0 / fps
+        self._next = time.monotonic()
+
+    def wait(self) -> None:
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next = max(self._next + self.period, time.monotonic() - self.period)
+
+
+class PacedVideoCapture:
+    """A video file that behaves like a camera device for :class:`CameraSource`:
+    ``read()`` hands each frame over on the file's frame rate (``fps`` overrides it).
+    ``finished`` turns True at the end of the file, so the source ends instead of
+    reconnecting. Raises FileNotFoundError / ValueError (naming the path) up front."""
+
+    def __init__(self, path: str | Path, fps: float | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"video file not found: {self.path}")
+        self._cap = cv2.VideoCapture(str(self.path))
+        self.fps = fps or self._cap.get(cv2.CAP_PROP_FPS)
+        if not self._cap.isOpened() or not self.fps or self.fps <= 0:
+            self._cap.release()
+            raise ValueError(f"cannot play video {self.path} in real time: OpenCV cannot "
+                             f"open it or it has no frame rate")
+        self._clock = FrameClock(self.fps)
+        self.finished = False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self._cap.isOpened()
+
+    def read(self):
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            self.finished = True
+            return False, None
+        self._clock.wait()
+        return True, image
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+def realtime_video(path: str | Path, fps: float | None = None) -> CameraSource:
+    """A video file through the camera path (not started): frames arrive at the file's
+    frame rate whether or not anyone takes them; ``dropped`` counts those nobody did."""
+    capture = PacedVideoCapture(path, fps)
+    source = CameraSource(str(capture.path), open_fn=lambda _: capture, reconnect_attempts=0)
+    source.fps = capture.fps
+    return source
 
 
 class VideoFileSource(_SourceBase):

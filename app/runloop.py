@@ -116,10 +116,15 @@ class RunStats:
                "stage_ms": {k: round(statistics.median(v), 2) for k, v in self.stage_ms.items()},
                "faces_embedded": self.embedded, "dropped": dropped}
         if self.latency_ms:
-            ordered = sorted(self.latency_ms)
-            out["latency_ms"] = {"median": round(statistics.median(ordered), 1),
-                                 "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1)}
+            out["latency_ms"] = latency_summary(self.latency_ms)
         return out
+
+
+def latency_summary(latency_ms: list[float]) -> dict:
+    """Median and 95th percentile (nearest rank below) of capture->display latencies."""
+    ordered = sorted(latency_ms)
+    return {"median": round(statistics.median(ordered), 1),
+            "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1)}
 
 
 class _Terminate(Exception):

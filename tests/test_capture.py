@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from app.capture import (CameraError, CameraSource, ImageSource, VideoFileSource, now_ms,
-                         open_source)
+from app.capture import (CameraError, CameraSource, FrameClock, ImageSource, VideoFileSource,
+                         now_ms, open_source, realtime_video)
 from tests.conftest import shared
 
 CLIP = ("video", "short_hamilton_clip.mp4")
@@ -27,14 +28,13 @@ class FakeCamera:
 
     def __init__(self, fps: float = 30.0, opened: bool = True, fail_after: int | None = None,
                  block: threading.Event | None = None, start_number: int = 0):
-        self.period = 1.0 / fps
+        self.clock = FrameClock(fps)
         self.opened = opened
         self.fail_after = fail_after
         self.block = block
         self.number = start_number
         self.served = 0
         self.released = False
-        self._next = time.monotonic()
 
     def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
         return self.opened and not self.released
@@ -46,10 +46,7 @@ class FakeCamera:
         if self.released or (self.fail_after is not None and self.served >= self.fail_after):
             time.sleep(0.005)
             return False, None
-        delay = self._next - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        self._next = max(self._next + self.period, time.monotonic() - self.period)
+        self.clock.wait()
         image = np.zeros((36, 48, 3), np.uint8)
         image[0, 0, 0], image[0, 0, 1] = self.number % 256, self.number // 256
         self.number += 1
@@ -221,6 +218,72 @@ def test_truncated_video_fails_clearly_or_ends_early(tmp_path):
         return
     with source:
         assert len(list(source)) < CLIP_FRAMES
+
+
+# -- video file played as a camera (bench --realtime) -------------------------------------------
+def clip_head(folder, frames: int) -> Path:
+    """The first ``frames`` frames of the real Hamilton clip as a short mp4 (same frame rate)."""
+    reader = cv2.VideoCapture(str(shared(*CLIP)))
+    fps = reader.get(cv2.CAP_PROP_FPS)
+    path = Path(folder) / f"hamilton_head{frames}.mp4"
+    writer = None
+    for _ in range(frames):
+        ok, image = reader.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                     (image.shape[1], image.shape[0]))
+        writer.write(image)
+    writer.release()
+    reader.release()
+    return path
+
+
+def file_frames(path) -> list[np.ndarray]:
+    reader = cv2.VideoCapture(str(path))
+    frames = []
+    while (item := reader.read())[0]:
+        frames.append(item[1])
+    reader.release()
+    return frames
+
+
+def test_video_as_a_camera_keeps_the_file_rate_and_ends_without_an_error(tmp_path):
+    path = clip_head(tmp_path, 20)
+    source = realtime_video(path)
+    assert source.is_live and source.fps == pytest.approx(29.97, abs=0.01)
+    started = time.monotonic()
+    with source:
+        frames = list(source)
+    elapsed = time.monotonic() - started
+    assert elapsed >= 19 / 29.97 * 0.9, "frames came faster than the file's frame rate"
+    assert source.captured == 20 and source.error is None and source.ended
+    assert len(frames) + source.dropped == 20
+    reference = file_frames(path)
+    assert all(np.array_equal(f.image, reference[f.index]) for f in frames)
+
+
+def test_slow_consumer_of_a_video_as_a_camera_loses_frames_and_they_are_counted(tmp_path):
+    path = clip_head(tmp_path, 20)
+    reference = file_frames(path)
+    served = []
+    with realtime_video(path) as source:
+        for frame in source:
+            served.append(frame)
+            time.sleep(0.1)  # ~10 FPS consumer of a 30 FPS file
+    indices = [f.index for f in served]
+    assert all(b > a for a, b in zip(indices, indices[1:]))
+    assert source.dropped >= 5 and len(served) + source.dropped == source.captured == 20
+    assert all(np.array_equal(f.image, reference[f.index]) for f in served)
+
+
+def test_video_as_a_camera_refuses_a_missing_or_corrupt_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+        realtime_video(tmp_path / "missing.mp4")
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"not a video" * 100)
+    with pytest.raises(ValueError, match="broken.mp4"):
+        realtime_video(path)
 
 
 # -- image and open_source ------------------------------------------------------------------

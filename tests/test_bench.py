@@ -1,0 +1,62 @@
+"""``python -m app bench`` end to end on the first frames of the real Hamilton clip (our side
+only: the face_recognition peer is optional and slow). Frame accounting, not speed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.cli import main
+from tests.conftest import shared
+from tests.test_capture import clip_head
+
+FRAMES = 40
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """The clip's first 40 frames with their part of its labels file next to them."""
+    path = clip_head(tmp_path_factory.mktemp("bench"), FRAMES)
+    labels = json.loads(shared("video", "short_hamilton_clip.labels.json").read_text())
+    segments = [dict(s, last=min(s["last"], FRAMES - 1)) for s in labels["segments"]
+                if s["first"] < FRAMES]
+    path.with_suffix(".labels.json").write_text(json.dumps({**labels, "segments": segments}))
+    return path
+
+
+def bench(capsys, *args: str) -> dict:
+    lin = shared("video", "lin-manuel-miranda.png")
+    assert main(["bench", "--enroll", f"Lin-Manuel Miranda={lin}", "--repeat", "1",
+                 *args]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_bench_processes_every_frame_of_the_file(head, capsys):
+    out = bench(capsys, "--source", str(head))
+    ours = out["ours"]
+    assert out["realtime"] is False and ours["frames"] == FRAMES
+    assert "latency_ms" not in ours and "dropped" not in ours
+    assert ours["fps_median"] > 0 and set(ours["stage_ms"]) >= {"detect", "landmarks"}
+    wide_shot, profile = ours["named"]["segments"]  # frames 0-19 Lin-Manuel, 20-39 Alex
+    assert wide_shot["expect"] == "Lin-Manuel Miranda" and wide_shot["named_expected"] >= 18
+    assert wide_shot["named_wrong"] == profile["named_wrong"] == 0
+
+
+def test_bench_realtime_goes_through_the_camera_path_and_accounts_for_every_frame(head, capsys):
+    out = bench(capsys, "--source", str(head), "--realtime")
+    ours = out["ours"]
+    assert out["realtime"] is True
+    assert ours["shown"] + ours["dropped"] == FRAMES
+    assert ours["shown"] == ours["frames"]
+    latency = ours["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"]
+    # paced at the file's 29.97 FPS: never faster than the file plays
+    assert ours["fps_median"] <= 29.97 * 1.1
+    assert "fps_ratio" not in out
+
+
+def test_bench_refuses_bad_arguments_clearly(head, tmp_path, capsys):
+    assert main(["bench", "--source", str(head), "--repeat", "0"]) == 2
+    assert "--repeat must be at least 1" in capsys.readouterr().err
+    assert main(["bench", "--source", str(tmp_path / "none.mp4")]) == 2
+    assert "none.mp4" in capsys.readouterr().err
