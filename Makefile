@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup models demo test verify bench-deps bench clean
+.PHONY: setup models demo test verify bench-deps bench results clean
 
 setup: $(STAMP) models
 
@@ -35,6 +35,11 @@ bench-deps: setup
 
 bench: bench-deps
 	$(PY) -m app bench --source ../shared/data/video/short_hamilton_clip.mp4 --vs face_recognition --repeat 2
+
+# Measures (bench vs face_recognition, real time, landmark NME; FaceNet from models/report.json),
+# then redraws docs/results/*.png and the README section between its results markers.
+results: bench-deps
+	$(PY) -m app.results
 
 clean:
 	rm -rf $(VENV) models/facenet models/cache assets/demo out
