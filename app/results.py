@@ -46,14 +46,13 @@ def measure(repeat: int) -> dict:
     for path in (CLIP, LANDMARK_TEST):
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: `make results` needs ../shared/data")
-    out = {"meta": meta(bench.machine())}
+    out = {"meta": meta(bench.machine()), "facenet": read_facenet(FACENET_REPORT)}
     _say(f"bench --vs {PEER}, {repeat} runs")
     out["fps"] = bench.measure(CLIP, vs=PEER, repeat=repeat)
     _say(f"bench --realtime --vs {PEER}")
     out["realtime"] = bench.measure(CLIP, vs=PEER, repeat=1, realtime=True)
     _say("eval landmarks")
     out["landmarks"] = measure_landmarks(LANDMARK_TEST)
-    out["facenet"] = read_facenet(FACENET_REPORT)
     return out
 
 
