@@ -7,7 +7,8 @@ builds them from a :class:`~app.config.RunConfig`. Per frame::
     result = pipeline.process(frame, detections, ms)   # faces with ids, names, landmarks
 
 Only faces whose track asks for it (new, jumped, or not verified for 15 frames; see
-``app.track``) are aligned and embedded, all in one embedder call per frame.
+``app.track``) are aligned and embedded, all in one embedder call per frame. Landmarks
+are smoothed per track (One Euro filter, ``app.smooth``) when a smoother is given.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 from app.align import align_face
 from app.embed import INPUT_SIZE as EMBED_INPUT_SIZE
 from app.landmarks.metrics import nme
+from app.smooth import LandmarkSmoother
 from app.track import Tracker
 from app.types import Detection, Face, Frame
 
@@ -63,13 +65,15 @@ class Pipeline:
     """Runs the stages on one frame and decides when to re-embed (see module docstring)."""
 
     def __init__(self, detector, landmark_models: LazyModels, embedder, gallery,
-                 threshold: float, landmarks: str = "cnn", tracker: Tracker | None = None):
+                 threshold: float, landmarks: str = "cnn", tracker: Tracker | None = None,
+                 smoother: LandmarkSmoother | None = None):
         self.detector = detector
         self.landmark_models = landmark_models
         self.embedder = embedder
         self.gallery = gallery
         self.threshold = threshold
         self.tracker = tracker or Tracker()
+        self.smoother = smoother
         self.landmarks = landmarks
 
     @property
@@ -107,6 +111,8 @@ class Pipeline:
 
         start = time.perf_counter()
         self.tracker.update(faces)
+        if self.smoother is not None:
+            self.smoother.apply(faces)
         stage_ms["track"] = _ms_since(start)
 
         due = [f for f in faces if f.extras.get("needs_embedding")]

@@ -81,7 +81,8 @@ class Tracker:
 
         Also fills each face's ``name``/``similarity`` from its track's current vote and
         sets ``face.extras["needs_embedding"]`` (bool) and ``face.extras["embed_reason"]``
-        ("new", "jump", "reverify" or None). Tracks not seen for more than
+        ("new", "jump", "reverify" or None); ``face.extras["track_event"]`` is "new" or
+        "jump" only in the frame where that happened. Tracks not seen for more than
         ``max_missed`` frames are dropped; ids are never reused.
         """
         self.frame += 1
@@ -96,6 +97,7 @@ class Tracker:
                 # face (a cut): its old votes must not outvote what it looks like now.
                 track.pending = track.pending or "jump"
                 track.votes.clear()
+                faces[f_index].extras["track_event"] = "jump"
             track.box = boxes[f_index]
             track.last_seen = self.frame
             faces[f_index].track_id = track.id
@@ -106,6 +108,7 @@ class Tracker:
                 self._tracks[track.id] = track
                 self._next_id += 1
                 faces[f_index].track_id = track.id
+                faces[f_index].extras["track_event"] = "new"
         self._expire()
         for face in faces:
             track = self._tracks[face.track_id]

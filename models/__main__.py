@@ -9,6 +9,7 @@ import importlib
 import sys
 
 COMMANDS = {
+    "train_landmarks": ("models.train_landmarks", "fine-tune the landmark CNN on 300-W train and export it"),
     "build": ("models.build", "build every missing model file (FaceNet .tflite variants, ...)"),
     "verify": ("models.verify", "check every model against its source; write models/REPORT.md"),
     "export_cnn68": ("models.cnn68", "rebuild the landmark CNN from face-api.js weights and export it"),

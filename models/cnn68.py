@@ -61,9 +61,19 @@ CROP_RULES = {
 
 # ---------------------------------------------------------------- network
 
-def build_keras_model(name: str = "face_landmark_68_net"):
+HEADS = ("avgpool", "flatten")
+
+
+def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool"):
     """FaceLandmark68Net as a tf.keras functional model: (N, 112, 112, 3) float32 RGB
-    0..255 in, (N, 136) out; normalisation is the model's first layer."""
+    0..255 in, (N, 136) out; normalisation is the model's first layer.
+
+    ``head`` "avgpool" is face-api.js's: 7x7 average pool, then 256 -> 136. "flatten"
+    feeds all 7x7x256 features to the last layer, so each point can use *where* a
+    feature fired (average pooling throws that away); ``widen_head`` initialises it to
+    compute exactly what the average-pool head computes."""
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     import tensorflow as tf
 
     layers = tf.keras.layers
@@ -72,7 +82,10 @@ def build_keras_model(name: str = "face_landmark_68_net"):
                              name="normalize")(image)
     for index, channels in enumerate(BLOCK_CHANNELS):
         x = _dense_block(layers, x, channels, f"dense{index}", first=index == 0)
-    x = layers.AveragePooling2D(7, strides=2, padding="valid", name="avg_pool")(x)
+    if head == "avgpool":
+        x = layers.AveragePooling2D(7, strides=2, padding="valid", name="avg_pool")(x)
+    else:  # 1/49 here keeps the fc weights at the pooled head's scale (Adam's steps are
+        x = layers.Rescaling(1 / 49, name="cell_share")(x)  # relative to that scale)
     x = layers.Flatten(name="flatten")(x)
     landmarks = layers.Dense(2 * N_POINTS, name="fc")(x)
     return tf.keras.Model(image, landmarks, name=name)
@@ -204,10 +217,27 @@ def npm_weights_dir(npm_dir: str | Path | None = None) -> Path:
     return target
 
 
-def face_api_model(npm_dir: str | Path | None = None):
-    """The Keras FaceLandmark68Net with face-api.js's weights."""
+def face_api_model(npm_dir: str | Path | None = None, head: str = "avgpool"):
+    """The Keras FaceLandmark68Net with face-api.js's weights (``head`` "flatten": the
+    same function, with the widened last layer of ``widen_head``)."""
     model = build_keras_model()
     load_tfjs_weights(model, npm_weights_dir(npm_dir))
+    return model if head == "avgpool" else widen_head(model)
+
+
+def widen_head(avgpool_model):
+    """A "flatten"-head model that computes what ``avgpool_model`` computes: every
+    feature-map position gets the pooled weights (the head scales features by 1/49),
+    so training starts from there."""
+    model = build_keras_model(head="flatten")
+    for layer in avgpool_model.layers:
+        if layer.weights and layer.name != "fc":
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    kernel, bias = avgpool_model.get_layer("fc").get_weights()
+    grid = model.get_layer("flatten").input.shape[1:3]
+    cells = int(np.prod(grid))
+    wide = np.broadcast_to(kernel, (cells, *kernel.shape)).reshape(-1, kernel.shape[1])
+    model.get_layer("fc").set_weights([np.ascontiguousarray(wide, np.float32), bias])
     return model
 
 
@@ -372,79 +402,25 @@ def real_crops(count: int = 16, split_dir: Path = FIT_SPLIT) -> np.ndarray:
     return np.stack(crops).astype(np.float32)
 
 
-# ---------------------------------------------------------------- evaluation and crop fit
+# ---------------------------------------------------------------- crop fit and report
 
-MIN_MATCH_IOU = 0.2  # a detection overlapping the landmark box less than this is a miss
-
-
-def _hog():
-    from app.detect import HogDetector
-    return HogDetector()
+FIT_BOXES = ("hog", "blazeface", "gt")  # box sources a crop rule can be fitted for
 
 
-def _blazeface():
-    from app.detect import BlazeFaceDetector
-    return BlazeFaceDetector(model="full")
-
-
-FIT_DETECTORS = {"hog": _hog, "blazeface": _blazeface}  # name -> detector factory
-
-
-def detected_faces(split_dir: Path, detect: Callable, limit: int | None = None) -> dict:
-    """Run ``detect(image) -> list[Detection]`` on every face of a landmarks300w split.
-
-    Returns {"samples": [(name, image, gt (68, 2), box (4,))], "missed": [names]}; each
-    face keeps the detection with the best IoU to its ground-truth landmark box.
-    """
-    import cv2
-
-    from app.landmarks.metrics import box_iou, landmark_box, read_pts
-
-    samples, missed = [], []
-    for path in sorted(split_dir.glob("*.jpg"))[:limit]:
-        image = cv2.imread(str(path))
-        gt = read_pts(path.with_suffix(".pts"))
-        boxes = np.array([d.box for d in detect(image)], np.float32).reshape(-1, 4)
-        ious = box_iou(landmark_box(gt), boxes)
-        if ious.size == 0 or ious.max() < MIN_MATCH_IOU:
-            missed.append(path.stem)
-        else:
-            samples.append((path.stem, image, gt, boxes[int(ious.argmax())]))
-    return {"samples": samples, "missed": missed}
-
-
-def evaluate_nme(landmarker, faces: dict) -> dict:
-    """NME of ``landmarker.predict(image, box)`` over ``detected_faces(...)``, and ms/face."""
-    import time
-
-    from app.landmarks.metrics import nme
-
-    errors, seconds = [], 0.0
-    for _, image, gt, box in faces["samples"]:
-        start = time.perf_counter()
-        pred = landmarker.predict(image, box)
-        seconds += time.perf_counter() - start
-        errors.append(nme(pred, gt))
-    errors = np.array(errors)
-    return {"nme_mean": float(errors.mean()), "nme_median": float(np.median(errors)),
-            "faces": len(errors) + len(faces["missed"]), "detected": len(errors),
-            "missed": list(faces["missed"]), "ms_per_face": 1000 * seconds / max(len(errors), 1)}
-
-
-def fit_crop_rule(keras_model, faces: dict, start: dict | None = None) -> tuple[dict, float]:
-    """The {scale, dx, dy} minimising mean NME of ``keras_model`` on ``faces`` (a
-    ``detected_faces`` result of a *training* split), by coordinate search with
-    shrinking steps. Returns the rule and its NME."""
+def fit_crop_rule(keras_model, faces: list, start: dict | None = None) -> tuple[dict, float]:
+    """The {scale, dx, dy} minimising mean NME of ``keras_model`` on ``faces``
+    (``app.landmark_eval.AnnotatedFace`` of a *training* split; those with a box), by
+    coordinate search with shrinking steps. Returns the rule and its NME."""
     from app.landmarks.crop import cut_square, square_for_box, to_frame
     from app.landmarks.metrics import nme
 
-    samples = faces["samples"]
-    gts = np.stack([gt for _, _, gt, _ in samples])
+    samples = [f for f in faces if f.box is not None]
+    gts = np.stack([f.points for f in samples])
 
     def score(rule: dict) -> float:
-        squares = [square_for_box(box, rule) for _, _, _, box in samples]
-        crops = np.stack([cut_square(image, sq, INPUT_SIZE)[:, :, ::-1]
-                          for (_, image, _, _), sq in zip(samples, squares)]).astype(np.float32)
+        squares = [square_for_box(f.box, rule) for f in samples]
+        crops = np.stack([cut_square(f.image, sq, INPUT_SIZE)[:, :, ::-1]
+                          for f, sq in zip(samples, squares)]).astype(np.float32)
         out = np.concatenate([np.asarray(keras_model(crops[i:i + 64], training=False))
                               for i in range(0, len(crops), 64)]).reshape(-1, N_POINTS, 2)
         pred = np.stack([to_frame(p, sq) for p, sq in zip(out, squares)])
@@ -474,9 +450,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--npm-dir", help="unpacked @vladmandic/face-api package "
                         "(default: npm pack into models/cache/)")
     parser.add_argument("--out", default=str(CNN68_DIR), help="output folder [%(default)s]")
-    parser.add_argument("--fit-crop", nargs="+", choices=sorted(FIT_DETECTORS), metavar="DETECTOR",
-                        help="refit these detectors' crop rules on landmarks300w/train "
-                        f"(choices: {', '.join(sorted(FIT_DETECTORS))})")
+    parser.add_argument("--fit-crop", nargs="+", choices=FIT_BOXES, metavar="BOXES",
+                        help="refit the crop rules of these box sources on landmarks300w/train "
+                        f"(choices: {', '.join(FIT_BOXES)})")
     parser.add_argument("--fit-limit", type=int, default=400,
                         help="training faces for --fit-crop [%(default)s]")
     parser.add_argument("--no-eval", action="store_true", help="skip the NME report")
@@ -501,37 +477,38 @@ def main(argv: list[str]) -> int:
     return _report_nme(out)
 
 
-def fit_detector_rule(model, detector: str, limit: int) -> dict:
-    """Fit the crop rule for one detector's boxes on landmarks300w/train (never test)."""
-    if not FIT_SPLIT.is_dir():
-        raise FileNotFoundError(f"--fit-crop needs {FIT_SPLIT} (the shared data folder)")
-    faces = detected_faces(FIT_SPLIT, FIT_DETECTORS[detector]().detect, limit)
-    print(f"fitting the {detector} crop rule on {len(faces['samples'])} training faces "
-          f"({len(faces['missed'])} without a box)", flush=True)
+def fit_detector_rule(model, detector: str, limit: int, split: Path = FIT_SPLIT) -> dict:
+    """Fit the crop rule for one box source on landmarks300w/train (never test)."""
+    from app.landmark_eval import read_faces, with_boxes
+
+    if not Path(split).is_dir():
+        raise FileNotFoundError(f"fitting a crop rule needs {split} (the shared data folder)")
+    faces = with_boxes(read_faces(split, limit), detector)
+    found = sum(f.box is not None for f in faces)
+    print(f"fitting the {detector} crop rule on {found} training faces "
+          f"({len(faces) - found} without a box)", flush=True)
     rule, value = fit_crop_rule(model, faces)
-    print(f"{detector} crop rule: {rule} (train NME {value:.4f}); "
-          f"copy it into CROP_RULES to keep it")
-    note = (f"landmarks300w/train, first {limit} photos ({len(faces['samples'])} with a "
-            f"{detector} face); train NME {value:.4f}")
+    print(f"{detector} crop rule: {rule} (train NME {value:.4f})")
+    note = (f"landmarks300w/{Path(split).name}, first {limit} photos ({found} with a "
+            f"{detector} box); train NME {value:.4f}")
     return dict(rule, fitted_on=note)
 
 
 def _report_nme(out: Path) -> int:
-    from app.landmarks.cnn import CnnLandmarks
+    """NME of the exported model on the test split with each detector's boxes."""
+    from app.landmark_eval import evaluate
 
     if not EVAL_SPLIT.is_dir():
         print(f"skipping the NME report: {EVAL_SPLIT} not found")
         return 0
     status = 0
-    for detector, make_detector in FIT_DETECTORS.items():
-        faces = detected_faces(EVAL_SPLIT, make_detector().detect)
-        with CnnLandmarks(out, backend="pb", detector=detector) as landmarker:
-            result = evaluate_nme(landmarker, faces)
-        print(f"NME on {EVAL_SPLIT.name} with {detector} boxes: {result['nme_mean']:.4f} "
-              f"(median {result['nme_median']:.4f}) over {result['detected']}/{result['faces']} "
-              f"faces; {result['ms_per_face']:.1f} ms/face")
-        if result["nme_mean"] > MAX_EXPECTED_NME:
-            print(f"error: NME {result['nme_mean']:.4f} > {MAX_EXPECTED_NME} with {detector} "
+    for boxes in ("hog", "blazeface"):
+        (row,) = evaluate(EVAL_SPLIT, ["cnn"], boxes, model_dir=out)
+        print(f"NME on {EVAL_SPLIT.name} with {boxes} boxes: {row['nme_mean']:.4f} "
+              f"(median {row['nme_median']:.4f}, fail rate {row['fail_rate']:.3f}) over "
+              f"{row['detected']}/{row['n']} faces; {row['ms_per_face']:.2f} ms/face")
+        if row["nme_mean"] > MAX_EXPECTED_NME:
+            print(f"error: NME {row['nme_mean']:.4f} > {MAX_EXPECTED_NME} with {boxes} "
                   "boxes: the rebuild or the crop rule is wrong", file=sys.stderr)
             status = 1
     return status
