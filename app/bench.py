@@ -214,12 +214,12 @@ def _summarise(results: dict[str, list[dict]], realtime: bool = False) -> dict:
     for who, runs in results.items():
         fps = [r["fps"] for r in runs]
         entry = {"fps_median": round(statistics.median(fps), 2), "fps_runs": fps,
-                 "named": runs[-1]["named"]}
+                 "frames": runs[0]["frames"], "named": runs[-1]["named"]}
         if who == "ours":
             stages = {k: round(statistics.median(r["stage_ms"].get(k, 0.0) for r in runs), 2)
                       for k in runs[0]["stage_ms"]}
             entry.update(stage_ms=stages, peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
-                         first_frame_s=runs[0]["first_frame_s"], frames=runs[0]["frames"])
+                         first_frame_s=runs[0]["first_frame_s"])
         if realtime:  # only here is the latency what a viewer sees (files are read ahead)
             entry.update(_realtime(runs))
         out[who] = entry

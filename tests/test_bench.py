@@ -60,3 +60,21 @@ def test_bench_refuses_bad_arguments_clearly(head, tmp_path, capsys):
     assert "--repeat must be at least 1" in capsys.readouterr().err
     assert main(["bench", "--source", str(tmp_path / "none.mp4")]) == 2
     assert "none.mp4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("realtime", [False, True], ids=["every-frame", "realtime"])
+def test_bench_vs_face_recognition_runs_the_peer_on_the_same_frames(head, capsys, realtime):
+    pytest.importorskip("face_recognition", reason="the peer is optional: make bench-deps")
+    out = bench(capsys, "--source", str(head), "--vs", "face_recognition",
+                *(["--realtime"] if realtime else []))
+    peer = out["face_recognition"]
+    assert [s["last"] for s in peer["named"]["segments"]] == [19, 39]
+    assert peer["fps_median"] > 0
+    if realtime:
+        assert peer["shown"] + peer["dropped"] == FRAMES and "fps_ratio" not in out
+        assert 0 < peer["latency_ms"]["p50"] <= peer["latency_ms"]["p95"]
+    else:
+        assert out["fps_ratio"] == pytest.approx(
+            out["ours"]["fps_median"] / peer["fps_median"], abs=0.1)
+        assert peer["frames"] == out["ours"]["frames"] == FRAMES
+        assert peer["named"]["segments"][0]["named_wrong"] == 0
