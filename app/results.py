@@ -235,15 +235,17 @@ def _facenet(facenet: dict) -> str:
     family = any(row.get("family") for row in variants)
     header = [*(["family"] if family else []), "variant", "size MB",
               *(f"ms/face, {k[3:-1]} thread{'' if k == 'ms_1t' else 's'}" for k in ms_keys),
-              "cosine to .pb (mean)", "AUC"]
+              "cosine (mean)", "against", "AUC"]
     rows = [[*([row.get("family") or ""] if family else []), row["variant"],
              _num(row.get("size_mb"), 2), *(_num(row.get(k), 2) for k in ms_keys),
-             _num(row.get("cosine_mean"), 4), _num(row.get("auc"), 4)] for row in variants]
+             _num(row.get("cosine_mean"), 4), row.get("source", ".pb"), _num(row.get("auc"), 4)]
+            for row in variants]
     machine = facenet.get("meta", {}).get("machine", "?")
     return ("### FaceNet variants\n\n" + _table(header, rows) + "\n\nFrom "
             "[`models/report.json`](models/report.json) (`make verify`, measured on "
-            f"{machine}): embeddings of every variant vs the source `.pb` on the aligned "
-            "5-celebrity faces, verification AUC over all their pairs. Details: "
+            f"{machine}): cosine of each file's embeddings to those of the file it was converted "
+            "from (\"against\") on the aligned 5-celebrity faces, verification AUC over all "
+            "their pairs. Details: "
             "[`models/REPORT.md`](models/REPORT.md).")
 
 

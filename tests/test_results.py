@@ -104,8 +104,8 @@ def test_section_tables_hold_the_numbers_given(tiny):
     assert "| 2-2 (1) | nobody enrolled | 0 / 0 | 0 / 1 |" in text
     assert "| cnn | hog | 2 / 3 | 0.0300 | 0.0300 | 33.3 % | 2.50 |" in text
     assert "| dlib | hog | 3 / 3 | 0.1067 | 0.0700 | 33.3 % | 2.50 |" in text
-    assert "| variant | size MB | ms/face, 1 thread | cosine to .pb (mean) | AUC |" in text
-    assert "| int8 | 24.58 | 8.58 | 0.9966 | 0.9881 |" in text and "verify box" in text
+    assert "| variant | size MB | ms/face, 1 thread | cosine (mean) | against | AUC |" in text
+    assert "| int8 | 24.58 | 8.58 | 0.9966 | .pb | 0.9881 |" in text and "verify box" in text
     assert "![FPS, ours vs face_recognition](docs/r/fps.png)" in text
     assert "(docs/r/ced.png)" in text and "(docs/r/results.json)" in text
 
@@ -114,13 +114,15 @@ def test_facenet_rows_are_read_from_one_or_several_families(tmp_path):
     one = {"meta": {}, "variants": [{"variant": "pb"}, {"variant": "int8"}], "problems": []}
     assert [r["variant"] for r in results.variant_rows(one)] == ["pb", "int8"]
     two = {"meta": {}, "facenet": {"variants": [{"variant": "pb"}]},
-           "keras": {"variants": [{"variant": "int8", "size_mb": 23.0}]}}
+           "keras": {"variants": [{"variant": "int8", "size_mb": 23.0, "source": ".h5"}]}}
     rows = list(results.variant_rows(two))
     assert [(r["family"], r["variant"]) for r in rows] == [("facenet", "pb"), ("keras", "int8")]
     path = tmp_path / "report.json"
     path.write_text(json.dumps(two))
     table = results._facenet(results.read_facenet(path))
-    assert "| family | variant |" in table and "| keras | int8 | 23.00 |" in table
+    assert "| family | variant |" in table and "| keras | int8 | 23.00 | — | .h5 | — |" in table
+    flat = {"variants": [{"family": "keras", "variant": "pb"}, {"variant": "int8"}]}
+    assert [r.get("family") for r in results.variant_rows(flat)] == ["keras", None]
     path.write_text(json.dumps({"meta": {}, "variants": []}))
     with pytest.raises(ValueError, match="no variant rows"):
         results.read_facenet(path)
