@@ -12,8 +12,9 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from app.config import DETECTORS, EMBEDDERS, LANDMARK_BACKENDS, LANDMARK_MODES, RunConfig
-from app.gallery import DEFAULT_THRESHOLD, GalleryError, default_gallery_path
+from app.config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKENDS,
+                        LANDMARK_MODES, RunConfig)
+from app.gallery import GalleryError, default_gallery_path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -213,8 +214,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="how the CNN runs: frozen .pb or SavedModel [%(default)s]")
     run.add_argument("--side-by-side", action="store_true",
                      help="start in the CNN | dlib side-by-side view (key s)")
-    run.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                     help="cosine similarity below which a face is unknown [%(default)s]")
+    run.add_argument("--threshold", type=float,
+                     help="cosine similarity below which a face is unknown [the embedder "
+                          "family's: " + _family_thresholds() + "]")
     run.add_argument("--headless", action="store_true", help="no window")
     run.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
     run.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per frame")
@@ -246,7 +248,8 @@ def _parser() -> argparse.ArgumentParser:
                        "(install it with: make bench-deps)")
     bench.add_argument("--repeat", type=int, default=3, help="runs of each, alternating "
                        "[%(default)s]")
-    bench.add_argument("--embedder", choices=EMBEDDERS, default="int8")
+    bench.add_argument("--embedder", choices=EMBEDDERS, default=DEFAULT_EMBEDDER,
+                       metavar="NAME", help=f"{_EMBEDDER_HELP} [%(default)s]")
     bench.add_argument("--realtime", action="store_true", help="play the file through the "
                        "camera path at its own frame rate (frames not taken in time are "
                        "dropped); adds capture->display latency p50/p95 and dropped frames")
@@ -257,7 +260,8 @@ def _parser() -> argparse.ArgumentParser:
     verify = eval_sub.add_parser("verify", help="verification and identification accuracy on "
                                  "a folder of per-person folders")
     verify.add_argument("--data", required=True, help="folder with one folder per person")
-    verify.add_argument("--embedder", choices=(*EMBEDDERS, "all"), default="int8")
+    verify.add_argument("--embedder", choices=(*EMBEDDERS, "all"), default=DEFAULT_EMBEDDER,
+                        metavar="NAME", help=f"{_EMBEDDER_HELP}, or all [%(default)s]")
     verify.add_argument("--pairs", metavar="CSV", help="score only these pairs "
                         "(file_a,file_b,same; paths relative to --data)")
     verify.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
@@ -273,13 +277,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_EMBEDDER_HELP = ("FaceNet family-variant: casia-|keras- then int8|dynint8|fp16|fp32|pb "
+                  "(a bare variant means casia-)")
+
+
+def _family_thresholds() -> str:
+    from app.embed import FAMILIES
+    return ", ".join(f"{f.name} {f.threshold:g}" for f in FAMILIES.values())
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gallery", default=str(default_gallery_path()),
                         help="gallery database [%(default)s]")
     parser.add_argument("--detector", choices=DETECTORS, default="blazeface",
                         help="face detector [%(default)s]")
-    parser.add_argument("--embedder", choices=EMBEDDERS, default="int8",
-                        help="FaceNet variant [%(default)s]")
+    parser.add_argument("--embedder", choices=EMBEDDERS, default=DEFAULT_EMBEDDER,
+                        metavar="NAME", help=f"{_EMBEDDER_HELP} [%(default)s]")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per model; detection already runs beside the other "
                         "stages, so 1 is fastest on 2 cores [%(default)s]")

@@ -4,12 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.gallery import DEFAULT_THRESHOLD, default_gallery_path
+from app.embed import ALIASES, EMBEDDERS as FAMILY_EMBEDDERS
+from app.gallery import default_gallery_path
 
 DETECTORS = ("blazeface", "blazeface-short", "hog")
 LANDMARK_MODES = ("cnn", "dlib", "both")
 LANDMARK_BACKENDS = ("pb", "saved_model")
-EMBEDDERS = ("int8", "dynint8", "fp16", "fp32", "pb")
+# <family>-<variant> (app.embed), then the bare CASIA names older galleries and scripts use.
+EMBEDDERS = (*FAMILY_EMBEDDERS, *ALIASES)
+DEFAULT_EMBEDDER = "keras-int8"   # chosen by measurement: models/README.md
 
 
 @dataclass(frozen=True)
@@ -18,8 +21,8 @@ class RunConfig:
     detector: str = "blazeface"
     landmarks: str = "cnn"
     landmark_backend: str = "pb"
-    embedder: str = "int8"
-    threshold: float = DEFAULT_THRESHOLD
+    embedder: str = DEFAULT_EMBEDDER
+    threshold: float | None = None   # None: the embedder family's measured threshold
     gallery: Path = field(default_factory=default_gallery_path)
     headless: bool = False
     output: Path | None = None
@@ -34,7 +37,7 @@ class RunConfig:
         _check_choice("landmarks", self.landmarks, LANDMARK_MODES)
         _check_choice("landmark backend", self.landmark_backend, LANDMARK_BACKENDS)
         _check_choice("embedder", self.embedder, EMBEDDERS)
-        if not -1.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max frames must be >= 1, got {self.max_frames}")

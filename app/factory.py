@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.config import RunConfig
 from app.pipeline import LazyModels, Pipeline
+from app.smooth import LandmarkSmoother
 
 # Detector name -> the crop rule (in the CNN's io.json) fitted to that detector's boxes.
 CROP_RULE_OF = {"blazeface": "blazeface", "blazeface-short": "blazeface", "hog": "hog"}
@@ -33,20 +34,26 @@ def build_landmark_models(detector: str, backend: str = "pb",
 
 
 def build_embedder(name: str, threads: int = 2):
-    if name == "pb":
-        from app.embed import PbEmbedder
-        return PbEmbedder(num_threads=threads)
-    from app.embed import TfliteEmbedder
+    """``name`` is ``<family>-<variant>`` (or a bare CASIA variant), see app.embed."""
+    from app.embed import PbEmbedder, TfliteEmbedder, resolve_embedder
     from app.paths import facenet_tflite_path
-    return TfliteEmbedder(facenet_tflite_path(name), num_threads=threads)
+    family, variant = resolve_embedder(name)
+    if variant == "pb":
+        return PbEmbedder(num_threads=threads, family=family.name)
+    return TfliteEmbedder(facenet_tflite_path(variant, family.name), num_threads=threads,
+                          family=family.name)
 
 
 def build_pipeline(config: RunConfig, gallery) -> Pipeline:
-    """Every model the config names, loaded now (so a missing file fails before any frame)."""
+    """Every model the config names, loaded now (so a missing file fails before any frame).
+
+    Without an explicit threshold the embedder family's own (measured) one applies."""
+    embedder = build_embedder(config.embedder, config.threads)
+    threshold = embedder.family.threshold if config.threshold is None else config.threshold
     return Pipeline(detector=build_detector(config.detector, config.threads),
                     landmark_models=build_landmark_models(config.detector,
                                                           config.landmark_backend,
                                                           config.threads),
-                    embedder=build_embedder(config.embedder, config.threads),
-                    gallery=gallery, threshold=config.threshold,
-                    landmarks="both" if config.side_by_side else config.landmarks)
+                    embedder=embedder, gallery=gallery, threshold=threshold,
+                    landmarks="both" if config.side_by_side else config.landmarks,
+                    smoother=LandmarkSmoother() if config.smooth else None)

@@ -35,14 +35,6 @@ import numpy as np
 
 APP_NAME = "facelandmarks"
 SCHEMA_VERSION = 1
-# Cosine similarity below which a face is "unknown". Measured with the int8 FaceNet on the
-# 112 aligned 5-celebrity photos (4987 different-person pairs, 1229 same-person pairs):
-# 0.50 accepts 0.10% of different-person pairs (0.45: 0.26%, 0.55: 0.02%) and rejects 27%
-# of single same-person pairs; with train/ enrolled and val/ queried the best impostor
-# scores 0.53, the worst genuine person 0.59. On the Hamilton clip the wide-shot face of
-# the enrolled man scores 0.55-0.56 and the unenrolled audience at most 0.22.
-# Regenerate: python -m app eval verify (issue 5) or see README "Recognition threshold".
-DEFAULT_THRESHOLD = 0.5
 MAX_NAME_LENGTH = 100
 THUMBNAIL_JPEG_QUALITY = 95
 
@@ -341,13 +333,14 @@ class Gallery:
         return [MissingSample(sid, name, _decode_thumbnail(blob)) for sid, name, blob in rows]
 
     def match(self, embeddings: np.ndarray, model_id: str,
-              threshold: float = DEFAULT_THRESHOLD) -> list[tuple[str | None, float | None]]:
+              threshold: float) -> list[tuple[str | None, float | None]]:
         """Best enrolled person for each row of ``embeddings`` (N, D) from ``model_id``.
 
         Similarity is the cosine (dot of unit vectors) with the person's closest sample;
         only samples embedded by ``model_id`` are compared. Returns ``(name, similarity)``
         per row, with name None when the best similarity is below ``threshold``, and
-        ``(None, None)`` when the gallery holds nothing from this model.
+        ``(None, None)`` when the gallery holds nothing from this model. ``threshold``
+        depends on the model's family (``app.embed.FAMILIES``).
         """
         model_id = _check_model_id(model_id)
         queries = _unit_rows(embeddings, allow_empty=True)

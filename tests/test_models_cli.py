@@ -26,5 +26,6 @@ def test_build_twice_does_nothing_the_second_time():
     # make setup has already built everything: a second build converts nothing
     result = run_models("build")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "facenet: all variants present" in result.stdout
+    assert "facenet casia: all variants present" in result.stdout
+    assert "facenet keras: all variants present" in result.stdout
     assert "cnn68: present" in result.stdout
