@@ -33,8 +33,9 @@ def _checked_rows():
 
 def test_table_lists_every_kind_of_model():
     files = [r["file"] for r in _rows()]
-    assert len(files) >= 9, files
-    for needle in ("graph_final.pb", "facenet_int8.tflite", "cnn68/frozen.pb",
+    assert len(files) >= 15, files
+    for needle in ("graph_final.pb", "facenet/facenet_int8.tflite", "facenet_keras.h5",
+                   "facenet_keras/frozen.pb", "facenet_keras/facenet_int8.tflite", "cnn68/frozen.pb",
                    "face_detection_full_range.tflite", "shape_predictor_68"):
         assert any(needle in f for f in files), needle
 
