@@ -150,6 +150,16 @@ def cmd_eval(args) -> int:
     return evaluate_main(args)
 
 
+def cmd_eval_landmarks(args) -> int:
+    from app.landmark_eval import main as landmark_eval_main
+    return landmark_eval_main(args)
+
+
+def cmd_eval_smoothing(args) -> int:
+    from app.smooth_eval import main as smooth_eval_main
+    return smooth_eval_main(args)
+
+
 def cmd_demo(args) -> int:
     from app.demo import run_demo
     return run_demo(out_dir=Path(args.out), headless=args.headless, camera=args.camera)
@@ -162,7 +172,8 @@ def _config(args) -> RunConfig:
                      threshold=args.threshold, gallery=Path(args.gallery),
                      headless=args.headless, output=_path(args.output),
                      events=_path(args.events), max_frames=args.max_frames,
-                     side_by_side=args.side_by_side, threads=args.threads,
+                     side_by_side=args.side_by_side, smooth=not args.no_smooth,
+                     threads=args.threads,
                      progress=not args.no_progress and sys.stderr.isatty())
 
 
@@ -214,6 +225,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="how the CNN runs: frozen .pb or SavedModel [%(default)s]")
     run.add_argument("--side-by-side", action="store_true",
                      help="start in the CNN | dlib side-by-side view (key s)")
+    run.add_argument("--no-smooth", action="store_true", help="show raw landmarks (default: "
+                     "One Euro filter per tracked face, see app/smooth.py)")
     run.add_argument("--threshold", type=float,
                      help="cosine similarity below which a face is unknown [the embedder "
                           "family's: " + _family_thresholds() + "]")
@@ -266,6 +279,33 @@ def _parser() -> argparse.ArgumentParser:
                         "(file_a,file_b,same; paths relative to --data)")
     verify.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     verify.set_defaults(handler=cmd_eval)
+    marks = eval_sub.add_parser("landmarks", help="landmark NME, failure rate and ms/face on "
+                                "photos with iBUG .pts annotations")
+    marks.add_argument("--data", required=True, help="folder of .jpg + .pts "
+                       "(e.g. ../shared/data/landmarks300w/test)")
+    marks.add_argument("--landmarks", nargs="+", choices=("cnn", "dlib"), default=["cnn"],
+                       help="landmark models to score [cnn]")
+    marks.add_argument("--boxes", nargs="+", choices=("hog", "blazeface", "gt"),
+                       default=["hog"], help="where face boxes come from [hog]")
+    marks.add_argument("--threads", type=int, default=2, help="CNN threads [%(default)s]")
+    marks.add_argument("--limit", type=int, help="only the first N photos")
+    marks.add_argument("--plot", metavar="FILE.png", help="cumulative NME curve of every "
+                       "model and box source given")
+    marks.set_defaults(handler=cmd_eval_landmarks)
+    smooth = eval_sub.add_parser("smoothing", help="landmark jitter on a still face and lag "
+                                 "on a moving one, raw vs smoothed (synthetic clips of photos)")
+    smooth.add_argument("--data", required=True, help="folder of .jpg + .pts")
+    smooth.add_argument("--photos", type=int, default=10, help="photos used [%(default)s]")
+    smooth.add_argument("--frames", type=int, default=60, help="frames per clip [%(default)s]")
+    smooth.add_argument("--speed", type=float, default=0.5,
+                        help="moving clip speed, face sizes per second at 30 FPS [%(default)s]")
+    smooth.add_argument("--sensor-noise", type=float, default=3.0,
+                        help="still clip pixel noise sigma, grey levels [%(default)s]")
+    smooth.add_argument("--detector", choices=("blazeface", "hog"), default="blazeface")
+    smooth.add_argument("--landmarks", choices=("cnn", "dlib"), default="cnn")
+    smooth.add_argument("--min-cutoff", type=float, help="One Euro min cutoff, Hz")
+    smooth.add_argument("--beta", type=float, help="One Euro beta")
+    smooth.set_defaults(handler=cmd_eval_smoothing)
 
     demo = sub.add_parser("demo", help="the webcam if one opens, else a demo built from the "
                           "5-celebrity photos (what `make demo` runs)")

@@ -29,6 +29,7 @@ class RunConfig:
     events: Path | None = None
     max_frames: int | None = None
     side_by_side: bool = False
+    smooth: bool = True   # One Euro filter on landmarks per tracked face (app.smooth)
     threads: int = 1   # per model: detection and the rest already run on two threads
     progress: bool = True
 

@@ -67,6 +67,18 @@ class Augment:
     occlude_prob: float = 0.3
 
 
+def parse_augment(pairs: list[str] | None) -> Augment:
+    """``["rotate_prob=0.3", ...]`` -> Augment with those fields changed."""
+    aug = Augment()
+    for pair in pairs or ():
+        key, _, value = pair.partition("=")
+        if not hasattr(aug, key) or not value:
+            raise ValueError(f"--aug {pair!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{', '.join(vars(aug))}")
+        setattr(aug, key, float(value))
+    return aug
+
+
 # ---------------------------------------------------------------- data
 
 @dataclass
@@ -287,6 +299,9 @@ def train(args) -> Path:
           f"(of {len(val)} held out; HOG boxes)", flush=True)
 
     model = face_api_model(head=args.head)
+    if args.init:
+        model.load_weights(args.init)
+    aug = parse_augment(args.aug)
     steps_per_epoch = len(fit) // args.batch
     schedule = tf.keras.optimizers.schedules.CosineDecay(
         args.lr, decay_steps=args.epochs * steps_per_epoch, alpha=0.02,
@@ -303,7 +318,8 @@ def train(args) -> Path:
     else:
         log_path.write_text("")
         start = val_nme(model, *val_set)
-        _log(log_path, {"epoch": 0, "val_nme": start, "note": "face-api.js weights"})
+        _log(log_path, {"epoch": 0, "val_nme": start, "init": args.init or "face-api.js",
+                        "args": {k: v for k, v in vars(args).items()}, "augment": vars(aug)})
         model.save_weights(best_path)
 
     @tf.function(reduce_retracing=True)
@@ -315,7 +331,6 @@ def train(args) -> Path:
         return loss
 
     best = min(r["val_nme"] for r in _read_log(log_path))
-    aug = Augment()
     for epoch in range(int(epoch_var) + 1, args.epochs + 1):
         started = time.perf_counter()
         losses = [float(step(x, y)) for x, y in
@@ -348,7 +363,8 @@ def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str) -> i
 
     model = build_keras_model(head=head)
     model.load_weights(weights)
-    rules = {d: fit_detector_rule(model, d, fit_limit, split=data) for d in BOX_DETECTORS}
+    rules = {d: fit_detector_rule(model, d, fit_limit, split=data)
+             for d in (*BOX_DETECTORS, "gt")}
     rules["default"] = dict(rules["hog"], fitted_on="copy of hog")
     source = (f"FaceLandmark68Net (face-api.js weights, MIT) fine-tuned on iBUG 300-W "
               f"{Path(data).name} by python -m models train_landmarks")
@@ -374,6 +390,10 @@ def main(argv: list[str]) -> int:
                         help="checkpoints, log and box cache [%(default)s]")
     parser.add_argument("--out", default=str(CNN68_DIR), help="export folder [%(default)s]")
     parser.add_argument("--resume", action="store_true", help="continue the last checkpoint")
+    parser.add_argument("--init", help="start from these weights (.weights.h5 of a run with "
+                        "the same --head) instead of face-api.js's")
+    parser.add_argument("--aug", nargs="*", metavar="FIELD=VALUE",
+                        help="change augmentation strengths (fields of Augment)")
     parser.add_argument("--no-export", action="store_true", help="train only")
     parser.add_argument("--fit-limit", type=int, default=400,
                         help="training photos used to refit the crop rules [%(default)s]")

@@ -185,12 +185,13 @@ def test_landmark_modules_do_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
 
 
-def test_export_writes_a_loadable_model_dir(tmp_path, faces):
-    """The reusable export (the training issue exports fine-tuned weights through it)."""
+@pytest.mark.parametrize("head", ["avgpool", "flatten"])
+def test_export_writes_a_loadable_model_dir(tmp_path, faces, head):
+    """The reusable export that train_landmarks uses: SavedModel == .pb == Keras."""
     from app.landmarks.cnn import CnnLandmarks
     from models.cnn68 import build_keras_model, export_landmark_model
 
-    model = build_keras_model()  # random weights stand in for fine-tuned ones
+    model = build_keras_model(head=head)  # random weights stand in for fine-tuned ones
     rules = {"default": {"scale": 1.2, "dx": 0.0, "dy": 0.1}}
     io = export_landmark_model(model, tmp_path, rules)
     assert io["crop_rules"] == rules and io["input_size"] == 112
