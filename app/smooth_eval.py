@@ -13,8 +13,9 @@ from the photo itself and run through the detector, the landmark model and the a
   then still for 20. Lag = the delay (frames, 0.05 steps) that best lines the smoothed
   points' centroid up with the raw one's.
 
-Prints one JSON line: jitter raw/smoothed and their ratio, lag in frames (median over
-photos), and the filter parameters.
+Prints one JSON line: the detector's box jitter on the still clip (centre motion per
+frame / box size), landmark jitter raw/smoothed and their ratio, lag in frames (median
+over photos), and the filter parameters.
 """
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ from app.types import OUTER_EYE_CORNERS, Face
 HOLD_BEFORE, HOLD_AFTER = 10, 20
 
 
-def run_clip(frames, detector, landmarker, smoother, track_points) -> tuple[np.ndarray, np.ndarray]:
+def run_clip(frames, detector, landmarker, smoother, track_points):
     """(raw, smoothed) (T, 68, 2) points of the face overlapping ``track_points[t]`` best
-    (the annotated points moved with the photo); a frame where it is missed repeats the
-    previous points."""
-    raw, smooth = [], []
+    (the annotated points moved with the photo), and the (T, 4) boxes; a frame where it
+    is missed repeats the previous points."""
+    raw, smooth, boxes = [], [], []
     for image, points in zip(frames, track_points):
         box = matching_box(points, [d.box for d in detector.detect(image)])
         if box is None:
@@ -42,14 +43,16 @@ def run_clip(frames, detector, landmarker, smoother, track_points) -> tuple[np.n
                 continue
             raw.append(raw[-1])
             smooth.append(smooth[-1])
+            boxes.append(boxes[-1])
             continue
+        boxes.append(box)
         face = Face(box=box, score=1.0, track_id=1)
         face.landmarks = landmarker.predict(image, box)
         face.extras["track_event"] = "new" if not raw else None
         raw.append(face.landmarks.copy())
         smoother.apply([face])
         smooth.append(face.landmarks)
-    return np.array(raw), np.array(smooth)
+    return np.array(raw), np.array(smooth), np.array(boxes)
 
 
 def still_frames(image: np.ndarray, count: int, sigma: float, rng) -> list[np.ndarray]:
@@ -78,6 +81,13 @@ def jitter(points: np.ndarray, iod: float) -> float:
     return float(np.linalg.norm(np.diff(points, axis=0), axis=-1).mean() / iod)
 
 
+def box_jitter(boxes: np.ndarray) -> float:
+    """Mean frame-to-frame motion of the box centre over the box size."""
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    sizes = (boxes[:, 2:] - boxes[:, :2]).mean(axis=1)
+    return float((np.linalg.norm(np.diff(centres, axis=0), axis=1) / sizes[1:]).mean())
+
+
 def lag_frames(raw: np.ndarray, smooth: np.ndarray, max_lag: float = 10.0) -> float:
     """Delay d (frames) minimising |smooth(t) - raw(t - d)| of the points' centroid x."""
     r, s = raw[..., 0].mean(axis=-1), smooth[..., 0].mean(axis=-1)
@@ -102,20 +112,22 @@ def evaluate(data_dir, photos: int = 10, frames: int = 60, speed: float = 0.5,
         iod = float(np.linalg.norm(face.points[right] - face.points[left]))
         size = float(np.ptp(face.points[:, 0]))
         still = still_frames(face.image, frames, sensor_noise, rng)
-        raw_s, smooth_s = run_clip(still, det, landmarker, LandmarkSmoother(**smoother_args),
+        raw_s, smooth_s, boxes_s = run_clip(still, det, landmarker, LandmarkSmoother(**smoother_args),
                                    [face.points] * len(still))
         moving, moved = moving_frames(face.image, face.points, frames,
                                       speed * size / DEFAULT_FPS)
-        raw_m, smooth_m = run_clip(moving, det, landmarker, LandmarkSmoother(**smoother_args),
+        raw_m, smooth_m, _ = run_clip(moving, det, landmarker, LandmarkSmoother(**smoother_args),
                                    moved)
         if len(raw_s) < 2 or len(raw_m) < 2:
             continue
-        rows.append((jitter(raw_s, iod), jitter(smooth_s, iod), lag_frames(raw_m, smooth_m)))
+        rows.append((jitter(raw_s, iod), jitter(smooth_s, iod), lag_frames(raw_m, smooth_m),
+                     box_jitter(boxes_s)))
     getattr(landmarker, "close", lambda: None)()
     if not rows:
         raise ValueError(f"{data_dir}: the {detector} detector found no face to measure")
-    raw_j, smooth_j, lags = (np.array(c) for c in zip(*rows))
+    raw_j, smooth_j, lags, box_j = (np.array(c) for c in zip(*rows))
     return {"photos": len(rows), "detector": detector, "landmarks": landmarks,
+            "box_jitter": round(float(np.mean(box_j)), 5),
             "jitter_raw": round(float(np.mean(raw_j)), 5),
             "jitter_smoothed": round(float(np.mean(smooth_j)), 5),
             "jitter_ratio": round(float(np.mean(smooth_j) / np.mean(raw_j)), 3),

@@ -61,17 +61,19 @@ CROP_RULES = {
 
 # ---------------------------------------------------------------- network
 
-HEADS = ("avgpool", "flatten")
+HEADS = ("avgpool", "gdconv", "flatten")
 
 
 def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool"):
     """FaceLandmark68Net as a tf.keras functional model: (N, 112, 112, 3) float32 RGB
     0..255 in, (N, 136) out; normalisation is the model's first layer.
 
-    ``head`` "avgpool" is face-api.js's: 7x7 average pool, then 256 -> 136. "flatten"
-    feeds all 7x7x256 features to the last layer, so each point can use *where* a
-    feature fired (average pooling throws that away); ``widen_head`` initialises it to
-    compute exactly what the average-pool head computes."""
+    ``head`` "avgpool" is face-api.js's: 7x7 average pool, then 256 -> 136. "gdconv"
+    learns the pooling: a 7x7 depthwise convolution (MobileFaceNet's global depthwise
+    conv) weighs each feature map's positions, then 256 -> 136. "flatten" feeds all
+    7x7x256 features to the last layer, so each point can use *where* a feature fired,
+    at ~1 ms more per face (its 1.7M weights are read every call). ``widen_head``
+    initialises either to compute exactly what the average-pool head computes."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     import tensorflow as tf
@@ -84,8 +86,10 @@ def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool")
         x = _dense_block(layers, x, channels, f"dense{index}", first=index == 0)
     if head == "avgpool":
         x = layers.AveragePooling2D(7, strides=2, padding="valid", name="avg_pool")(x)
-    else:  # 1/49 here keeps the fc weights at the pooled head's scale (Adam's steps are
-        x = layers.Rescaling(1 / 49, name="cell_share")(x)  # relative to that scale)
+    else:  # 1/49 here keeps the learnt weights at the pooled head's scale (Adam's steps
+        x = layers.Rescaling(1 / 49, name="cell_share")(x)  # are relative to that scale)
+    if head == "gdconv":
+        x = layers.DepthwiseConv2D(7, padding="valid", use_bias=False, name="gdconv")(x)
     x = layers.Flatten(name="flatten")(x)
     landmarks = layers.Dense(2 * N_POINTS, name="fc")(x)
     return tf.keras.Model(image, landmarks, name=name)
@@ -222,17 +226,21 @@ def face_api_model(npm_dir: str | Path | None = None, head: str = "avgpool"):
     same function, with the widened last layer of ``widen_head``)."""
     model = build_keras_model()
     load_tfjs_weights(model, npm_weights_dir(npm_dir))
-    return model if head == "avgpool" else widen_head(model)
+    return model if head == "avgpool" else widen_head(model, head)
 
 
-def widen_head(avgpool_model):
-    """A "flatten"-head model that computes what ``avgpool_model`` computes: every
-    feature-map position gets the pooled weights (the head scales features by 1/49),
-    so training starts from there."""
-    model = build_keras_model(head="flatten")
+def widen_head(avgpool_model, head: str = "flatten"):
+    """A ``head`` model that computes what ``avgpool_model`` computes (the head scales
+    features by 1/49): every position gets weight 1 ("gdconv") or the pooled fc weights
+    ("flatten"), so training starts from there."""
+    model = build_keras_model(head=head)
     for layer in avgpool_model.layers:
-        if layer.weights and layer.name != "fc":
+        if layer.weights and (head == "gdconv" or layer.name != "fc"):
             model.get_layer(layer.name).set_weights(layer.get_weights())
+    if head == "gdconv":
+        gd = model.get_layer("gdconv")
+        gd.set_weights([np.ones_like(w) for w in gd.get_weights()])
+        return model
     kernel, bias = avgpool_model.get_layer("fc").get_weights()
     grid = model.get_layer("flatten").input.shape[1:3]
     cells = int(np.prod(grid))

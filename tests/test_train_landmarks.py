@@ -65,12 +65,13 @@ def test_validation_split_is_stable_and_disjoint():
     assert set(val_subset) == {i for i in val if i < 250}
 
 
-def test_flatten_head_starts_as_the_average_pool_head():
+@pytest.mark.parametrize("head", ["gdconv", "flatten"])
+def test_learnt_heads_start_as_the_average_pool_head(head):
     from models.cnn68 import build_keras_model, widen_head
 
     pooled = build_keras_model()
     crops = np.random.default_rng(4).uniform(0, 255, (3, 112, 112, 3)).astype(np.float32)
-    wide = widen_head(pooled)
+    wide = widen_head(pooled, head)
     np.testing.assert_allclose(np.asarray(wide(crops)), np.asarray(pooled(crops)), atol=1e-5)
     with pytest.raises(ValueError, match="head"):
         build_keras_model(head="unknown")
