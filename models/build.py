@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from app.metrics import cosine_rows
-from app.paths import (CNN68_DIR, FACENET_DIRS, FACENET_FAMILIES, FACENET_VARIANTS,
+from app.paths import (CNN68_DIR, REPO_ROOT, FACENET_DIRS, FACENET_FAMILIES, FACENET_VARIANTS,
                        KERAS_SAVED_MODEL, facenet_pb_path, facenet_tflite_path)
 
 # Float32 steps (.h5 -> SavedModel -> frozen .pb -> fp32 .tflite) must agree to this
@@ -152,10 +152,14 @@ def build_facenet(family: str, force: bool = False) -> list[str]:
 
 
 def build_cnn68() -> list[str]:
-    """The landmark CNN is committed; rebuild it (needs npm) only when it is missing."""
+    """The landmark CNN is committed (fine-tuned by ``python -m models train_landmarks``);
+    when it is missing, fall back to face-api.js's original weights (needs npm)."""
     if (CNN68_DIR / "io.json").exists() and (CNN68_DIR / "frozen.pb").exists():
         print(f"cnn68: present in {CNN68_DIR}")
         return []
+    print(f"cnn68: missing; exporting face-api.js's original weights (less accurate than "
+          f"the committed fine-tuned model: git checkout {CNN68_DIR.relative_to(REPO_ROOT)} "
+          f"or python -m models train_landmarks)")
     from models import cnn68
     return [] if cnn68.main([]) == 0 else ["cnn68 export failed"]
 
