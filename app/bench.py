@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.config import DEFAULT_EMBEDDER
+
 PEER_TOLERANCE = 0.6      # face_recognition's default compare_faces tolerance
 PEER_UPSAMPLE = 1         # face_locations' default
 
@@ -35,7 +37,7 @@ def main(args) -> int:
 
 def measure(source: str | Path, *, gallery: str | Path | None = None,
             enroll: list[str] | None = None, vs: str | None = None, repeat: int = 3,
-            embedder: str = "int8", realtime: bool = False) -> dict:
+            embedder: str = DEFAULT_EMBEDDER, realtime: bool = False) -> dict:
     """What ``main`` prints: see the module docstring (``make results`` calls it too)."""
     video = Path(source)
     if not video.is_file():
@@ -57,7 +59,7 @@ def measure(source: str | Path, *, gallery: str | Path | None = None,
                                              Path(tmp) / f"{i}.jsonl", labels, realtime))
             if peer:
                 results["face_recognition"].append(peer.run(video, labels, realtime))
-    return _summarise(results, realtime)
+    return {**_summarise(results, realtime), "embedder": embedder}
 
 
 # -- ours ---------------------------------------------------------------------------------
