@@ -2,7 +2,7 @@
 
 ``python -m models train_landmarks --data ../shared/data/landmarks300w/train
 [--epochs 40] [--batch 32] [--lr 5e-4] [--seed 0] [--work models/cache/train_cnn68]
-[--out models/landmarks/cnn68] [--resume] [--no-export]``
+[--out models/landmarks/cnn68] [--resume] [--stop-after N] [--no-export]``
 
 Starts from face-api.js's weights (``models.cnn68.face_api_model``) and trains on what
 the app feeds the network at run time: the crop square that a *detector box* plus that
@@ -17,7 +17,10 @@ validation; its NME with HOG boxes is logged every epoch, and the epoch with the
 validation NME is exported. Nothing here reads the test split. Every epoch's state
 (weights, optimiser, log) is checkpointed in ``--work``; ``--resume`` continues from
 the last one with the same data order (each epoch's augmentation is seeded by
-``seed`` and the epoch number).
+``seed`` and the epoch number); ``--stop-after N`` ends a run early on purpose.
+
+The defaults made the committed model (6-11 min on 2 CPU cores, no GPU; the log of that
+run is summarised in models/README.md).
 """
 from __future__ import annotations
 
@@ -307,6 +310,7 @@ def train(args) -> Path:
         args.lr, decay_steps=args.epochs * steps_per_epoch, alpha=0.02,
         warmup_target=None)
     optimizer = tf.keras.optimizers.Adam(schedule)
+    optimizer.build(model.trainable_variables)  # Adam's moments exist before a restore
     epoch_var = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
     manager = tf.train.CheckpointManager(ckpt, str(work / "ckpt"), max_to_keep=2)
@@ -331,7 +335,9 @@ def train(args) -> Path:
         return loss
 
     best = min(r["val_nme"] for r in _read_log(log_path))
-    for epoch in range(int(epoch_var) + 1, args.epochs + 1):
+    last = args.epochs if not args.stop_after else min(args.epochs,
+                                                       int(epoch_var) + args.stop_after)
+    for epoch in range(int(epoch_var) + 1, last + 1):
         started = time.perf_counter()
         losses = [float(step(x, y)) for x, y in
                   make_batches(faces, fit, args.batch, args.seed * 100003 + epoch, aug)]
@@ -384,12 +390,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--head", choices=HEADS, default="flatten",
+    parser.add_argument("--head", choices=HEADS, default="gdconv",
                         help="last layers (see models.cnn68.build_keras_model) [%(default)s]")
     parser.add_argument("--work", default=str(DEFAULT_WORK),
                         help="checkpoints, log and box cache [%(default)s]")
     parser.add_argument("--out", default=str(CNN68_DIR), help="export folder [%(default)s]")
-    parser.add_argument("--resume", action="store_true", help="continue the last checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the last checkpoint "
+                        "(give the same --epochs: the learning-rate schedule spans them)")
+    parser.add_argument("--stop-after", type=int, metavar="N",
+                        help="stop after N epochs of this run (continue later with --resume)")
     parser.add_argument("--init", help="start from these weights (.weights.h5 of a run with "
                         "the same --head) instead of face-api.js's")
     parser.add_argument("--aug", nargs="*", metavar="FIELD=VALUE",
@@ -404,5 +413,8 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     best = train(args)
     print(f"training took {(time.perf_counter() - started) / 60:.1f} min; best weights {best}")
+    if _read_log(Path(args.work) / "log.jsonl")[-1]["epoch"] < args.epochs:
+        print("stopped before the last epoch: continue with --resume (same --epochs)")
+        return 0
     return 0 if args.no_export else export(best, Path(args.out), Path(args.data), args.fit_limit,
                                                  args.head)
