@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

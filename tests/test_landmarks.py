@@ -12,7 +12,7 @@ import pytest
 
 from app.landmarks import LandmarkModel
 from app.landmarks.crop import cut_square, square_for_box, to_frame
-from app.landmarks.metrics import box_iou, landmark_box, nme, read_pts
+from app.landmarks.metrics import nme
 from app.paths import CNN68_DIR, REPO_ROOT
 from tests.conftest import shared
 
@@ -24,21 +24,13 @@ MAX_BACKEND_DIFF = 1e-5
 @pytest.fixture(scope="module")
 def faces():
     """The first N_FACES 300-W test faces with their best-matching HOG box."""
-    import dlib
+    from app.landmark_eval import read_faces, with_boxes
 
-    detector = dlib.get_frontal_face_detector()
-    out = []
-    for path in sorted(shared("landmarks300w", "test").glob("*.jpg")):
-        image = cv2.imread(str(path))
-        gt = read_pts(path.with_suffix(".pts"))
-        rects = detector(np.ascontiguousarray(image[:, :, ::-1]), 1)
-        boxes = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects],
-                         np.float32).reshape(-1, 4)
-        if len(boxes):
-            out.append((image, gt, boxes[int(box_iou(landmark_box(gt), boxes).argmax())]))
-        if len(out) == N_FACES:
-            return out
-    pytest.fail("HOG found too few of the 300-W test faces")
+    found = [f for f in with_boxes(read_faces(shared("landmarks300w", "test"), 2 * N_FACES),
+                                   "hog") if f.box is not None][:N_FACES]
+    if len(found) < N_FACES:
+        pytest.fail("HOG found too few of the 300-W test faces")
+    return [(f.image, f.points, f.box) for f in found]
 
 
 @pytest.fixture(scope="module")
