@@ -173,6 +173,7 @@ class Pipeline:
         result.stage_ms["landmarks"] = total
         for i, face in enumerate(faces):
             face.landmarks = sets[names[0]][i]
+            face.extras["landmark_model"] = names[0]
             if len(names) > 1:
                 face.extras["landmarks"] = {name: sets[name][i] for name in names}
         if len(names) > 1 and faces:

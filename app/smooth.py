@@ -97,11 +97,14 @@ class LandmarkSmoother:
                 continue
             restart = face.extras.get("track_event") in ("new", "jump")
             size = float(np.mean(np.asarray(face.box[2:]) - np.asarray(face.box[:2])))
-            face.landmarks = self._smooth(face.track_id, "main", face.landmarks, size, restart)
+            # Keyed by model too: switching cnn <-> dlib must not blend one into the other.
+            model = face.extras.get("landmark_model", "main")
+            face.landmarks = self._smooth(face.track_id, model, face.landmarks, size, restart)
             per_model = face.extras.get("landmarks")
-            if per_model:
+            if per_model:  # side by side: each model's points, the first one's already done
                 face.extras["landmarks"] = {
-                    name: self._smooth(face.track_id, name, points, size, restart)
+                    name: face.landmarks if name == model else
+                    self._smooth(face.track_id, name, points, size, restart)
                     for name, points in per_model.items()}
             self._last_seen[face.track_id] = self._frame
         self._forget_idle()

@@ -101,3 +101,14 @@ def test_smoothing_measure_on_a_real_photo():
     assert row["photos"] == 1
     assert 0 < row["jitter_smoothed"] < row["jitter_raw"]
     assert 0 < row["lag_frames"] < 5
+
+
+def test_switching_landmark_model_does_not_blend_one_into_the_other():
+    smoother = LandmarkSmoother()
+    cnn = face(3, np.zeros((68, 2)), "new")
+    cnn.extras["landmark_model"] = "cnn"
+    smoother.apply([cnn])
+    dlib = face(3, np.full((68, 2), 5.0))
+    dlib.extras["landmark_model"] = "dlib"
+    smoother.apply([dlib])
+    np.testing.assert_array_equal(dlib.landmarks, np.full((68, 2), 5.0))  # dlib's first frame
