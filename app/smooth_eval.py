@@ -112,8 +112,9 @@ def evaluate(data_dir, photos: int = 10, frames: int = 60, speed: float = 0.5,
         iod = float(np.linalg.norm(face.points[right] - face.points[left]))
         size = float(np.ptp(face.points[:, 0]))
         still = still_frames(face.image, frames, sensor_noise, rng)
-        raw_s, smooth_s, boxes_s = run_clip(still, det, landmarker, LandmarkSmoother(**smoother_args),
-                                   [face.points] * len(still))
+        raw_s, smooth_s, boxes_s = run_clip(still, det, landmarker,
+                                            LandmarkSmoother(**smoother_args),
+                                            [face.points] * len(still))
         moving, moved = moving_frames(face.image, face.points, frames,
                                       speed * size / DEFAULT_FPS)
         raw_m, smooth_m, _ = run_clip(moving, det, landmarker, LandmarkSmoother(**smoother_args),
@@ -144,6 +145,7 @@ def _filter_params(smoother_args: dict) -> dict:
 def main(args) -> int:
     smoother_args = {k: v for k, v in (("min_cutoff", args.min_cutoff), ("beta", args.beta))
                      if v is not None}
-    print(json.dumps(evaluate(args.data, args.photos, args.frames, args.speed, args.sensor_noise,
-                              args.detector, args.landmarks, smoother_args)))
+    row = evaluate(args.data, args.photos, args.frames, args.speed, args.sensor_noise,
+                   args.detector, args.landmarks, smoother_args)
+    print(json.dumps(row))
     return 0

@@ -141,7 +141,7 @@ def detector_squares(names, images, points, cache: Path) -> dict[str, np.ndarray
     return squares
 
 
-def split_indices(names: list[str], fraction: float = VAL_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(names: list[str], fraction: float = VAL_FRACTION):
     """(fit, val) indices; a photo is in val when the hash of its name says so (stable
     under adding or removing other photos)."""
     val = np.array([int(hashlib.md5(n.encode()).hexdigest(), 16) % 1000 < fraction * 1000
@@ -208,7 +208,8 @@ def augment_sample(image, points, square, rng: np.random.Generator, aug: Augment
     cx = left + side / 2 + rng.normal(0, aug.box_shift_sigma) * side
     cy = top + side / 2 + rng.normal(0, aug.box_shift_sigma) * side
     jittered = (cx - side2 / 2, cy - side2 / 2, side2)
-    angle = rng.uniform(-aug.max_rotation, aug.max_rotation) if rng.random() < aug.rotate_prob else 0.0
+    rotate = rng.random() < aug.rotate_prob
+    angle = rng.uniform(-aug.max_rotation, aug.max_rotation) if rotate else 0.0
     matrix = crop_transform(jittered, angle)
     crop = warp_crop(image, matrix)
     target = (points @ matrix[:, :2].T + matrix[:, 2] + 0.5) / INPUT_SIZE
