@@ -63,7 +63,8 @@ CROP_RULES = {
 HEADS = ("avgpool", "gdconv", "flatten")
 
 
-def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool"):
+def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool",
+                      extra_blocks: int = 0):
     """FaceLandmark68Net as a tf.keras functional model: (N, 112, 112, 3) float32 RGB
     0..255 in, (N, 136) out; normalisation is the model's first layer.
 
@@ -72,7 +73,10 @@ def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool")
     conv) weighs each feature map's positions, then 256 -> 136. "flatten" feeds all
     7x7x256 features to the last layer, so each point can use *where* a feature fired,
     at ~1 ms more per face (its 1.7M weights are read every call). ``widen_head``
-    initialises either to compute exactly what the average-pool head computes."""
+    initialises either to compute exactly what the average-pool head computes.
+
+    ``extra_blocks`` residual blocks (two 3x3 separable convs) on the 7x7x256 map add
+    capacity where it is cheap; ``widen_head`` starts them as the identity."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     import tensorflow as tf
@@ -83,6 +87,12 @@ def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool")
                              name="normalize")(image)
     for index, channels in enumerate(BLOCK_CHANNELS):
         x = _dense_block(layers, x, channels, f"dense{index}", first=index == 0)
+    for index in range(extra_blocks):
+        y = layers.SeparableConv2D(BLOCK_CHANNELS[-1], 3, padding="same", activation="relu",
+                                   name=f"extra{index}_a")(x)
+        y = layers.SeparableConv2D(BLOCK_CHANNELS[-1], 3, padding="same",
+                                   name=f"extra{index}_b")(y)
+        x = layers.ReLU(name=f"extra{index}_relu")(layers.Add(name=f"extra{index}_add")([x, y]))
     if head == "avgpool":
         x = layers.AveragePooling2D(7, strides=2, padding="valid", name="avg_pool")(x)
     else:  # 1/49 here keeps the learnt weights at the pooled head's scale (Adam's steps
@@ -220,22 +230,29 @@ def npm_weights_dir(npm_dir: str | Path | None = None) -> Path:
     return target
 
 
-def face_api_model(npm_dir: str | Path | None = None, head: str = "avgpool"):
+def face_api_model(npm_dir: str | Path | None = None, head: str = "avgpool",
+                   extra_blocks: int = 0):
     """The Keras FaceLandmark68Net with face-api.js's weights (``head`` "flatten": the
     same function, with the widened last layer of ``widen_head``)."""
     model = build_keras_model()
     load_tfjs_weights(model, npm_weights_dir(npm_dir))
-    return model if head == "avgpool" else widen_head(model, head)
+    if head == "avgpool" and not extra_blocks:
+        return model
+    return widen_head(model, head, extra_blocks)
 
 
-def widen_head(avgpool_model, head: str = "flatten"):
+def widen_head(avgpool_model, head: str = "flatten", extra_blocks: int = 0):
     """A ``head`` model that computes what ``avgpool_model`` computes (the head scales
     features by 1/49): every position gets weight 1 ("gdconv") or the pooled fc weights
     ("flatten"), so training starts from there."""
-    model = build_keras_model(head=head)
+    model = build_keras_model(head=head, extra_blocks=extra_blocks)
     for layer in avgpool_model.layers:
         if layer.weights and (head == "gdconv" or layer.name != "fc"):
             model.get_layer(layer.name).set_weights(layer.get_weights())
+    for index in range(extra_blocks):  # zero last conv: x + 0 = x (dense3 ends in a ReLU)
+        last = model.get_layer(f"extra{index}_b")
+        last.set_weights([np.zeros_like(w) if i > 0 else w
+                          for i, w in enumerate(last.get_weights())])
     if head == "gdconv":
         gd = model.get_layer("gdconv")
         gd.set_weights([np.ones_like(w) for w in gd.get_weights()])

@@ -302,7 +302,7 @@ def train(args) -> Path:
     print(f"training on {len(fit)} faces, validating on {len(val_set[0])} "
           f"(of {len(val)} held out; HOG boxes)", flush=True)
 
-    model = face_api_model(head=args.head)
+    model = face_api_model(head=args.head, extra_blocks=args.extra_blocks)
     if args.init:
         model.load_weights(args.init)
     aug = parse_augment(args.aug)
@@ -363,12 +363,13 @@ def _read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str) -> int:
+def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str,
+           extra_blocks: int = 0) -> int:
     """Export the trained weights with crop rules refitted on the training photos."""
     from models.cnn68 import (ExportCheckError, _report_nme, build_keras_model,
                               export_landmark_model, fit_detector_rule)
 
-    model = build_keras_model(head=head)
+    model = build_keras_model(head=head, extra_blocks=extra_blocks)
     model.load_weights(weights)
     rules = {d: fit_detector_rule(model, d, fit_limit, split=data)
              for d in (*BOX_DETECTORS, "gt")}
@@ -393,6 +394,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--head", choices=HEADS, default="gdconv",
                         help="last layers (see models.cnn68.build_keras_model) [%(default)s]")
+    parser.add_argument("--extra-blocks", type=int, default=0,
+                        help="residual blocks added on the 7x7 map [%(default)s]")
     parser.add_argument("--work", default=str(DEFAULT_WORK),
                         help="checkpoints, log and box cache [%(default)s]")
     parser.add_argument("--out", default=str(CNN68_DIR), help="export folder [%(default)s]")
@@ -418,4 +421,4 @@ def main(argv: list[str]) -> int:
         print("stopped before the last epoch: continue with --resume (same --epochs)")
         return 0
     return 0 if args.no_export else export(best, Path(args.out), Path(args.data), args.fit_limit,
-                                                 args.head)
+                                                 args.head, args.extra_blocks)

@@ -65,13 +65,13 @@ def test_validation_split_is_stable_and_disjoint():
     assert set(val_subset) == {i for i in val if i < 250}
 
 
-@pytest.mark.parametrize("head", ["gdconv", "flatten"])
-def test_learnt_heads_start_as_the_average_pool_head(head):
+@pytest.mark.parametrize("head,extra_blocks", [("gdconv", 0), ("flatten", 0), ("gdconv", 2)])
+def test_learnt_heads_start_as_the_average_pool_head(head, extra_blocks):
     from models.cnn68 import build_keras_model, widen_head
 
     pooled = build_keras_model()
     crops = np.random.default_rng(4).uniform(0, 255, (3, 112, 112, 3)).astype(np.float32)
-    wide = widen_head(pooled, head)
+    wide = widen_head(pooled, head, extra_blocks)
     np.testing.assert_allclose(np.asarray(wide(crops)), np.asarray(pooled(crops)), atol=1e-5)
     with pytest.raises(ValueError, match="head"):
         build_keras_model(head="unknown")
@@ -96,7 +96,7 @@ def test_training_logs_validation_nme_and_resumes_where_it_stopped(tmp_path):
     def run(work, stop_after=None, resume=False):
         args = argparse.Namespace(data=str(data), epochs=2, batch=8, lr=1e-4, seed=0,
                                   work=str(work), resume=resume, head="gdconv", init=None,
-                                  aug=None, stop_after=stop_after)
+                                  extra_blocks=0, aug=None, stop_after=stop_after)
         train(args)
         return [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
 
