@@ -343,19 +343,12 @@ def _clear_fingerprint_uuid(path: Path) -> None:
 
 def _write_frozen_graph(module, path: Path) -> tuple[str, str]:
     """Freeze the serving function; return its input and output tensor names."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from models.freeze import freeze_function
 
-    frozen = convert_variables_to_constants_v2(module.serve.get_concrete_function())
-    graph_def = frozen.graph.as_graph_def()
-    (inp,), (out,) = frozen.inputs, frozen.outputs
-    named = graph_def.node.add()  # a stable output name instead of "Identity"
-    named.name, named.op = "landmarks", "Identity"
-    named.input.append(out.op.name)
-    named.attr["T"].type = tf.float32.as_datatype_enum
+    graph_def, (input_name,) = freeze_function(module.serve.get_concrete_function(),
+                                               "landmarks")
     path.write_bytes(graph_def.SerializeToString(deterministic=True))
-    return inp.name, "landmarks:0"
+    return input_name, "landmarks:0"
 
 
 def _io_spec(input_name: str, output_name: str, rules: dict, source: str) -> dict:

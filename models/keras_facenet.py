@@ -112,16 +112,12 @@ def saved_model_embed(saved_model: Path, batch: np.ndarray) -> np.ndarray:
 def freeze(saved_model: Path) -> bytes:
     """The serving signature as a frozen GraphDef: ``input:0`` -> ``embeddings:0``."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+
+    from models.freeze import freeze_function
 
     loaded = tf.saved_model.load(str(saved_model))  # keep: the signature needs its variables
-    frozen = convert_variables_to_constants_v2(loaded.signatures["serving_default"])
-    graph_def = frozen.graph.as_graph_def()
     # Same tensor names as the CASIA graph, so one loader and converter serve both.
-    output = frozen.outputs[0].name.split(":")[0]
-    node = graph_def.node.add(name="embeddings", op="Identity", input=[output])
-    node.attr["T"].type = tf.float32.as_datatype_enum
+    graph_def, _ = freeze_function(loaded.signatures["serving_default"], "embeddings")
     inputs = [n.name for n in graph_def.node if n.op == "Placeholder"]
     if inputs != ["input"]:
         raise ValueError(f"frozen graph has inputs {inputs}, expected ['input']")
