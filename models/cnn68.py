@@ -424,12 +424,24 @@ def real_crops(count: int = 16, split_dir: Path = FIT_SPLIT) -> np.ndarray:
 FIT_BOXES = ("hog", "blazeface", "gt")  # box sources a crop rule can be fitted for
 
 
+def keras_nme(keras_model, crops: np.ndarray, squares, truths: np.ndarray,
+              batch: int = 64) -> float:
+    """Mean NME of ``keras_model`` on RGB ``crops`` cut at ``squares`` (left, top, side),
+    its points mapped back to the frame, against ``truths`` (N, 68, 2)."""
+    from app.landmarks.crop import to_frame
+    from app.landmarks.metrics import nme
+
+    out = np.concatenate([np.asarray(keras_model(crops[i:i + batch], training=False))
+                          for i in range(0, len(crops), batch)]).reshape(-1, N_POINTS, 2)
+    pred = np.stack([to_frame(p, square) for p, square in zip(out, squares)])
+    return float(nme(pred, truths).mean())
+
+
 def fit_crop_rule(keras_model, faces: list, start: dict | None = None) -> tuple[dict, float]:
     """The {scale, dx, dy} minimising mean NME of ``keras_model`` on ``faces``
     (``app.landmark_eval.AnnotatedFace`` of a *training* split; those with a box), by
     coordinate search with shrinking steps. Returns the rule and its NME."""
-    from app.landmarks.crop import cut_square, square_for_box, to_frame
-    from app.landmarks.metrics import nme
+    from app.landmarks.crop import cut_square, square_for_box
 
     samples = [f for f in faces if f.box is not None]
     gts = np.stack([f.points for f in samples])
@@ -438,10 +450,7 @@ def fit_crop_rule(keras_model, faces: list, start: dict | None = None) -> tuple[
         squares = [square_for_box(f.box, rule) for f in samples]
         crops = np.stack([cut_square(f.image, sq, INPUT_SIZE)[:, :, ::-1]
                           for f, sq in zip(samples, squares)]).astype(np.float32)
-        out = np.concatenate([np.asarray(keras_model(crops[i:i + 64], training=False))
-                              for i in range(0, len(crops), 64)]).reshape(-1, N_POINTS, 2)
-        pred = np.stack([to_frame(p, sq) for p, sq in zip(out, squares)])
-        return float(nme(pred, gts).mean())
+        return keras_nme(keras_model, crops, squares, gts)
 
     rule = dict(start or {"scale": 1.3, "dx": 0.0, "dy": 0.0})
     best = score(rule)

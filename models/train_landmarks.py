@@ -37,7 +37,7 @@ import numpy as np
 
 from app.paths import CNN68_DIR, MODELS_DIR, SHARED_DATA
 from app.types import OUTER_EYE_CORNERS
-from models.cnn68 import CROP_RULES, HEADS, INPUT_SIZE, N_POINTS
+from models.cnn68 import CROP_RULES, HEADS, INPUT_SIZE, N_POINTS, keras_nme
 
 DEFAULT_DATA = SHARED_DATA / "landmarks300w" / "train"
 DEFAULT_WORK = MODELS_DIR / "cache" / "train_cnn68"
@@ -94,41 +94,31 @@ class FaceSet:
 
 def load_faces(data_dir: Path, cache: Path) -> FaceSet:
     """Photos, ground truth and each detector's crop square (cached in ``cache``)."""
-    from app.landmarks.metrics import read_pts
+    from app.landmark_eval import read_faces
 
-    paths = sorted(Path(data_dir).glob("*.jpg"))
-    if not paths:
-        raise FileNotFoundError(f"no .jpg faces in {data_dir} (expected landmarks300w/train)")
-    images = [cv2.imread(str(p)) for p in paths]
-    bad = [p.name for p, im in zip(paths, images) if im is None]
-    if bad:
-        raise ValueError(f"cannot read {len(bad)} photos in {data_dir}: {bad[:5]}")
-    points = np.stack([read_pts(p.with_suffix(".pts")) for p in paths])
-    names = [p.stem for p in paths]
-    return FaceSet(names, images, points, detector_squares(names, images, points, cache))
+    faces = read_faces(data_dir)
+    return FaceSet([f.name for f in faces], [f.image for f in faces],
+                   np.stack([f.points for f in faces]), detector_squares(faces, cache))
 
 
-def detector_squares(names, images, points, cache: Path) -> dict[str, np.ndarray]:
-    """Crop squares from each detector's best-matching box under that detector's rule."""
-    from app.landmark_eval import box_finder
+def detector_squares(faces: list, cache: Path) -> dict[str, np.ndarray]:
+    """Crop squares from each detector's best-matching box under that detector's rule
+    (``faces``: ``app.landmark_eval.AnnotatedFace``; the boxes are cached by file names)."""
+    from app.landmark_eval import with_boxes
     from app.landmarks.crop import square_for_box
 
     cache = Path(cache)
-    key = hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
+    key = hashlib.sha1("\n".join(f.name for f in faces).encode()).hexdigest()[:12]
     file = cache / f"boxes_{key}.npz"
     if file.exists():
         boxes = dict(np.load(file))
     else:
         boxes = {}
         for detector in BOX_DETECTORS:
-            find = box_finder(detector)
-            found = np.full((len(images), 4), np.nan, np.float32)
-            for i, (image, gt) in enumerate(zip(images, points)):
-                box = find(image, gt)
-                if box is not None:
-                    found[i] = box
+            found = np.array([np.full(4, np.nan) if f.box is None else f.box
+                              for f in with_boxes(faces, detector)], np.float32)
             boxes[detector] = found
-            print(f"{detector}: boxes for {np.isfinite(found[:, 0]).sum()}/{len(images)} "
+            print(f"{detector}: boxes for {np.isfinite(found[:, 0]).sum()}/{len(faces)} "
                   "training faces", flush=True)
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(file, **boxes)
@@ -253,15 +243,13 @@ def make_batches(faces: FaceSet, indices: np.ndarray, batch: int, seed: int,
 
 
 def val_crops(faces: FaceSet, indices: np.ndarray, detector: str = "hog"):
-    """Unaugmented validation crops from ``detector``'s squares (faces it found)."""
+    """(crops, squares, truths): unaugmented validation crops from ``detector``'s squares
+    (faces it found), in the argument order of ``keras_nme``."""
     keep = [i for i in indices if faces.squares[detector][i][2] > 0]
-    crops, truths, squares = [], [], []
-    for i in keep:
-        square = faces.squares[detector][i]
-        crops.append(warp_crop(faces.images[i], crop_transform(square))[:, :, ::-1])
-        truths.append(faces.points[i])
-        squares.append(square)
-    return np.stack(crops).astype(np.float32), np.stack(truths), np.stack(squares)
+    squares = np.stack([faces.squares[detector][i] for i in keep])
+    crops = np.stack([warp_crop(faces.images[i], crop_transform(square))[:, :, ::-1]
+                      for i, square in zip(keep, squares)]).astype(np.float32)
+    return crops, squares, faces.points[keep]
 
 
 # ---------------------------------------------------------------- training
@@ -274,16 +262,6 @@ def nme_loss(tf, targets, outputs):
     iod = tf.norm(t[:, right] - t[:, left], axis=-1)
     dist = tf.sqrt(tf.reduce_sum(tf.square(p - t), axis=-1) + 1e-8)
     return tf.reduce_mean(tf.reduce_mean(dist, axis=-1) / tf.maximum(iod, 0.05))
-
-
-def val_nme(model, crops, truths, squares) -> float:
-    from app.landmarks.crop import to_frame
-    from app.landmarks.metrics import nme
-
-    out = np.concatenate([np.asarray(model(crops[i:i + 128], training=False))
-                          for i in range(0, len(crops), 128)]).reshape(-1, N_POINTS, 2)
-    pred = np.stack([to_frame(p, s) for p, s in zip(out, squares)])
-    return float(nme(pred, truths).mean())
 
 
 def train(args) -> Path:
@@ -322,7 +300,7 @@ def train(args) -> Path:
         print(f"resumed from {manager.latest_checkpoint} at epoch {int(epoch_var)}")
     else:
         log_path.write_text("")
-        start = val_nme(model, *val_set)
+        start = keras_nme(model, *val_set)
         _log(log_path, {"epoch": 0, "val_nme": start, "init": args.init or "face-api.js",
                         "args": {k: v for k, v in vars(args).items()}, "augment": vars(aug)})
         model.save_weights(best_path)
@@ -342,7 +320,7 @@ def train(args) -> Path:
         started = time.perf_counter()
         losses = [float(step(x, y)) for x, y in
                   make_batches(faces, fit, args.batch, args.seed * 100003 + epoch, aug)]
-        score = val_nme(model, *val_set)
+        score = keras_nme(model, *val_set)
         if score < best:
             best = score
             model.save_weights(best_path)
