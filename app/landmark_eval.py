@@ -153,10 +153,9 @@ def evaluate(data_dir, models: list[str], boxes: str, threads: int = 2, limit: i
 def plot_ced(rows: list[dict], path: str | Path, max_nme: float = 0.12, title: str = "") -> Path:
     """Cumulative error distribution: share of all faces (misses never count) with
     NME <= x, one line per row ({"landmarks", "boxes", "errors"})."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from app.results import pyplot, save_figure
 
+    plt = pyplot()
     xs = np.linspace(0, max_nme, 241)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for row in rows:
@@ -175,11 +174,7 @@ def plot_ced(rows: list[dict], path: str | Path, max_nme: float = 0.12, title: s
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, plt, Path(path))
 
 
 def main(args) -> int:

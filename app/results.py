@@ -100,7 +100,8 @@ def variant_rows(node, family: str | None = None):
 
 
 # -- plotting (matplotlib imported here only) ---------------------------------------------------
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (every plot of the project)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -109,7 +110,7 @@ def _pyplot():
 
 def plot_fps(fps: dict, path: Path) -> Path:
     """Bar per side: median FPS, every run as a dot, the ratio in the title."""
-    plt = _pyplot()
+    plt = pyplot()
     sides = [s for s in ("ours", PEER) if s in fps]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
     medians = [fps[s]["fps_median"] for s in sides]
@@ -124,7 +125,7 @@ def plot_fps(fps: dict, path: Path) -> Path:
                  f"{fps.get('machine', '')}", fontsize=10)
     ax.margins(y=0.15)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_landmarks(rows: list[dict], path: Path, title: str) -> Path:
@@ -136,7 +137,7 @@ def plot_landmarks(rows: list[dict], path: Path, title: str) -> Path:
     return Path(plot_ced(rows, path, title=title))
 
 
-def _save(fig, plt, path: Path) -> Path:
+def save_figure(fig, plt, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
