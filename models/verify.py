@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
@@ -55,7 +54,8 @@ def _shown(path: Path) -> str:
 def measure(family: str, variant: str, path: Path, make_embedder, faces, source,
             repeats: int) -> tuple[dict, np.ndarray]:
     """One row, and the embeddings (the next steps' reference when this is the .pb)."""
-    embeddings = make_embedder(2).embed(faces.crops)
+    embedders = {threads: make_embedder(threads) for threads in THREADS}
+    embeddings = embedders[max(THREADS)].embed(faces.crops)
     row = {"family": family, "variant": variant, "file": _shown(path),
            "size_mb": round(path.stat().st_size / 1e6, 2),
            "source": source[0] if source else "(source)"}
@@ -66,8 +66,7 @@ def measure(family: str, variant: str, path: Path, make_embedder, faces, source,
                    cosine_min=round(float(cosine.min()), 5),
                    max_abs_diff=float(f"{np.abs(embeddings - source[1]).max():.2g}"), step_ok=ok)
     row["auc"] = round(roc_auc(*pair_scores(embeddings, faces.labels)), 4)
-    for threads in THREADS:
-        embedder = make_embedder(threads)
+    for threads, embedder in embedders.items():
         row[f"ms_{threads}t"] = round(median_ms_per_face(embedder, faces.crops, repeats), 2)
         getattr(embedder, "close", lambda: None)()
     print(json.dumps(row), flush=True)
@@ -114,7 +113,8 @@ def check(rows: list[dict]) -> list[str]:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}, Python {platform.python_version()}"
+    from app.bench import machine as bench_machine
+    return f"{bench_machine()}, Python {platform.python_version()}"
 
 
 def _cell(row: dict, key: str, digits: int) -> str:
