@@ -24,7 +24,8 @@ import json
 import cv2
 import numpy as np
 
-from app.landmark_eval import make_landmarker, matching_box, read_faces
+from app.factory import build_landmark_model
+from app.lab.landmark_eval import matching_box, read_faces
 from app.smooth import DEFAULT_FPS, LandmarkSmoother
 from app.types import OUTER_EYE_CORNERS, Face
 
@@ -48,7 +49,7 @@ def run_clip(frames, detector, landmarker, smoother, track_points):
         boxes.append(box)
         face = Face(box=box, score=1.0, track_id=1)
         face.landmarks = landmarker.predict(image, box)
-        face.extras["track_event"] = "new" if not raw else None
+        face.track.event = "new" if not raw else None
         raw.append(face.landmarks.copy())
         smoother.apply([face])
         smooth.append(face.landmarks)
@@ -104,7 +105,7 @@ def evaluate(data_dir, photos: int = 10, frames: int = 60, speed: float = 0.5,
 
     rng = np.random.default_rng(seed)
     det = build_detector(detector)
-    landmarker = make_landmarker(landmarks, detector)
+    landmarker = build_landmark_model(landmarks, detector, "pb", threads=2)
     smoother_args = smoother_args or {}
     rows = []
     for face in read_faces(data_dir, photos):
