@@ -195,9 +195,10 @@ class LiveEnrolment:
             self._last_kept = frame.index
         return self.done
 
-    def store(self, pipeline) -> tuple[int, bool]:
-        """Write the samples under ``self.name`` (one transaction)."""
+    def store(self, pipeline):
+        """Write the samples under ``self.name`` (one transaction); returns the
+        :class:`~app.gallery.Enrolled` record (its id lets the window undo exactly this)."""
         if not self.done:
             raise EnrolmentError(f"only {len(self.embeddings)} of {self.wanted} samples")
-        return pipeline.gallery.add_samples(self.name or "", np.stack(self.embeddings),
-                                            pipeline.model_id, self.thumbnails)
+        return pipeline.gallery.enrol(self.name or "", np.stack(self.embeddings),
+                                      pipeline.model_id, self.thumbnails)

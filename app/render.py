@@ -33,7 +33,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("l", "landmarks: cycle cnn / dlib / both"),
     ("s", "side by side: cnn | dlib"),
     ("e", "enrol the largest face"),
-    ("u", "undo the last enrolment"),
+    ("u", "undo this window's last enrolment"),
     ("space", "pause / resume"),
     ("h", "show / hide this help"),
 )

@@ -38,6 +38,7 @@ class Controller:
         self._message: tuple[str, float] | None = None
         self._clock = clock
         self._mode_before_sbs = pipeline.landmarks
+        self.enrolled: list = []              # this run's enrolments (Enrolled), oldest first
 
     # -- keys ----------------------------------------------------------------------------
     def handle_key(self, key: int, last: FrameResult | None) -> None:
@@ -105,16 +106,27 @@ class Controller:
         self.prompt = ""
 
     def _undo(self) -> None:
+        """Undo this window's latest enrolment of this run, and only that: people enrolled
+        before the run (or by anyone else) are never touched (``people remove`` is for
+        that)."""
+        if not self.enrolled:
+            self.say("nothing to undo (u only undoes enrolments made in this window)")
+            return
         try:
-            undone = self.pipeline.gallery.undo_last_enrolment()
+            undone = self.pipeline.gallery.undo_enrolment(self.enrolled[-1].enrolment_id)
         except GalleryError as exc:
             self.say(f"undo failed: {exc}")
             return
+        self.enrolled.pop()
         if undone is None:
-            self.say("nothing to undo")
+            self.say("nothing to undo: that enrolment was already removed")
             return
         self.pipeline.tracker.forget_names("undo")
-        self.say(f"undid the last enrolment of {undone.name}")
+        if undone.person_removed:
+            self.say(f"undo: removed {undone.name} ({undone.samples} samples)")
+        else:
+            self.say(f"undo: removed the {undone.samples} samples just added to "
+                     f"{undone.name} (kept the earlier ones)")
 
     # -- per frame -------------------------------------------------------------------------
     def after_frame(self, result: FrameResult) -> None:
@@ -129,12 +141,13 @@ class Controller:
         elif enrolment.done and enrolment.name is not None:
             self.enrolment = None
             try:
-                _, created = enrolment.store(self.pipeline)
+                stored = enrolment.store(self.pipeline)
             except (GalleryError, EnrolmentError, ValueError) as exc:
                 self.say(f"enrolment failed: {exc}")
                 return
+            self.enrolled.append(stored)
             self.pipeline.tracker.forget_names("enrolled")
-            verb = "enrolled" if created else "added samples to existing"
+            verb = "enrolled" if stored.created_person else "added samples to existing"
             self.say(f"{verb} {enrolment.name} ({enrolment.wanted} samples)")
 
     def say(self, text: str) -> None:

@@ -182,11 +182,36 @@ def test_live_enrolment_stores_five_samples_then_u_undoes_it(controller, pipelin
 
     press(controller, ["u"], result)
     assert pipeline.gallery.people() == []
-    assert controller.message == "undid the last enrolment of Lin Q"
+    assert controller.message == "undo: removed Lin Q (5 samples)"
     index += 1
     assert frame_result(pipeline, lin_image, index).faces[0].name is None
     press(controller, ["u"], result)
-    assert controller.message == "nothing to undo"
+    assert controller.message.startswith("nothing to undo")
+
+
+def test_u_never_touches_people_enrolled_before_the_run(controller, pipeline, lin_image):
+    dim = frame_result(pipeline, lin_image).faces[0].embedding.shape[0]
+    earlier = np.random.default_rng(0).normal(size=(2, dim)).astype(np.float32)
+    pipeline.gallery.add_samples("Ada Earlier", earlier, pipeline.model_id)
+    pipeline.gallery.add_samples("Lin Q", earlier[:1], pipeline.model_id)
+    press(controller, ["u"])
+    assert controller.message.startswith("nothing to undo")
+    assert [(p.name, p.samples) for p in pipeline.gallery.people()] == [("Ada Earlier", 2),
+                                                                      ("Lin Q", 1)]
+    # This run adds 5 samples to the existing Lin Q; u takes back those 5 and keeps him.
+    index = 0
+    result = frame_result(pipeline, lin_image, index)
+    press(controller, ["e"], result)
+    press(controller, list("Lin Q") + [KEY_ENTER], result)
+    while controller.enrolment is not None:
+        index += 1
+        assert index < 60
+        result = frame_result(pipeline, lin_image, index)
+        controller.after_frame(result)
+    assert controller.message == "added samples to existing Lin Q (5 samples)"
+    press(controller, ["u", "u"], result)
+    assert [(p.name, p.samples) for p in pipeline.gallery.people()] == [("Ada Earlier", 2),
+                                                                      ("Lin Q", 1)]
 
 
 # -- the view ------------------------------------------------------------------------------
