@@ -40,6 +40,10 @@ class RunConfig:
     smooth: bool = True   # One Euro filter on landmarks per tracked face (app.smooth)
     threads: int = 1   # per model: detection and the rest already run on two threads
     progress: bool = True
+    # Playback of a file in the window: x its frame rate; 0 as fast as possible (--fast);
+    # None: 1.0 in a window, as fast as possible headless.
+    speed: float | None = None
+    loop: bool = False   # play a video file again from the start when it ends
 
     def __post_init__(self):
         _check_choice("detector", self.detector, DETECTORS)
@@ -50,6 +54,8 @@ class RunConfig:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max frames must be >= 1, got {self.max_frames}")
+        if self.speed is not None and not self.speed >= 0:
+            raise ValueError(f"--speed must be positive (or use --fast), got {self.speed}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 

@@ -13,6 +13,7 @@ are smoothed per track (One Euro filter, ``app.smooth``) when a smoother is give
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -121,6 +122,14 @@ class Pipeline:
                                                                    match.similarity)
         stage_ms["match"] = _ms_since(start)
         return result
+
+    def relandmark(self, result: FrameResult) -> FrameResult:
+        """``result`` with the current mode's landmarks (a paused window after l or s);
+        tracks, names and embeddings stay as they were, the tracker is not touched."""
+        faces = [replace(f, landmark_sets={}) for f in result.faces]
+        again = FrameResult(result.frame, faces, dict(result.stage_ms))
+        self._landmarks_stage(result.frame.image, again)
+        return again
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         """(N, D) embeddings of faces with landmarks, in one embedder call; each face's

@@ -35,6 +35,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("e", "enrol the largest face"),
     ("u", "undo this window's last enrolment"),
     ("space", "pause / resume"),
+    (". or n", "one frame on (paused)"),
     ("h", "show / hide this help"),
 )
 

@@ -18,6 +18,7 @@ from typing import Callable
 
 from app.capture import now_ms
 from app.pipeline import Pipeline
+from app.playback import Pacer
 from app.sinks import EventsWriter, VideoSink, Window
 from app.types import FrameResult
 from app.ui import Controller, compose_view
@@ -88,6 +89,7 @@ class RunStats:
     embedded: int = 0
     started: float | None = None
     finished: float | None = None
+    paused_s: float = 0.0
     _recent: deque = field(default_factory=lambda: deque(maxlen=30))
 
     def add(self, result: FrameResult, latency_ms: float | None) -> None:
@@ -102,6 +104,13 @@ class RunStats:
         if latency_ms is not None:
             self.latency_ms.append(latency_ms)
         self.embedded += sum(1 for f in result.faces if f.embedding is not None)
+
+    def idle(self, seconds: float) -> None:
+        """Time the window spent paused: FPS (recent and overall) leaves it out."""
+        self.paused_s += seconds
+        if self.started is not None:
+            self.started += seconds
+            self._recent = deque((t + seconds for t in self._recent), maxlen=30)
 
     @property
     def fps(self) -> float:
@@ -187,6 +196,7 @@ class LoopOptions:
     max_frames: int | None = None
     side_by_side: bool = False
     models: list[str] = field(default_factory=list)   # the HUD's "models" line
+    pacer: Pacer | None = None   # a file in the window: play at its frame rate (--speed)
     on_result: Callable[[FrameResult], None] | None = None  # every result (bench, tests)
 
 
@@ -209,6 +219,9 @@ class MainLoop:
         self._signals = _StopSignals()
         self._fps = getattr(source, "fps", None)
         self._first_ts: float | None = None
+        self.ended = False            # the source ended; the window holds the last picture
+        self._shown_mode: str | None = None   # landmark mode self.last was drawn with
+        self._redraw_at = 0.0
 
     def run(self) -> tuple[dict, str | None]:
         with ExitStack() as stack:
@@ -234,13 +247,15 @@ class MainLoop:
 
     def step(self, reader: DetectAhead) -> bool:
         """One turn of the loop; False when it should end."""
-        if self.controller.quit:
+        controller = self.controller
+        if controller.quit:
             return False
-        if self.controller.paused and self.out.window is not None:
-            return self._paused_tick()
+        if self.out.window is not None and (self.ended or controller.paused):
+            if self.ended or not controller.take_step():
+                return self._paused_tick()
         item = reader.get()
         if item is None:
-            return False
+            return self._at_end()
         result = self.pipeline.process(*item)
         with self._signals.recording():  # a Ctrl-C now stops after this frame
             self._record(result)
@@ -249,15 +264,45 @@ class MainLoop:
         limit = self.options.max_frames
         return limit is None or self.stats.frames < limit
 
+    def _at_end(self) -> bool:
+        """The source ended: a window keeps the last picture, with a hint, until q."""
+        if self.out.window is None or self.last is None or self.controller.quit:
+            return False
+        self.ended = True
+        self.controller.at_end = ("single image" if getattr(self.source, "frame_count", 0) == 1
+                                  else "end of video")
+        self._redraw_at = 0.0
+        return True
+
     def _paused_tick(self) -> bool:
+        """Paused (or held at the end): redraw on any key and now and then (messages
+        expire), pick up a landmark mode changed meanwhile; the time is not counted as
+        playing time."""
+        start = time.perf_counter()
         window = self.out.window
-        if self.last is not None:
-            window.show(compose_view(self.last, self.controller, self._hud()))
-        self.controller.handle_key(window.key(30), self.last)
+        if self.last is not None and (self._shown_mode != self.pipeline.landmarks
+                                      or start >= self._redraw_at):
+            self._redraw()
+        key = window.key(30)
+        if key >= 0:
+            self.controller.handle_key(key, self.last)
+            self._redraw_at = 0.0
+        if self.options.pacer is not None:
+            self.options.pacer.reanchor()
         if window.closed:
             self.stop_reason = "window closed"
             return False
+        if not self.ended:
+            self.stats.idle(time.perf_counter() - start)
         return True
+
+    def _redraw(self) -> None:
+        """Show ``self.last`` again, its landmarks re-run if the mode changed (l, s)."""
+        if self._shown_mode != self.pipeline.landmarks:
+            self.last = self.pipeline.relandmark(self.last)
+            self._shown_mode = self.pipeline.landmarks
+        self.out.window.show(compose_view(self.last, self.controller, self._hud()))
+        self._redraw_at = time.perf_counter() + 0.25
 
     def _record(self, result: FrameResult) -> None:
         """Everything done with a processed frame: enrolment, view, outputs, stats."""
@@ -275,6 +320,7 @@ class MainLoop:
         if self.options.on_result is not None:
             self.options.on_result(result)
         self.last = result
+        self._shown_mode = self.pipeline.landmarks
 
     def _show(self, result: FrameResult) -> None:
         start = time.perf_counter()
@@ -284,10 +330,21 @@ class MainLoop:
             self.out.video.write(view)
         window = self.out.window
         if window is not None:
+            self._wait_until_due(result)
             window.show(view)
             self.controller.handle_key(window.key(1), result)
             if window.closed:
                 self.stop_reason = "window closed"
+
+    def _wait_until_due(self, result: FrameResult) -> None:
+        """Playing a file at its own speed: keys keep working while waiting."""
+        pacer, window = self.options.pacer, self.out.window
+        if pacer is None or self.controller.paused:
+            return
+        while (wait := pacer.delay(result.frame.index)) > 0.002:
+            self.controller.handle_key(window.key(max(1, min(50, int(wait * 1000)))), result)
+            if self.controller.paused or self.controller.quit or window.closed:
+                return
 
     def _hud(self) -> dict:
         return _hud(self.stats, self.source, self.pipeline, self.options.models)

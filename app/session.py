@@ -24,6 +24,8 @@ def run_session(config: RunConfig) -> int:
 
     headless = _headless(config)
     source = open_source(config.source, progress=config.progress)
+    if config.loop:
+        source = looping(source, config)
     with ExitStack() as stack:
         gallery = stack.enter_context(Gallery(config.gallery))
         pipeline = build_pipeline(config, gallery)
@@ -41,12 +43,37 @@ def run_session(config: RunConfig) -> int:
         summary, stop_reason = run(pipeline, source, outputs,
                                    LoopOptions(max_frames=config.max_frames,
                                                side_by_side=config.side_by_side,
-                                               models=models))
+                                               models=models,
+                                               pacer=pacer(config, source, headless)))
     print_summary(summary, stop_reason, config)
     if getattr(source, "error", None):
         print(f"error: {source.error}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def looping(source, config: RunConfig):
+    """``--loop``: a video file played again and again (other sources as they are)."""
+    from app.capture import VideoFileSource, open_source
+    from app.playback import LoopingSource
+
+    if not isinstance(source, VideoFileSource):
+        print("note: --loop applies to video files only", file=sys.stderr)
+        return source
+    source.stop()
+    return LoopingSource(lambda: open_source(config.source, progress=False))
+
+
+def pacer(config: RunConfig, source, headless: bool):
+    """A file in a window plays at its own frame rate x ``--speed`` (headless runs only
+    with an explicit ``--speed``); cameras, images and ``--fast`` are never held back."""
+    from app.playback import Pacer
+
+    speed = config.speed if config.speed is not None else (None if headless else 1.0)
+    fps = getattr(source, "fps", None)
+    if not speed or not fps or getattr(source, "is_live", False):
+        return None
+    return Pacer(fps, speed)
 
 
 def _headless(config: RunConfig) -> bool:

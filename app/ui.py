@@ -24,8 +24,8 @@ MESSAGE_SECONDS = 3.0
 
 class Controller:
     """Keys: q/Esc quit, l cycle landmarks, s side by side, e enrol, u undo, space pause,
-    h help. While the name prompt is open, keys type the name (Enter confirms, Esc
-    cancels, Backspace deletes)."""
+    . or n one frame on while paused, h help. While the name prompt is open, keys type
+    the name (Enter confirms, Esc cancels, Backspace deletes)."""
 
     def __init__(self, pipeline, side_by_side: bool = False, clock=time.monotonic):
         self.pipeline = pipeline
@@ -39,6 +39,8 @@ class Controller:
         self._clock = clock
         self._mode_before_sbs = pipeline.landmarks
         self.enrolled: list = []              # this run's enrolments (Enrolled), oldest first
+        self.at_end: str | None = None        # "end of video" / "single image": holding it
+        self._step = False                    # one frame on, while paused
 
     # -- keys ----------------------------------------------------------------------------
     def handle_key(self, key: int, last: FrameResult | None) -> None:
@@ -60,6 +62,8 @@ class Controller:
             self._undo()
         elif char == " ":
             self.paused = not self.paused
+        elif char in ".n":
+            self._step_key()
         elif char == "h":
             self.show_help = not self.show_help
 
@@ -79,6 +83,19 @@ class Controller:
             self.prompt = self.prompt[:-1]
         elif 32 <= key < 127:
             self.prompt += chr(key)
+
+    def _step_key(self) -> None:
+        if self.at_end:
+            self.say(f"{self.at_end}: nothing more to show")
+        elif not self.paused:
+            self.paused = True  # the first press pauses; each further one steps a frame
+        else:
+            self._step = True
+
+    def take_step(self) -> bool:
+        """Whether one frame should be shown now (a step key while paused); clears it."""
+        step, self._step = self._step, False
+        return step
 
     def _cycle_landmarks(self) -> None:
         if self.side_by_side:
@@ -166,8 +183,10 @@ class Controller:
             lines.append(self.enrolment.status)
         if self.prompt is not None:
             lines.append(f"name: {self.prompt}_   (Enter to confirm, Esc to cancel)")
-        if self.paused:
-            lines.append("paused (space to resume)")
+        if self.at_end:
+            lines.append(f"{self.at_end}: press q to quit")
+        elif self.paused:
+            lines.append("paused: space resumes, . or n steps one frame")
         if self.message:
             lines.append(self.message)
         return lines

@@ -98,7 +98,7 @@ def test_s_toggles_side_by_side_and_restores_the_mode(controller, pipeline):
 
 def test_space_pauses_and_h_toggles_help(controller):
     press(controller, [" "])
-    assert controller.paused and "paused (space to resume)" in controller.status_lines()
+    assert controller.paused and "paused: space resumes, . or n steps one frame" in controller.status_lines()
     press(controller, [" "])
     assert not controller.paused
     press(controller, ["h"])
