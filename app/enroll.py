@@ -172,6 +172,13 @@ class LiveEnrolment:
             text += f" ({self.last_problem})"
         return text
 
+    @property
+    def summary(self) -> str:
+        """For the end of an enrolment that did not finish: who, how far, why."""
+        who = self.name or f"face #{self.track_id}"
+        text = f"{who}: {len(self.embeddings)}/{self.wanted} samples in {self.frames_seen} frames"
+        return f"{text} (last problem: {self.last_problem})" if self.last_problem else text
+
     def offer(self, pipeline, frame: Frame, faces: list[Face]) -> bool:
         if self.done:
             return True

@@ -197,6 +197,7 @@ class LoopOptions:
     side_by_side: bool = False
     models: list[str] = field(default_factory=list)   # the HUD's "models" line
     pacer: Pacer | None = None   # a file in the window: play at its frame rate (--speed)
+    name_input: str = "window"   # how a live enrolment asks for the name (app.names)
     on_result: Callable[[FrameResult], None] | None = None  # every result (bench, tests)
 
 
@@ -212,7 +213,8 @@ class MainLoop:
 
     def __init__(self, pipeline: Pipeline, source, outputs: Outputs, options: LoopOptions):
         self.pipeline, self.source, self.out, self.options = pipeline, source, outputs, options
-        self.controller = Controller(pipeline, side_by_side=options.side_by_side)
+        self.controller = Controller(pipeline, side_by_side=options.side_by_side,
+                                     name_input=options.name_input)
         self.stats = RunStats()
         self.last: FrameResult | None = None
         self.stop_reason: str | None = None
@@ -240,6 +242,8 @@ class MainLoop:
                 self.stop_reason = "terminated (SIGTERM)"
         if self.controller.quit:
             self.stop_reason = "quit"
+        for line in self.controller.finish():
+            print(line)
         summary = self.stats.summary(dropped=getattr(self.source, "dropped", 0))
         if self.out.events is not None:
             self.out.events.write_summary(summary)
@@ -284,6 +288,7 @@ class MainLoop:
                                       or start >= self._redraw_at):
             self._redraw()
         key = window.key(30)
+        self.controller.poll_name()
         if key >= 0:
             self.controller.handle_key(key, self.last)
             self._redraw_at = 0.0

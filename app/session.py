@@ -44,7 +44,8 @@ def run_session(config: RunConfig) -> int:
                                    LoopOptions(max_frames=config.max_frames,
                                                side_by_side=config.side_by_side,
                                                models=models,
-                                               pacer=pacer(config, source, headless)))
+                                               pacer=pacer(config, source, headless),
+                                               name_input=_name_input(headless)))
     print_summary(summary, stop_reason, config)
     if getattr(source, "error", None):
         print(f"error: {source.error}", file=sys.stderr)
@@ -74,6 +75,11 @@ def pacer(config: RunConfig, source, headless: bool):
     if not speed or not fps or getattr(source, "is_live", False):
         return None
     return Pacer(fps, speed)
+
+
+def _name_input(headless: bool) -> str:
+    from app.names import choose_name_input
+    return "window" if headless else choose_name_input()
 
 
 def _headless(config: RunConfig) -> bool:

@@ -16,6 +16,7 @@ from app.config import LANDMARK_MODES
 from app.enroll import EnrolmentError, LiveEnrolment
 from app.geometry import largest
 from app.gallery import GalleryError, clean_name
+from app.names import NameRequest, typed_name_case
 from app.types import FrameResult
 
 KEY_ESC, KEY_ENTER, KEY_RETURN, KEY_BACKSPACE, KEY_DELETE = 27, 13, 10, 8, 127
@@ -27,8 +28,11 @@ class Controller:
     . or n one frame on while paused, h help. While the name prompt is open, keys type
     the name (Enter confirms, Esc cancels, Backspace deletes)."""
 
-    def __init__(self, pipeline, side_by_side: bool = False, clock=time.monotonic):
+    def __init__(self, pipeline, side_by_side: bool = False, clock=time.monotonic,
+                 name_input: str = "window"):
         self.pipeline = pipeline
+        self.name_input = name_input          # "dialog", "terminal" or "window" (app.names)
+        self.asking: NameRequest | None = None  # a dialog / terminal prompt being answered
         self.side_by_side = side_by_side
         self.paused = False
         self.show_help = False
@@ -50,7 +54,9 @@ class Controller:
             self._prompt_key(key)
             return
         char = chr(key).lower() if 0 <= key < 256 else ""
-        if key == KEY_ESC or char == "q":
+        if key == KEY_ESC and self.enrolment is not None:
+            self.cancel_enrolment("enrolment cancelled")
+        elif key == KEY_ESC or char == "q":
             self.quit = True
         elif char == "l":
             self._cycle_landmarks()
@@ -69,8 +75,7 @@ class Controller:
 
     def _prompt_key(self, key: int) -> None:
         if key == KEY_ESC:
-            self.prompt, self.enrolment = None, None
-            self.say("enrolment cancelled")
+            self.cancel_enrolment("enrolment cancelled")
         elif key in (KEY_ENTER, KEY_RETURN):
             try:
                 name = clean_name(self.prompt)
@@ -119,8 +124,35 @@ class Controller:
         if face is None or face.track_id is None:
             self.say("no face to enrol")
             return
+        if self.enrolment is not None:
+            self.say("already enrolling: give the name, or Esc to cancel")
+            return
         self.enrolment = LiveEnrolment(face.track_id)
-        self.prompt = ""
+        if self.name_input == "window":
+            self.prompt = ""
+        else:
+            self.asking = NameRequest(self.name_input)
+            self.say(f"type the name in {self.asking.where}")
+
+    def poll_name(self) -> None:
+        """Pick up a name given in the dialog or the terminal."""
+        if self.asking is None:
+            return
+        name = self.asking.poll()
+        if self.asking.cancelled:
+            self.cancel_enrolment("enrolment cancelled (no name given)")
+        elif name is not None:
+            self.asking = None
+            try:
+                self.enrolment.name = clean_name(name)
+            except ValueError as exc:
+                self.cancel_enrolment(f"enrolment cancelled: {exc}")
+
+    def cancel_enrolment(self, why: str) -> None:
+        if self.asking is not None:
+            self.asking.cancel()
+        self.asking, self.prompt, self.enrolment = None, None, None
+        self.say(why)
 
     def _undo(self) -> None:
         """Undo this window's latest enrolment of this run, and only that: people enrolled
@@ -148,13 +180,14 @@ class Controller:
     # -- per frame -------------------------------------------------------------------------
     def after_frame(self, result: FrameResult) -> None:
         """Feed a live enrolment; store it once it has its samples and a name."""
+        self.poll_name()
         enrolment = self.enrolment
         if enrolment is None:
             return
         enrolment.offer(self.pipeline, result.frame, result.faces)
         if enrolment.timed_out:
-            self.enrolment, self.prompt = None, None
-            self.say(f"enrolment failed: no good samples ({enrolment.last_problem})")
+            self.cancel_enrolment(f"enrolment timed out: {enrolment.summary}; nothing "
+                                  f"stored, press e to try again")
         elif enrolment.done and enrolment.name is not None:
             self.enrolment = None
             try:
@@ -166,6 +199,17 @@ class Controller:
             self.pipeline.tracker.forget_names("enrolled")
             verb = "enrolled" if stored.created_person else "added samples to existing"
             self.say(f"{verb} {enrolment.name} ({enrolment.wanted} samples)")
+
+    def finish(self) -> list[str]:
+        """At exit: close a pending dialog; lines reporting this run's enrolments."""
+        lines = [f"enrolled in this window: {e.name} ({e.samples} samples)"
+                 for e in self.enrolled]
+        if self.enrolment is not None:
+            lines.append(f"enrolment not finished: {self.enrolment.summary}; nothing stored")
+            if self.asking is not None:
+                self.asking.cancel()
+            self.enrolment = self.asking = self.prompt = None
+        return lines
 
     def say(self, text: str) -> None:
         self._message = (text, self._clock() + MESSAGE_SECONDS)
@@ -183,6 +227,8 @@ class Controller:
             lines.append(self.enrolment.status)
         if self.prompt is not None:
             lines.append(f"name: {self.prompt}_   (Enter to confirm, Esc to cancel)")
+        if self.asking is not None:
+            lines.append(f"name: type it in {self.asking.where} (Esc here cancels)")
         if self.at_end:
             lines.append(f"{self.at_end}: press q to quit")
         elif self.paused:
@@ -190,17 +236,6 @@ class Controller:
         if self.message:
             lines.append(self.message)
         return lines
-
-
-def typed_name_case(name: str) -> str:
-    """A name typed in the window, with each word capitalised when it has no capital at all.
-
-    OpenCV's Qt window (the opencv-python wheel) reports letter keys in lower case whatever
-    Shift says, so "Test Person" typed there arrives as "test person". A name with any
-    capital letter (another GUI backend, or typed on purpose) is kept as typed."""
-    if name != name.lower():
-        return name
-    return " ".join(word[:1].upper() + word[1:] for word in name.split(" "))
 
 
 def compose_view(result: FrameResult, controller: Controller | None,

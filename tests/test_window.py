@@ -11,9 +11,9 @@ differently:
   the one-letter commands, but a key that needs Shift never reaches ``cv2.waitKey``.
 * ``xdotool windowfocus W`` then ``xdotool key/type`` without ``--window`` goes through
   XTEST, like a physical keyboard. Letters then arrive in lower case whatever Shift says
-  (OpenCV's Qt backend), which is why a name typed in the window is capitalised by the app
-  (``app.ui.typed_name_case``). ``windowfocus`` works without a window manager;
-  ``windowactivate`` does not.
+  (OpenCV's Qt backend), and nothing outside Latin-1 arrives at all, which is why names
+  are typed in a small Tk dialog instead (``app.names``); xdotool types any Unicode text
+  there. ``windowfocus`` works without a window manager; ``windowactivate`` does not.
 
 Closing the window the way a window manager's close button does (a WM_DELETE_WINDOW
 client message) is sent with libX11 through ctypes: ``xdotool windowclose`` destroys the
@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 import pytest
 
+from app.name_dialog import TITLE as NAME_DIALOG_TITLE
 from app.sinks import WINDOW_TITLE
 from tests.conftest import REPO_ROOT, shared
 
@@ -107,7 +108,7 @@ class App:
             self.proc = subprocess.Popen(
                 [sys.executable, str(REPO_ROOT / "run_video.py"), "--source", str(source),
                  "--events", str(self.events), "--no-progress", *args],
-                cwd=REPO_ROOT, env=env, stdout=out, stderr=err,
+                cwd=REPO_ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 # Ctrl-C must raise KeyboardInterrupt even when pytest runs where SIGINT
                 # is ignored (a background job), which a child would otherwise inherit.
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -172,11 +173,24 @@ class App:
             assert done.returncode == 0, done.stderr
             time.sleep(0.15)
 
-    def type_text(self, text: str) -> None:
+    def type_text(self, text: str, window: str | None = None) -> None:
         """Keys as from a keyboard (XTEST) into the focused window, at typing speed."""
-        done = self.xdotool("windowfocus", "--sync", self.window)
+        done = self.xdotool("windowfocus", "--sync", window or self.window)
         assert done.returncode == 0, done.stderr
         done = self.xdotool("type", "--delay", str(TYPE_DELAY_MS), text)
+        assert done.returncode == 0, done.stderr
+
+    def answer_name_dialog(self, name: str) -> None:
+        """Type ``name`` into the enrolment's name dialog and press Enter."""
+        found: list[str] = []
+
+        def dialog() -> bool:
+            found[:] = self.xdotool("search", "--name", f"^{NAME_DIALOG_TITLE}$").stdout.split()
+            return bool(found)
+        self.wait_for(dialog, 20, f"the {NAME_DIALOG_TITLE!r} dialog")
+        time.sleep(0.3)
+        self.type_text(name, found[0])
+        done = self.xdotool("key", "Return")
         assert done.returncode == 0, done.stderr
 
     def close(self) -> None:
@@ -253,19 +267,19 @@ def test_keys_help_landmarks_pause_resume_quit(launch, tmp_path):
     print(f"\n[gui] q -> exit in {took:.2f} s")
 
 
-def test_live_enrolment_typed_in_the_window(launch, tmp_path, still_video):
+NAME = "José Łukasz O'Brien"
+
+
+def test_live_enrolment_stores_the_name_exactly_as_typed(launch, tmp_path, still_video):
     gallery = tmp_path / "gallery.db"
     app = launch(still_video, "--gallery", str(gallery))
     app.wait_window()
 
     app.key("e")
-    time.sleep(0.3)
-    # Typed with Shift, as a person would; the Qt window hands the app "test person".
-    app.type_text("Test Person")
-    app.type_text("\n")
-    app.wait_for(lambda: "enrolled " in app.stdout or "enrolment failed" in app.stdout,
-                 20, "the live enrolment to finish")
-    assert "enrolled Test Person (5 samples)" in app.stdout, app.tail()
+    app.answer_name_dialog(NAME)  # capitals, accents, a Polish Ł, an apostrophe
+    app.wait_for(lambda: "enrolled " in app.stdout or "enrolment" in app.stdout
+                 and "cancelled" in app.stdout, 20, "the live enrolment to finish")
+    assert f"enrolled {NAME} (5 samples)" in app.stdout, app.tail()
 
     app.key("q")
     app.wait_exit()
@@ -276,7 +290,7 @@ def test_live_enrolment_typed_in_the_window(launch, tmp_path, still_video):
                              "list"], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=60)
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines() == ["Test Person\t5 sample(s)"], listed.stdout
+    assert listed.stdout.splitlines() == [f"{NAME}\t5 sample(s)"], listed.stdout
 
 
 def test_closing_the_window_finalises_video_and_events(launch, tmp_path, display):
