@@ -6,13 +6,13 @@ Landmark sets for the "both" / side-by-side views travel on the face as
 """
 from __future__ import annotations
 
-import unicodedata
 from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from app.images import check_bgr_frame
+from app.text import font_px, line_height, put_text, text_size
 from app.types import (JAW, LEFT_BROW, LEFT_EYE, MOUTH_INNER, MOUTH_OUTER, NOSE_BRIDGE, NOSE_TIP,
                        RIGHT_BROW, RIGHT_EYE, Face)
 
@@ -43,7 +43,6 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
 _GROUPS = ((JAW, False), (RIGHT_BROW, False), (LEFT_BROW, False), (NOSE_BRIDGE, False),
            (NOSE_TIP, False), (RIGHT_EYE, True), (LEFT_EYE, True), (MOUTH_OUTER, True),
            (MOUTH_INNER, True))
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 _SHIFT = 4  # sub-pixel bits for circles and lines
 _ONE = 1 << _SHIFT
 
@@ -132,12 +131,11 @@ def draw_help(image: np.ndarray, keys: Sequence[tuple[str, str]] = HELP_KEYS) ->
     check_bgr_frame(image)
     out = image.copy()
     scale, thickness = _text_scale(out)
-    gap = cv2.getTextSize("    ", _FONT, scale, thickness)[0][0]
-    key_w = max((cv2.getTextSize(_ascii(k), _FONT, scale, thickness)[0][0] for k, _ in keys),
-                default=0)
-    text_w = max((cv2.getTextSize(_ascii(t), _FONT, scale, thickness)[0][0] for _, t in keys),
-                 default=0)
-    # Hershey fonts are proportional: align the action column in pixels (a tab stop).
+    px = font_px(scale)
+    gap = text_size("    ", px)[0]
+    key_w = max((text_size(k, px)[0] for k, _ in keys), default=0)
+    text_w = max((text_size(t, px)[0] for _, t in keys), default=0)
+    # The font is proportional: align the action column in pixels (a tab stop).
     lines = ["Keys"] + [f"{k}\t{text}" for k, text in keys]
     w, h = _panel_size([line.replace("\t", " ") for line in lines], scale, thickness)
     w = max(w, key_w + gap + text_w + 2 * max(4, int(8 * scale)))
@@ -225,23 +223,23 @@ def _text_scale(image: np.ndarray) -> tuple[float, int]:
 def _label_into(out: np.ndarray, text: str, corner: tuple[int, int], color: Color, scale: float,
                 thickness: int) -> None:
     """Filled tag in ``color`` above the box corner (inside the box when there is no room)."""
-    text = _ascii(text)
-    (w, h), base = cv2.getTextSize(text, _FONT, scale, thickness)
-    pad = max(2, h // 4)
+    px = font_px(scale)
+    w, h = text_size(text, px)
+    pad = max(2, h // 6)
     x = int(np.clip(corner[0], 0, max(0, out.shape[1] - w - 2 * pad)))
-    top = corner[1] - h - base - 2 * pad
+    top = corner[1] - h - 2 * pad
     if top < 0:
         top = max(0, corner[1])
-    cv2.rectangle(out, (x, top), (x + w + 2 * pad, top + h + base + 2 * pad), color, -1)
-    cv2.putText(out, text, (x + pad, top + pad + h), _FONT, scale, (0, 0, 0), thickness,
-                cv2.LINE_AA)
+    cv2.rectangle(out, (x, top), (x + w + 2 * pad - 1, top + h + 2 * pad - 1), color, -1)
+    put_text(out, text, (x + pad, top + pad), px, (0, 0, 0))
 
 
 def _panel_size(lines: Sequence[str], scale: float, thickness: int) -> tuple[int, int]:
-    sizes = [cv2.getTextSize(_ascii(line), _FONT, scale, thickness) for line in lines]
-    line_h = max(h + b for (_, h), b in sizes) + max(3, int(6 * scale))
-    pad = max(4, int(8 * scale))
-    return max(w for (w, _), _ in sizes) + 2 * pad, line_h * len(lines) + 2 * pad
+    px = font_px(scale)
+    line_h = line_height(px) + max(1, int(3 * scale))
+    pad = max(3, int(6 * scale))
+    width = max(text_size(line, px)[0] for line in lines)
+    return width + 2 * pad, line_h * len(lines) + 2 * pad
 
 
 def _text_panel_into(out: np.ndarray, lines: Sequence[str], origin: tuple[int, int],
@@ -258,14 +256,12 @@ def _text_panel_into(out: np.ndarray, lines: Sequence[str], origin: tuple[int, i
         roi = out[y0:y1, x0:x1]
         shade = np.full_like(roi, PANEL_COLOR)
         out[y0:y1, x0:x1] = cv2.addWeighted(shade, PANEL_ALPHA, roi, 1.0 - PANEL_ALPHA, 0.0)
-    pad = max(4, int(8 * scale))
+    pad = max(3, int(6 * scale))
     line_h = (h - 2 * pad) // max(1, len(lines))
+    px = font_px(scale)
     for i, line in enumerate(lines):
-        (_, th), _ = cv2.getTextSize(_ascii(line.replace("\t", " ")), _FONT, scale, thickness)
-        y = y0 + pad + i * line_h + th
         for j, part in enumerate(line.split("\t", 1)):
-            cv2.putText(out, _ascii(part), (x0 + pad + j * tab, y), _FONT, scale, color,
-                        thickness, cv2.LINE_AA)
+            put_text(out, part, (x0 + pad + j * tab, y0 + pad + i * line_h), px, color)
 
 
 def _format_value(value) -> str:
@@ -278,10 +274,3 @@ def _format_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_format_value(v) for v in value)
     return str(value)
-
-
-def _ascii(text: str) -> str:
-    """OpenCV's Hershey fonts are ASCII only: drop accents, replace the rest with '?'."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    return "".join(ch if ord(ch) < 128 else "?" for ch in decomposed
-                   if not unicodedata.combining(ch))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import cv2
 import numpy as np
@@ -134,3 +135,15 @@ def test_side_by_side(image):
 def test_bad_image_is_refused():
     with pytest.raises(ValueError):
         draw_hud(np.zeros((10, 10), np.uint8), {"FPS": 1.0})
+
+
+@pytest.mark.parametrize("name", ["José Łukasz O'Brien", "Жанна", "Ωμέγα"])
+def test_names_are_drawn_in_their_own_letters(image, name):
+    """Each name is drawn with its own glyphs: not as the '?' of an ASCII-only font."""
+    from app.text import _mask
+
+    assert not np.array_equal(_mask(name, 20), _mask("?" * len(name), 20))
+    face = make_faces()[0]
+    drawn = [draw_faces(image, [dataclasses.replace(face, name=text)])
+             for text in (name, "?" * len(name))]
+    assert not np.array_equal(*drawn)
