@@ -128,7 +128,7 @@ def _config(args) -> RunConfig:
                      events=_path(args.events), max_frames=args.max_frames,
                      side_by_side=args.side_by_side, smooth=not args.no_smooth,
                      threads=args.threads, speed=0.0 if args.fast else args.speed,
-                     loop=args.loop,
+                     loop=args.loop, record_status=args.record_status,
                      progress=not args.no_progress and sys.stderr.isatty())
 
 
@@ -169,7 +169,10 @@ def _add_run(sub) -> None:
                      help="cosine similarity below which a face is unknown [the embedder "
                           "family's: " + _family_thresholds() + "]")
     run.add_argument("--headless", action="store_true", help="no window")
-    run.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
+    run.add_argument("--output", metavar="FILE.mp4", help="write the annotated video "
+                     "(the picture without the window's status bar)")
+    run.add_argument("--record-status", action="store_true", help="--output also records "
+                     "the status bar")
     run.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per frame")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     pace = run.add_mutually_exclusive_group()

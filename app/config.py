@@ -44,6 +44,7 @@ class RunConfig:
     # None: 1.0 in a window, as fast as possible headless.
     speed: float | None = None
     loop: bool = False   # play a video file again from the start when it ends
+    record_status: bool = False   # --output also records the window's status bar
 
     def __post_init__(self):
         _check_choice("detector", self.detector, DETECTORS)

@@ -14,14 +14,17 @@ import time
 from collections import deque
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
+
+import cv2
 
 from app.capture import now_ms
 from app.pipeline import Pipeline
 from app.playback import Pacer
 from app.sinks import EventsWriter, VideoSink, Window
 from app.types import FrameResult
-from app.ui import Controller, compose_view
+from app.ui import Controller, compose_picture, window_view
 
 _END = object()
 
@@ -84,29 +87,42 @@ class DetectAhead:
 class RunStats:
     """Per-frame timings; ``summary()`` is what the events file and the terminal get."""
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    # Only the frames where the stage did work (embed/match: a face was due; landmarks:
+    # a face was found): the means the window shows, not medians of mostly-skipped frames.
+    ran_ms: dict[str, list[float]] = field(default_factory=dict)
     latency_ms: list[float] = field(default_factory=list)
     frames: int = 0
     embedded: int = 0
     started: float | None = None
     finished: float | None = None
     paused_s: float = 0.0
+    _idle_pending: float = 0.0
     _recent: deque = field(default_factory=lambda: deque(maxlen=30))
 
     def add(self, result: FrameResult, latency_ms: float | None) -> None:
+        self._resume()
         now = time.perf_counter()
         if self.started is None:
             self.started = now
         self.finished = now
         self.frames += 1
         self._recent.append(now)
+        embedded = sum(1 for f in result.faces if f.embedding is not None)
         for stage, ms in result.stage_ms.items():
             self.stage_ms.setdefault(stage, []).append(ms)
+            if stage_ran(stage, result, embedded):
+                self.ran_ms.setdefault(stage, []).append(ms)
         if latency_ms is not None:
             self.latency_ms.append(latency_ms)
-        self.embedded += sum(1 for f in result.faces if f.embedding is not None)
+        self.embedded += embedded
 
     def idle(self, seconds: float) -> None:
-        """Time the window spent paused: FPS (recent and overall) leaves it out."""
+        """Time the window spent paused: FPS (recent and overall) leaves it out once
+        frames come again (a pause before quitting never reached the last frame's time)."""
+        self._idle_pending += seconds
+
+    def _resume(self) -> None:
+        seconds, self._idle_pending = self._idle_pending, 0.0
         self.paused_s += seconds
         if self.started is not None:
             self.started += seconds
@@ -127,7 +143,18 @@ class RunStats:
                "faces_embedded": self.embedded, "dropped": dropped}
         if self.latency_ms:
             out["latency_ms"] = latency_summary(self.latency_ms)
+        out["stage_ms_when_run"] = {k: {"mean": round(statistics.fmean(v), 2), "frames": len(v)}
+                                    for k, v in self.ran_ms.items()}
         return out
+
+
+def stage_ran(stage: str, result: FrameResult, embedded: int) -> bool:
+    """Whether ``stage`` did any work in this frame (its time means something)."""
+    if stage in ("embed", "match"):
+        return embedded > 0
+    if stage == "landmarks":
+        return bool(result.faces)
+    return True
 
 
 def latency_summary(latency_ms: list[float]) -> dict:
@@ -197,6 +224,8 @@ class LoopOptions:
     side_by_side: bool = False
     models: list[str] = field(default_factory=list)   # the HUD's "models" line
     pacer: Pacer | None = None   # a file in the window: play at its frame rate (--speed)
+    record_status: bool = False  # --output also records the status bar
+    screenshot_dir: str = "."    # where key p saves PNGs
     name_input: str = "window"   # how a live enrolment asks for the name (app.names)
     on_result: Callable[[FrameResult], None] | None = None  # every result (bench, tests)
 
@@ -287,11 +316,9 @@ class MainLoop:
         if self.last is not None and (self._shown_mode != self.pipeline.landmarks
                                       or start >= self._redraw_at):
             self._redraw()
-        key = window.key(30)
-        self.controller.poll_name()
-        if key >= 0:
-            self.controller.handle_key(key, self.last)
+        if self._input(30, self.last):
             self._redraw_at = 0.0
+        self.controller.poll_name()
         if self.options.pacer is not None:
             self.options.pacer.reanchor()
         if window.closed:
@@ -306,8 +333,15 @@ class MainLoop:
         if self._shown_mode != self.pipeline.landmarks:
             self.last = self.pipeline.relandmark(self.last)
             self._shown_mode = self.pipeline.landmarks
-        self.out.window.show(compose_view(self.last, self.controller, self._hud()))
+        picture = compose_picture(self.last, self.controller)
+        self._to_window(window_view(picture, self.controller, self._hud()))
         self._redraw_at = time.perf_counter() + 0.25
+
+    def _to_window(self, view) -> None:
+        self.out.window.show(view)
+        if self.controller.screenshot_wanted:
+            self.controller.screenshot_wanted = False
+            self.controller.say(save_screenshot(view, self.options.screenshot_dir))
 
     def _record(self, result: FrameResult) -> None:
         """Everything done with a processed frame: enrolment, view, outputs, stats."""
@@ -329,17 +363,31 @@ class MainLoop:
 
     def _show(self, result: FrameResult) -> None:
         start = time.perf_counter()
-        view = compose_view(result, self.controller, self._hud())
+        picture = compose_picture(result, self.controller)
+        view = None
+        if self.out.window is not None or self.options.record_status:
+            view = window_view(picture, self.controller, self._hud())
         result.stage_ms["render"] = (time.perf_counter() - start) * 1000
         if self.out.video is not None:
-            self.out.video.write(view)
+            self.out.video.write(view if self.options.record_status else picture)
         window = self.out.window
         if window is not None:
             self._wait_until_due(result)
-            window.show(view)
-            self.controller.handle_key(window.key(1), result)
+            self._to_window(view)
+            self._input(1, result)
             if window.closed:
                 self.stop_reason = "window closed"
+
+    def _input(self, wait_ms: int, result: FrameResult | None) -> bool:
+        """Clicks and a key from the window (waiting up to ``wait_ms`` for a key);
+        whether there was any."""
+        window = self.out.window
+        key = window.key(wait_ms)
+        clicks, window.clicks = window.clicks, []
+        for x, y in clicks:
+            self.controller.click(x, y, result)
+        self.controller.handle_key(key, result)
+        return key >= 0 or bool(clicks)
 
     def _wait_until_due(self, result: FrameResult) -> None:
         """Playing a file at its own speed: keys keep working while waiting."""
@@ -347,7 +395,7 @@ class MainLoop:
         if pacer is None or self.controller.paused:
             return
         while (wait := pacer.delay(result.frame.index)) > 0.002:
-            self.controller.handle_key(window.key(max(1, min(50, int(wait * 1000)))), result)
+            self._input(max(1, min(50, int(wait * 1000))), result)
             if self.controller.paused or self.controller.quit or window.closed:
                 return
 
@@ -355,15 +403,31 @@ class MainLoop:
         return _hud(self.stats, self.source, self.pipeline, self.options.models)
 
 
-def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> dict:
-    """Three short lines: speed, per-stage ms of the last frame, active models."""
+def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> list[str]:
+    """Two lines for the status bar: speed and models; mean ms of each stage over the
+    frames that ran it (with their count)."""
     latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
-    stage = {k: round(v[-1], 1) for k, v in stats.stage_ms.items() if v and k != "render"}
-    hud = {"FPS": f"{stats.fps:.1f}  latency {latency:.0f} ms  "
-                  f"dropped {getattr(source, 'dropped', 0)}",
-           "ms": stage}
-    active = [m if not m.startswith("landmarks:") else f"landmarks:{pipeline.landmarks}"
+    active = [m if not m.startswith("landmarks:") else f"landmarks {pipeline.landmarks}"
               for m in (models or [])]
+    speed = (f"FPS {stats.fps:.1f}   latency {latency:.0f} ms   dropped "
+             f"{getattr(source, 'dropped', 0)}")
     if active:
-        hud["models"] = " | ".join(active)
-    return hud
+        speed += "   " + " | ".join(active)
+    stages = "  ".join(f"{k} {statistics.fmean(v):.1f} ({len(v)})"
+                       for k, v in stats.ran_ms.items() if v and k != "track")
+    return [speed, f"mean ms (frames): {stages}" if stages else "mean ms: -"]
+
+
+def save_screenshot(view, folder: str | Path) -> str:
+    """Key p: the window's picture as a PNG; returns the message to show."""
+    folder = Path(folder)
+    path = folder / time.strftime("facelandmarks-%Y%m%d-%H%M%S.png")
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / time.strftime(f"facelandmarks-%Y%m%d-%H%M%S-{n}.png")
+    try:
+        ok = cv2.imwrite(str(path), view)
+    except cv2.error as exc:
+        return f"screenshot failed: {exc}"
+    return f"screenshot saved: {path}" if ok else f"screenshot failed: cannot write {path}"

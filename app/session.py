@@ -45,7 +45,10 @@ def run_session(config: RunConfig) -> int:
                                                side_by_side=config.side_by_side,
                                                models=models,
                                                pacer=pacer(config, source, headless),
-                                               name_input=_name_input(headless)))
+                                               name_input=_name_input(headless),
+                                               record_status=config.record_status,
+                                               screenshot_dir=str(config.output.parent
+                                                                  if config.output else ".")))
     print_summary(summary, stop_reason, config)
     if getattr(source, "error", None):
         print(f"error: {source.error}", file=sys.stderr)
@@ -123,9 +126,10 @@ def sync_gallery(pipeline) -> None:
 
 
 def print_summary(summary: dict, stop_reason: str | None, config: RunConfig) -> None:
-    stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
+    stages = ", ".join(f"{k} {v['mean']:.1f} ({v['frames']})"
+                       for k, v in summary["stage_ms_when_run"].items())
     print(f"frames: {summary['frames']}  FPS: {summary['fps']:.1f}  "
-          f"median ms per stage: {stages}")
+          f"mean ms per stage over the frames that ran it (frames): {stages}")
     if "latency_ms" in summary:
         lat = summary["latency_ms"]
         print(f"capture->output latency ms: median {lat['median']}, p95 {lat['p95']}; "

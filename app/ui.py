@@ -13,8 +13,7 @@ import numpy as np
 
 from app import render
 from app.config import LANDMARK_MODES
-from app.enroll import EnrolmentError, LiveEnrolment
-from app.geometry import largest
+from app.enroll import EnrolmentError, LiveEnrolment, pick_face
 from app.gallery import GalleryError, clean_name
 from app.names import NameRequest, typed_name_case
 from app.types import FrameResult
@@ -36,6 +35,7 @@ class Controller:
         self.side_by_side = side_by_side
         self.paused = False
         self.show_help = False
+        self.show_status = True               # the status bar under the picture (key b)
         self.quit = False
         self.prompt: str | None = None        # name being typed, None when no prompt
         self.enrolment: LiveEnrolment | None = None
@@ -45,6 +45,8 @@ class Controller:
         self.enrolled: list = []              # this run's enrolments (Enrolled), oldest first
         self.at_end: str | None = None        # "end of video" / "single image": holding it
         self._step = False                    # one frame on, while paused
+        self.screenshot_wanted = False        # key p: the loop saves the next view
+        self.chosen: tuple[float, float] | None = None  # a click: the face to enrol there
 
     # -- keys ----------------------------------------------------------------------------
     def handle_key(self, key: int, last: FrameResult | None) -> None:
@@ -72,6 +74,10 @@ class Controller:
             self._step_key()
         elif char == "h":
             self.show_help = not self.show_help
+        elif char == "b":
+            self.show_status = not self.show_status
+        elif char == "p":
+            self.screenshot_wanted = True
 
     def _prompt_key(self, key: int) -> None:
         if key == KEY_ESC:
@@ -119,15 +125,38 @@ class Controller:
         else:
             self.pipeline.landmarks = self._mode_before_sbs
 
-    def _start_enrolment(self, last: FrameResult | None) -> None:
-        face = largest(last.faces) if last else None
-        if face is None or face.track_id is None:
-            self.say("no face to enrol")
+    def click(self, x: int, y: int, last: FrameResult | None) -> None:
+        """A left click on the picture: choose the face under it for the next ``e``."""
+        if last is None:
             return
+        image = last.frame.image
+        if self.side_by_side:  # two panels under a header strip
+            y -= render.header_height(image)
+            x %= image.shape[1]
+        face = pick_face(last.faces, image, (x, y))
+        if face is None:
+            self.chosen = None
+            self.say("no face there: click inside a face's box to choose it")
+            return
+        self.chosen = (x, y)
+        self.say(f"face #{face.track_id} chosen: press e to enrol it")
+
+    def _start_enrolment(self, last: FrameResult | None) -> None:
         if self.enrolment is not None:
             self.say("already enrolling: give the name, or Esc to cancel")
             return
-        self.enrolment = LiveEnrolment(face.track_id)
+        face = None
+        if last is not None:
+            face = (self.chosen and pick_face(last.faces, last.frame.image, self.chosen)) \
+                or pick_face(last.faces, last.frame.image)
+        self.chosen = None
+        if face is None:
+            self.say("no face to enrol")
+            return
+        reference = face.embedding
+        if reference is None:
+            reference = self.pipeline.embed_faces(last.frame.image, [face])[0]
+        self.enrolment = LiveEnrolment(face.track_id, reference=reference)
         if self.name_input == "window":
             self.prompt = ""
         else:
@@ -238,33 +267,60 @@ class Controller:
         return lines
 
 
-def compose_view(result: FrameResult, controller: Controller | None,
-                 hud: dict | None) -> np.ndarray:
-    """The annotated picture for one result; never modifies ``result.frame.image``.
+BAR_ROWS = 4   # status bar lines: 2 of speed and models, 2 for prompts and messages
 
-    The HUD goes under the faces, so a name tag is never hidden by it."""
+
+def compose_picture(result: FrameResult, controller: Controller | None) -> np.ndarray:
+    """The annotated picture (what ``--output`` records): boxes, names, landmarks in their
+    models' colours with a legend, or the CNN | dlib comparison. Never modifies
+    ``result.frame.image``; nothing but labels is drawn over the faces."""
     image = result.frame.image
-    hud = dict(hud or {})
-    if result.disagreement_nme is not None:
-        hud["cnn vs dlib NME"] = result.disagreement_nme
     side_by_side = controller is not None and controller.side_by_side
-    if side_by_side and all(f.landmark_sets for f in result.faces):
+    if side_by_side and result.faces and all(f.landmark_sets for f in result.faces):
         cnn = [replace(f, landmarks=f.landmark_sets["cnn"]) for f in result.faces]
         dlib = [replace(f, landmarks=f.landmark_sets["dlib"]) for f in result.faces]
         ms = result.landmark_ms_per_face
-        view = render.side_by_side(image, cnn, dlib, ms.get("cnn"), ms.get("dlib"),
-                                   result.disagreement_nme)
-        left = render.draw_hud(view[:, :image.shape[1]], hud) if hud else view[:, :image.shape[1]]
-        view[:, :image.shape[1]] = render.draw_faces(left, cnn, show_landmarks=False)
-    else:
-        both = any(f.landmark_sets for f in result.faces)
-        view = render.draw_hud(image, hud) if hud else image
-        view = render.draw_faces(view, result.faces,
-                                 landmark_colors=render.LANDMARK_COLORS if both else None)
-    if controller is not None:
-        lines = controller.status_lines()
-        if lines:
-            view = render.draw_status(view, lines)
-        if controller.show_help:
-            view = render.draw_help(view)
-    return view
+        # the mean of the per-face numbers drawn by each face (smoothed points, as drawn)
+        mean = float(np.mean([render.face_disagreement(f) for f in result.faces]))
+        return render.side_by_side(image, cnn, dlib, ms.get("cnn"), ms.get("dlib"), mean)
+    if side_by_side:  # no face (or not yet both models): same layout, nothing to compare
+        return render.side_by_side(image, result.faces, result.faces, None, None, None)
+    both = any(f.landmark_sets for f in result.faces)
+    view = render.draw_faces(image, result.faces,
+                             landmark_colors=render.LANDMARK_COLORS if both else None)
+    models = sorted({name for f in result.faces for name in f.landmark_sets}
+                    or {f.landmark_model for f in result.faces if f.landmark_model},
+                    key=("cnn", "dlib").index)
+    return render.draw_legend(view, models)
+
+
+def window_view(picture: np.ndarray, controller: Controller | None,
+                hud: dict | list[str] | None) -> np.ndarray:
+    """What the window shows: the picture (with the help panel over it when asked) and,
+    below it, the status bar (speed, models, prompts, messages) unless ``b`` hid it."""
+    if controller is not None and controller.show_help:
+        picture = render.draw_help(picture)
+    if controller is not None and not controller.show_status:
+        return picture
+    lines = hud_lines(hud)
+    status = controller.status_lines() if controller is not None else []
+    if len(status) > BAR_ROWS - len(lines):  # keep the bar's height: join the extra lines
+        keep = max(1, BAR_ROWS - len(lines))
+        status = status[:keep - 1] + ["  ·  ".join(status[keep - 1:])]
+    bar = render.status_bar(picture.shape[1], lines + status, BAR_ROWS,
+                            render.bar_px(picture))
+    return np.concatenate([picture, bar], axis=0)
+
+
+def compose_view(result: FrameResult, controller: Controller | None,
+                 hud: dict | list[str] | None) -> np.ndarray:
+    """The window's picture for one result: :func:`compose_picture` + :func:`window_view`."""
+    return window_view(compose_picture(result, controller), controller, hud)
+
+
+def hud_lines(hud: dict | list[str] | None) -> list[str]:
+    if not hud:
+        return []
+    if isinstance(hud, dict):
+        return [f"{key}: {render._format_value(value)}" for key, value in hud.items()][:2]
+    return list(hud)[:2]

@@ -10,7 +10,8 @@ from app.capture import now_ms
 from app.gallery import Gallery
 from app.track import Tracker
 from app.types import Frame
-from app.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_view
+from app import render
+from app.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_picture, compose_view
 from tests.conftest import built_pipeline, shared
 
 
@@ -231,14 +232,57 @@ def test_compose_view_never_changes_the_frame(controller, pipeline, lin_image, m
     press(controller, ["h", "e"], result)  # help panel and a name prompt drawn on top
     press(controller, list("Al"), result)
     before = image.copy()
+    height, width = image.shape[:2]
+    top = render.header_height(image) if mode == "side-by-side" else 0
+    picture = compose_picture(result, controller)
+    assert picture.shape == (top + height, (2 if top else 1) * width, 3)
     for hud in (HUD, None):
         view = compose_view(result, controller, hud)
         assert np.array_equal(result.frame.image, before), "compose_view drew on the frame"
-        height, width = image.shape[:2]
-        expected = (height, 2 * width, 3) if mode == "side-by-side" else image.shape
-        assert view.shape == expected and view.dtype == np.uint8
-        assert not np.array_equal(view[:, :width], before)  # something was drawn
+        # the status bar (prompt, messages, speed) is below the picture, never over it
+        assert view.shape[0] > picture.shape[0] and view.shape[1] == picture.shape[1]
+        assert view.dtype == np.uint8
+        assert not np.array_equal(view[top:top + height, :width], before)  # drawn on
+    press(controller, [KEY_ESC, "h", "b"], result)  # no prompt, help or bar: the picture
+    assert np.array_equal(compose_view(result, controller, HUD), picture)
     if mode == "both":
         assert result.disagreement_nme is not None
-    plain = compose_view(result, None, None)
+    plain = compose_picture(result, None)
     assert plain.shape == image.shape and np.array_equal(result.frame.image, before)
+
+
+def test_enrolment_follows_the_person_onto_a_new_track(controller, pipeline, lin_image):
+    """A cut gives the person on screen a new track id: collection goes on under it."""
+    index = 0
+    result = frame_result(pipeline, lin_image, index)
+    press(controller, ["e"], result)
+    first = controller.enrolment.track_id
+    press(controller, list("Lin Q") + [KEY_ENTER], result)
+    while controller.enrolment is not None:
+        index += 1
+        assert index < 60, controller.status_lines()
+        if index == 4:
+            pipeline.tracker.reset()  # what a cut does: every face starts a new track
+        result = frame_result(pipeline, lin_image, index)
+        controller.after_frame(result)
+    assert result.faces[0].track_id != first
+    assert controller.message == "enrolled Lin Q (5 samples)"
+    assert controller.enrolled[-1].samples == 5
+
+
+def test_a_click_chooses_the_face_to_enrol(controller, pipeline):
+    left = cv2.imread(str(shared("video", "lin-manuel-miranda.png")), cv2.IMREAD_COLOR)
+    right = cv2.imread(str(shared("video", "alex-lacamoire.png")), cv2.IMREAD_COLOR)
+    height = min(left.shape[0], right.shape[0])
+    pair = np.ascontiguousarray(np.concatenate([left[:height], right[:height]], axis=1))
+    result = frame_result(pipeline, pair)
+    assert len(result.faces) == 2
+    target = max(result.faces, key=lambda f: f.box[0])  # the face on the right
+    x = int((target.box[0] + target.box[2]) / 2)
+    y = int((target.box[1] + target.box[3]) / 2)
+    controller.click(5, 5, result)
+    assert controller.message.startswith("no face there")
+    controller.click(x, y, result)
+    assert controller.message == f"face #{target.track_id} chosen: press e to enrol it"
+    press(controller, ["e"], result)
+    assert controller.enrolment.track_id == target.track_id
