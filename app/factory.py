@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from app.config import LANDMARK_MODELS, RunConfig
+from app.cuts import CutDetector
 from app.pipeline import LazyModels, Pipeline
 from app.smooth import LandmarkSmoother
 
@@ -75,4 +76,5 @@ def build_pipeline(config: RunConfig, gallery) -> Pipeline:
                                                           config.threads),
                     embedder=embedder, gallery=gallery, threshold=threshold,
                     landmarks="both" if config.side_by_side else config.landmarks,
-                    smoother=LandmarkSmoother() if config.smooth else None)
+                    smoother=LandmarkSmoother() if config.smooth else None,
+                    cuts=CutDetector())

@@ -55,7 +55,7 @@ class Pipeline:
 
     def __init__(self, detector, landmark_models: LazyModels, embedder, gallery,
                  threshold: float, landmarks: str = "cnn", tracker: Tracker | None = None,
-                 smoother: LandmarkSmoother | None = None):
+                 smoother: LandmarkSmoother | None = None, cuts=None):
         self.detector = detector
         self.landmark_models = landmark_models
         self.embedder = embedder
@@ -63,6 +63,7 @@ class Pipeline:
         self.threshold = threshold
         self.tracker = tracker or Tracker()
         self.smoother = smoother
+        self.cuts = cuts   # a CutDetector (app.cuts): a new shot starts new tracks
         self.landmarks = landmarks
 
     @property
@@ -104,6 +105,8 @@ class Pipeline:
         self._landmarks_stage(frame.image, result)
 
         start = time.perf_counter()
+        if self.cuts is not None and self.cuts.is_cut(frame.image):
+            self.tracker.reset()  # ids keep increasing: none passes to another person
         self.tracker.update(faces)
         if self.smoother is not None:
             self.smoother.apply(faces)

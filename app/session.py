@@ -30,6 +30,8 @@ def run_session(config: RunConfig) -> int:
         gallery = stack.enter_context(Gallery(config.gallery))
         pipeline = build_pipeline(config, gallery)
         stack.callback(pipeline.close)
+        if not headless:
+            preload_landmark_models(pipeline)
         sync_gallery(pipeline)
         try:
             source.start()
@@ -112,6 +114,15 @@ def _open_outputs(config: RunConfig, source, headless: bool, stack: ExitStack):
         outputs.window = Window()
         stack.callback(outputs.window.close)
     return outputs
+
+
+def preload_landmark_models(pipeline) -> None:
+    """Load every landmark model before the window opens, so the first l or s never
+    freezes the picture. dlib's loader holds the GIL for its whole load (0.6-2.3 s),
+    so loading it on a background thread would freeze the picture just the same."""
+    from app.config import LANDMARK_MODELS
+    for name in LANDMARK_MODELS:
+        pipeline.landmark_models[name]
 
 
 def sync_gallery(pipeline) -> None:
