@@ -373,6 +373,9 @@ class MainLoop:
         window = self.out.window
         if window is not None:
             self._wait_until_due(result)
+            if window.closed:  # closed while waiting: showing would open it again
+                self.stop_reason = "window closed"
+                return
             self._to_window(view)
             self._input(1, result)
             if window.closed:

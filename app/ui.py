@@ -213,7 +213,10 @@ class Controller:
         enrolment = self.enrolment
         if enrolment is None:
             return
+        followed = len(enrolment.followed)
         enrolment.offer(self.pipeline, result.frame, result.faces)
+        if len(enrolment.followed) > followed:
+            self.say(f"enrolment follows the same person onto track #{enrolment.track_id}")
         if enrolment.timed_out:
             self.cancel_enrolment(f"enrolment timed out: {enrolment.summary}; nothing "
                                   f"stored, press e to try again")

@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 import pytest
 
+from app.gallery import Gallery
 from app.name_dialog import TITLE as NAME_DIALOG_TITLE
 from app.sinks import WINDOW_TITLE
 from tests.conftest import REPO_ROOT, shared
@@ -141,13 +142,18 @@ class App:
                 pytest.fail(f"no {what} after {timeout:.0f} s\n{self.tail()}")
             time.sleep(0.05)
 
-    def wait_window(self) -> str:
-        """The window's X id, once it is there and frames are flowing through it."""
+    def wait_for_window(self) -> str:
+        """The window's X id, once it is there."""
         def found() -> bool:
             ids = self.xdotool("search", "--name", f"^{WINDOW_TITLE}$").stdout.split()
             self.window = ids[0] if ids else None
             return self.window is not None
         self.wait_for(found, WINDOW_WAIT_S, f"window named {WINDOW_TITLE!r}")
+        return self.window
+
+    def wait_window(self) -> str:
+        """The window's X id, once it is there and frames are flowing through it."""
+        self.wait_for_window()
         self.wait_for(lambda: self.event_lines() >= 3, 30, "frames in the window")
         return self.window
 
@@ -322,6 +328,139 @@ def test_ctrl_c_finalises_video_and_events(launch, tmp_path):
     assert_finalised(app, output)
 
 
+def test_u_in_a_new_run_leaves_people_enrolled_before_intact(launch, tmp_path):
+    gallery = tmp_path / "gallery.db"
+    with Gallery(gallery) as g:  # enrolled before this run (by another model: no crop)
+        g.add_samples("Ada Earlier", np.eye(1, 8, dtype=np.float32), "an-earlier-model")
+    app = launch(hamilton(), "--gallery", str(gallery))
+    app.wait_window()
+    app.key("u", "u")
+    app.wait_for(lambda: app.stdout.count("nothing to undo") == 2, 5, "two 'nothing to undo'")
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+    with Gallery(gallery) as g:
+        assert [(p.name, p.samples) for p in g.people()] == [("Ada Earlier", 1)]
+
+
+def test_a_video_plays_at_its_own_speed_and_stays_at_the_end(launch, tmp_path):
+    capture = cv2.VideoCapture(str(hamilton()))
+    frames, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    app = launch(hamilton(), "--gallery", str(tmp_path / "gallery.db"))
+    app.wait_for(lambda: app.event_lines() >= 1, WINDOW_WAIT_S, "the first frame")
+    start = time.monotonic()
+    app.wait_for(lambda: app.event_lines() >= frames, 60, f"all {frames} frames")
+    took = time.monotonic() - start
+    print(f"\n[gui] {frames} frames at {fps:.2f} FPS played in {took:.2f} s")
+    assert took >= 8.5, f"{frames / fps:.2f} s of video played in {took:.2f} s"
+    time.sleep(1.5)
+    assert app.proc.poll() is None, f"the window closed at the end of the video\n{app.tail()}"
+    app.window = app.xdotool("search", "--name", f"^{WINDOW_TITLE}$").stdout.split()[0]
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0 and "stopped: quit" in app.stdout, app.tail()
+
+
+def test_a_single_image_stays_until_q(launch, tmp_path):
+    app = launch(shared("video", "lin-manuel-miranda.png"), "--gallery",
+                 str(tmp_path / "gallery.db"))
+    app.wait_for(lambda: app.event_lines() >= 1, WINDOW_WAIT_S, "the image's frame")
+    app.window = app.wait_for_window()
+    time.sleep(3)
+    assert app.proc.poll() is None, f"the image was closed without q\n{app.tail()}"
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0 and "stopped: quit" in app.stdout, app.tail()
+
+
+@pytest.fixture(scope="module")
+def cut_video(tmp_path_factory) -> Path:
+    """One person in two shots: 16 frames on the original photo, then a cut to the same
+    face smaller, elsewhere, on a light background (a new shot: a new track)."""
+    image = cv2.imread(str(shared("video", "lin-manuel-miranda.png")), cv2.IMREAD_COLOR)
+    height, width = image.shape[:2]
+    second = np.full_like(image, 200)
+    small = cv2.resize(image, (width * 3 // 4, height * 3 // 4), interpolation=cv2.INTER_AREA)
+    second[height - small.shape[0]:, width - small.shape[1]:] = small
+    path = tmp_path_factory.mktemp("cut") / "cut.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+    for i in range(200):
+        shot = image if i < 16 else second
+        shift = np.float32([[1, 0, 3 * math.sin(i / 5)], [0, 1, 2 * math.cos(i / 7)]])
+        writer.write(cv2.warpAffine(shot, shift, (width, height), borderMode=cv2.BORDER_REPLICATE))
+    writer.release()
+    return path
+
+
+def test_enrolment_of_the_person_on_screen_completes_across_a_cut(launch, tmp_path, cut_video):
+    gallery = tmp_path / "gallery.db"
+    app = launch(cut_video, "--gallery", str(gallery), "--speed", "0.25")
+    app.wait_window()
+    app.key("space")          # pause in the first shot and choose the face there
+    time.sleep(0.5)
+    shown = app.event_lines()
+    assert shown < 14, f"the first shot was over before the test could pause ({shown} frames)"
+    app.key("e")
+    app.wait_for(lambda: "type the name" in app.stdout, 5, "the name question")
+    app.key("space")
+    app.answer_name_dialog(NAME)
+    app.wait_for(lambda: "enrolled " in app.stdout or "timed out" in app.stdout
+                 or "cancelled" in app.stdout, 40, "the live enrolment to finish")
+    assert "enrolment follows the same person onto track" in app.stdout, app.tail()
+    assert f"enrolled {NAME} (5 samples)" in app.stdout, app.tail()
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+
+
+def test_l_and_s_while_paused_redraw_the_points(launch, tmp_path, still_video):
+    app = launch(still_video, "--gallery", str(tmp_path / "gallery.db"))
+    app.wait_window()
+    app.key("space")
+    time.sleep(0.6)
+    face = json.loads(app.events.read_text().splitlines()[-1])["faces"][0]["box"]
+    x1, y1, x2, y2 = (int(v) for v in face)
+    region = (slice(y1, y2), slice(x1, x2))
+    cnn = screenshot(app, tmp_path / "paused-cnn.png")
+    time.sleep(0.4)
+    again = screenshot(app, tmp_path / "paused-cnn-again.png")
+    assert np.array_equal(cnn[region], again[region]), "the paused picture changed by itself"
+    app.key("l")
+    time.sleep(0.6)
+    dlib = screenshot(app, tmp_path / "paused-dlib.png")
+    changed = np.mean(np.any(cnn[region] != dlib[region], axis=2))
+    assert changed > 0.01, f"l while paused changed {changed:.1%} of the face's pixels"
+    app.key("s")
+    time.sleep(0.8)
+    both = screenshot(app, tmp_path / "paused-side-by-side.png")
+    assert both.shape[1] > cnn.shape[1], "s while paused did not show the two panels"
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+
+
+def test_first_switch_to_dlib_does_not_freeze_the_picture(launch, tmp_path, still_video):
+    app = launch(still_video, "--gallery", str(tmp_path / "gallery.db"))
+    app.wait_window()
+    app.wait_for(lambda: app.event_lines() >= 30, 10, "30 frames")
+    app.key("l")
+    pressed = time.monotonic()
+    arrivals, count = [pressed], app.event_lines()
+    while time.monotonic() - pressed < 3.0:
+        now_count = app.event_lines()
+        if now_count != count:
+            arrivals.append(time.monotonic())
+            count = now_count
+        time.sleep(0.005)
+    assert "landmarks: dlib" in app.stdout, app.tail()
+    gaps = np.diff(arrivals) * 1000
+    print(f"\n[gui] after l: {len(gaps)} frames in 3 s, longest gap {gaps.max():.0f} ms")
+    assert gaps.max() < 200, f"the picture froze for {gaps.max():.0f} ms after l"
+    app.key("q")
+    app.wait_exit()
+
+
 # -- helpers -------------------------------------------------------------------------------
 def assert_finalised(app: App, output: Path) -> None:
     """The events file ends with a summary that counts its frame lines, and the mp4 is
@@ -392,12 +531,11 @@ def send_wm_delete_window(display: str, window: int) -> str | None:
     return None
 
 
-def screenshot(app: App, png: Path) -> None:
-    """``xwd -root`` of the screen, the window cut out as a PNG (a debugging aid only:
+def screenshot(app: App, png: Path) -> np.ndarray | None:
+    """``xwd -root`` of the screen, the window cut out (returned, and kept as a PNG;
     ImageMagick is not needed, XWD's ZPixmap is read here)."""
     if shutil.which("xwd") is None:
-        print("\n[gui] no xwd: no screenshot")
-        return
+        pytest.skip("no xwd (apt-get install x11-apps): no screenshot to compare")
     xwd = png.with_suffix(".xwd")
     subprocess.run(["xwd", "-root", "-silent", "-out", str(xwd)], timeout=20,
                    env={**os.environ, "DISPLAY": app.display}, check=True)
@@ -409,10 +547,10 @@ def screenshot(app: App, png: Path) -> None:
         w, h = int(geometry["WIDTH"]), int(geometry["HEIGHT"])
         window = image[y:y + h, x:x + w]
         cv2.imwrite(str(png), window)
-        print(f"\n[gui] screenshot after h: {png} ({w}x{h} window, pixel std "
-              f"{window.std():.0f})")
+        print(f"\n[gui] screenshot: {png} ({w}x{h} window, pixel std {window.std():.0f})")
+        return window
     except (KeyError, ValueError, struct.error) as exc:
-        print(f"\n[gui] screenshot kept as {xwd} (not converted: {exc})")
+        pytest.fail(f"screenshot kept as {xwd} (not converted: {exc})")
 
 
 def read_xwd(data: bytes) -> np.ndarray:
