@@ -230,7 +230,8 @@ def status_bar(width: int, lines: Sequence[str], rows: int, px: int) -> np.ndarr
 
 def bar_px(image: np.ndarray) -> int:
     """Font size of the status bar for a picture like ``image``."""
-    return int(np.clip(round(min(image.shape[:2]) / 360 * 13), 13, 22))
+    size = int(np.clip(round(min(image.shape[:2]) / 360 * 13), 12, 22))
+    return max(11, min(size, image.shape[1] // 48))  # three lines of ~90 characters fit
 
 
 _HEADER_PAD = 4
@@ -249,7 +250,7 @@ def _header(image: np.ndarray, heads: Sequence[tuple[str, Color]]) -> np.ndarray
 
 
 def _ms_text(ms: float | None) -> str:
-    return "loading..." if ms is None else f"{ms:.1f} ms/face"
+    return "no face" if ms is None else f"{ms:.1f} ms/face"
 
 
 # -- internals (all draw in place on an image this module owns) ----------------------

@@ -407,18 +407,17 @@ class MainLoop:
 
 
 def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> list[str]:
-    """Two lines for the status bar: speed and models; mean ms of each stage over the
-    frames that ran it (with their count)."""
+    """Three lines for the status bar: speed; models; mean ms of each stage over the
+    frames that ran it, with their count (match, well under 1 ms, is left out)."""
     latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
     active = [m if not m.startswith("landmarks:") else f"landmarks {pipeline.landmarks}"
               for m in (models or [])]
     speed = (f"FPS {stats.fps:.1f}   latency {latency:.0f} ms   dropped "
-             f"{getattr(source, 'dropped', 0)}")
-    if active:
-        speed += "   " + " | ".join(active)
+             f"{getattr(source, 'dropped', 0)}   frames {stats.frames}")
     stages = "  ".join(f"{k} {statistics.fmean(v):.1f} ({len(v)})"
-                       for k, v in stats.ran_ms.items() if v and k != "track")
-    return [speed, f"mean ms (frames): {stages}" if stages else "mean ms: -"]
+                       for k, v in stats.ran_ms.items() if v and k not in ("track", "match"))
+    return [speed, "models: " + "  |  ".join(active),
+            f"mean ms (frames): {stages}" if stages else "mean ms: -"]
 
 
 def save_screenshot(view, folder: str | Path) -> str:

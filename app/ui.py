@@ -161,7 +161,7 @@ class Controller:
             self.prompt = ""
         else:
             self.asking = NameRequest(self.name_input)
-            self.say(f"type the name in {self.asking.where}")
+            print(f"type the name in {self.asking.where}", flush=True)
 
     def poll_name(self) -> None:
         """Pick up a name given in the dialog or the terminal."""
@@ -270,7 +270,8 @@ class Controller:
         return lines
 
 
-BAR_ROWS = 4   # status bar lines: 2 of speed and models, 2 for prompts and messages
+BAR_ROWS = 5   # status bar lines: 3 of speed, models and ms; 2 for prompts and messages
+MIN_BAR_WIDTH = 640   # a narrower picture gets dark room on its right for the bar's text
 
 
 def compose_picture(result: FrameResult, controller: Controller | None) -> np.ndarray:
@@ -310,8 +311,12 @@ def window_view(picture: np.ndarray, controller: Controller | None,
     if len(status) > BAR_ROWS - len(lines):  # keep the bar's height: join the extra lines
         keep = max(1, BAR_ROWS - len(lines))
         status = status[:keep - 1] + ["  ·  ".join(status[keep - 1:])]
-    bar = render.status_bar(picture.shape[1], lines + status, BAR_ROWS,
-                            render.bar_px(picture))
+    width = max(picture.shape[1], MIN_BAR_WIDTH)
+    if width > picture.shape[1]:  # on the right: click positions stay picture pixels
+        room = np.full((picture.shape[0], width - picture.shape[1], 3), render.BAR_COLOR,
+                       np.uint8)
+        picture = np.concatenate([picture, room], axis=1)
+    bar = render.status_bar(width, lines + status, BAR_ROWS, render.bar_px(picture))
     return np.concatenate([picture, bar], axis=0)
 
 
@@ -325,5 +330,5 @@ def hud_lines(hud: dict | list[str] | None) -> list[str]:
     if not hud:
         return []
     if isinstance(hud, dict):
-        return [f"{key}: {render._format_value(value)}" for key, value in hud.items()][:2]
-    return list(hud)[:2]
+        return [f"{key}: {render._format_value(value)}" for key, value in hud.items()][:3]
+    return list(hud)[:3]

@@ -41,6 +41,7 @@ import numpy as np
 import pytest
 
 from app.gallery import Gallery
+from app.lab.screenshots import read_xwd
 from app.name_dialog import TITLE as NAME_DIALOG_TITLE
 from app.sinks import WINDOW_TITLE
 from tests.conftest import REPO_ROOT, shared
@@ -277,6 +278,8 @@ NAME = "José Łukasz O'Brien"
 
 
 def test_live_enrolment_stores_the_name_exactly_as_typed(launch, tmp_path, still_video):
+    pytest.importorskip("tkinter", reason="no Tk: names are typed in the OpenCV window, "
+                        "which cannot take non-Latin-1 letters")
     gallery = tmp_path / "gallery.db"
     app = launch(still_video, "--gallery", str(gallery))
     app.wait_window()
@@ -394,6 +397,7 @@ def cut_video(tmp_path_factory) -> Path:
 
 
 def test_enrolment_of_the_person_on_screen_completes_across_a_cut(launch, tmp_path, cut_video):
+    pytest.importorskip("tkinter", reason="no Tk for the name dialog")
     gallery = tmp_path / "gallery.db"
     app = launch(cut_video, "--gallery", str(gallery), "--speed", "0.25")
     app.wait_window()
@@ -551,17 +555,3 @@ def screenshot(app: App, png: Path) -> np.ndarray | None:
         return window
     except (KeyError, ValueError, struct.error) as exc:
         pytest.fail(f"screenshot kept as {xwd} (not converted: {exc})")
-
-
-def read_xwd(data: bytes) -> np.ndarray:
-    fields = struct.unpack(">25I", data[:100])
-    header, width, height = fields[0], fields[4], fields[5]
-    byte_order, bits, stride, colours = fields[7], fields[11], fields[12], fields[19]
-    if fields[2] != 2 or bits not in (24, 32):
-        raise ValueError(f"XWD format {fields[2]} at {bits} bits per pixel")
-    step = bits // 8
-    rows = np.frombuffer(data, np.uint8, count=stride * height, offset=header + 12 * colours)
-    pixels = rows.reshape(height, stride)[:, :width * step].reshape(height, width, step)
-    if byte_order:  # MSBFirst: xRGB / RGB
-        pixels = pixels[:, :, ::-1]
-    return np.ascontiguousarray(pixels[:, :, :3])
