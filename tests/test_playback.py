@@ -55,3 +55,32 @@ def test_looping_source_plays_again_with_increasing_indices():
         source.stop()
     assert indices == list(range(count + 5)) and source.plays == 2
     assert source.read() is None
+
+
+def test_stats_leave_paused_time_out_and_average_only_frames_that_ran_a_stage(tmp_path):
+    import time
+
+    import numpy as np
+
+    from app.runloop import RunStats, save_screenshot
+    from app.types import Face, Frame, FrameResult
+
+    def result(embedded: bool) -> FrameResult:
+        face = Face(box=np.zeros(4, np.float32), score=1.0,
+                    embedding=np.ones(4, np.float32) if embedded else None)
+        return FrameResult(Frame(0, np.zeros((4, 4, 3), np.uint8), 0.0), [face],
+                           {"detect": 5.0, "embed": 20.0 if embedded else 0.01})
+
+    stats = RunStats()
+    for i in range(4):
+        stats.add(result(embedded=i == 0), None)
+        time.sleep(0.01)
+    time.sleep(0.3)          # paused 0.3 s, then one more frame
+    stats.idle(0.3)
+    stats.add(result(embedded=False), None)
+    summary = stats.summary()
+    assert summary["stage_ms_when_run"]["embed"] == {"mean": 20.0, "frames": 1}
+    assert summary["stage_ms_when_run"]["detect"] == {"mean": 5.0, "frames": 5}
+    assert summary["fps"] > 20, "the pause was counted as playing time"
+    message = save_screenshot(np.full((8, 8, 3), 7, np.uint8), tmp_path)
+    assert message.startswith("screenshot saved: ") and len(list(tmp_path.glob("*.png"))) == 1
