@@ -2,8 +2,9 @@
 
 This is the composition root: it parses arguments into a :class:`RunConfig`, builds the
 stages (``app.factory``), opens the source and the sinks, and runs ``app.runloop``.
-Exit codes: 0 done, 1 a runtime failure (camera lost, model error), 2 bad input
-(arguments, files, photos, gallery).
+Exit codes: 0 done, 1 a runtime failure (camera lost, model error, an output that could
+not be written: full disk), 2 bad input (arguments, files, photos, gallery, an output
+that would overwrite an input), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from app.config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKEND
                         LANDMARK_MODES, RunConfig)
 from app.gallery import GalleryError, default_gallery_path
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
 
 
 def run_main(argv: list[str] | None = None) -> int:
@@ -49,9 +50,13 @@ def run_with_config(config: RunConfig) -> int:
     from app.capture import CameraError, open_source
     from app.factory import build_pipeline
     from app.gallery import Gallery
+    from app.outputs import check_outputs, exit_code, gallery_files
     from app.runloop import run
     from app.sinks import EventsWriter, VideoSink, Window, display_available
 
+    # Before anything is opened for writing: no output may be an input or another output.
+    check_outputs({"--output": config.output, "--events": config.events},
+                  {"--source": _source_file(config.source), **gallery_files(config.gallery)})
     headless = config.headless
     if not headless and not display_available():
         print("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless",
@@ -59,10 +64,11 @@ def run_with_config(config: RunConfig) -> int:
         headless = True
     source = open_source(config.source, progress=config.progress)
     with ExitStack() as stack:
-        gallery = stack.enter_context(Gallery(config.gallery))
+        gallery = stack.enter_context(Gallery(config.gallery, readonly=True))
+        _print_warnings(gallery.warnings)
         pipeline = build_pipeline(config, gallery)
         stack.callback(pipeline.close)
-        _sync_gallery(pipeline)
+        _sync_gallery(pipeline, config.progress)
         try:
             source.start()
         except CameraError as exc:
@@ -72,10 +78,10 @@ def run_with_config(config: RunConfig) -> int:
         video = events = window = None
         if config.output:
             video = VideoSink(config.output, getattr(source, "fps", None) or 30.0)
-            stack.callback(video.close)
+            stack.push(_closer(video))
         if config.events:
             events = EventsWriter(config.events)
-            stack.callback(events.close)
+            stack.push(_closer(events))
         if not headless:
             window = Window()
             stack.callback(window.close)
@@ -84,11 +90,44 @@ def run_with_config(config: RunConfig) -> int:
         summary, stop_reason = run(pipeline, source, window=window, video=video, events=events,
                                    max_frames=config.max_frames,
                                    side_by_side=config.side_by_side, models=models)
-    _print_summary(summary, stop_reason, config)
+    failure = next((s.failed for s in (video, events) if s is not None and s.failed), None)
+    _print_summary(summary, stop_reason, config, written=failure is None)
+    if failure is not None:
+        _print_write_failure(failure, (video, events))
+        return exit_code(stop_reason, failed=True)
     if getattr(source, "error", None):
         print(f"error: {source.error}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_OK
+    return exit_code(stop_reason, failed=False)
+
+
+def _closer(sink):
+    """ExitStack exit callback: finish the sink, moving its file into place only when the
+    block ended normally (an exception leaves the partial file and the old target)."""
+    def close(exc_type, exc, tb):
+        sink.close(commit=exc_type is None)
+    return close
+
+
+def _source_file(source: str) -> Path | None:
+    text = str(source).strip()
+    if text.isdigit() or "://" in text:
+        return None
+    return Path(text).expanduser()
+
+
+def _print_write_failure(failure, sinks) -> None:
+    kept = [str(s.pending.path) for s in sinks if s is not None and s.pending.path.exists()
+            and not s.pending.in_place]
+    print(f"error: {failure}. The run stopped; no output was replaced (a previous file of "
+          f"that name is untouched)." + (f" What was written so far is in {', '.join(kept)}"
+          f" (the events file ends with why); delete what you do not need." if kept else "")
+          + " Free some space or choose another folder, then run again", file=sys.stderr)
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_enroll(args) -> int:
@@ -99,9 +138,10 @@ def cmd_enroll(args) -> int:
     config = RunConfig(source="", detector=args.detector, embedder=args.embedder,
                        gallery=Path(args.gallery), threads=args.threads)
     with Gallery(config.gallery) as gallery:
+        _print_warnings(gallery.warnings)
         pipeline = build_pipeline(config, gallery)
         try:
-            report = enroll_photos(pipeline, args.name, args.photos)
+            report = enroll_photos(pipeline, args.name, args.photos, force=args.force)
         except EnrolmentError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -120,7 +160,13 @@ def cmd_enroll(args) -> int:
 def cmd_people(args) -> int:
     from app.gallery import Gallery, PersonNotFound
 
-    with Gallery(Path(args.gallery)) as gallery:
+    # list only reads (read-only; a missing file is an empty gallery, never created);
+    # remove/rename refuse a missing file instead of making an empty one.
+    listing = args.action == "list"
+    with Gallery(Path(args.gallery), readonly=listing, create=listing) as gallery:
+        _print_warnings(gallery.warnings)
+        if listing and not gallery.path.exists():
+            print(f"(no gallery file at {gallery.path}; nothing was created)", file=sys.stderr)
         try:
             if args.action == "list":
                 people = gallery.people()
@@ -181,8 +227,22 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def _sync_gallery(pipeline) -> None:
-    done, lost = pipeline.sync_gallery()
+def _sync_gallery(pipeline, progress: bool = True) -> None:
+    """Re-embed samples another embedder made, in batches, with a progress bar."""
+    total = len(pipeline.gallery.missing_sample_ids(pipeline.model_id))
+    bar = None
+    if total and progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, desc=f"re-embedding gallery ({pipeline.model_id})",
+                   unit="face", file=sys.stderr, dynamic_ncols=True)
+    elif total:
+        print(f"gallery: re-embedding {total} stored sample(s) with {pipeline.model_id}",
+              file=sys.stderr)
+    try:
+        done, lost = pipeline.sync_gallery(on_batch=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
     if done:
         print(f"gallery: embedded {done} stored sample(s) with {pipeline.model_id} "
               f"(they were enrolled with another embedder)")
@@ -191,7 +251,8 @@ def _sync_gallery(pipeline) -> None:
               f"another embedder; they are ignored (re-enrol those people)", file=sys.stderr)
 
 
-def _print_summary(summary: dict, stop_reason: str | None, config: RunConfig) -> None:
+def _print_summary(summary: dict, stop_reason: str | None, config: RunConfig,
+                   written: bool = True) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
     print(f"frames: {summary['frames']}  FPS: {summary['fps']:.1f}  "
           f"median ms per stage: {stages}")
@@ -202,7 +263,7 @@ def _print_summary(summary: dict, stop_reason: str | None, config: RunConfig) ->
     if stop_reason:
         print(f"stopped: {stop_reason}")
     for what, path in (("annotated video", config.output), ("events", config.events)):
-        if path:
+        if path and written:
             print(f"{what}: {path}")
 
 
@@ -240,6 +301,8 @@ def _parser() -> argparse.ArgumentParser:
     enroll = sub.add_parser("enroll", help="enrol a person from photos (one face each)")
     enroll.add_argument("--name", required=True, help="the person's name")
     enroll.add_argument("photos", nargs="+", metavar="PHOTO")
+    enroll.add_argument("--force", action="store_true", help="enrol even if the face already "
+                        "matches another enrolled person")
     _model_options(enroll)
     enroll.set_defaults(handler=cmd_enroll)
 

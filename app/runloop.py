@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from app.capture import now_ms
+from app.outputs import WriteFailed
 from app.pipeline import FrameResult, Pipeline
 from app.sinks import EventsWriter, VideoSink, Window
 from app.ui import Controller, compose_view
@@ -242,9 +243,13 @@ def run(pipeline: Pipeline, source, *, window: Window | None = None,
             stop_reason = "interrupted (Ctrl-C)"
         except _Terminate:
             stop_reason = "terminated (SIGTERM)"
+        except WriteFailed as exc:  # full disk, I/O error: stop, and say so in the summary
+            stop_reason = f"failed: {exc}"
     if controller.quit:
         stop_reason = "quit"
     summary = stats.summary(dropped=getattr(source, "dropped", 0))
+    if stop_reason:
+        summary["stopped"] = stop_reason
     if events is not None:
         events.write_summary(summary)
     return summary, stop_reason
