@@ -76,12 +76,14 @@ def run_with_config(config: RunConfig) -> int:
             return EXIT_BAD_INPUT
         stack.callback(source.stop)
         video = events = window = None
+        sinks: list = []
+        stack.push(_finisher(sinks))
         if config.output:
             video = VideoSink(config.output, getattr(source, "fps", None) or 30.0)
-            stack.push(_closer(video))
+            sinks.append(video)
         if config.events:
             events = EventsWriter(config.events)
-            stack.push(_closer(events))
+            sinks.append(events)
         if not headless:
             window = Window()
             stack.callback(window.close)
@@ -101,12 +103,17 @@ def run_with_config(config: RunConfig) -> int:
     return exit_code(stop_reason, failed=False)
 
 
-def _closer(sink):
-    """ExitStack exit callback: finish the sink, moving its file into place only when the
-    block ended normally (an exception leaves the partial file and the old target)."""
-    def close(exc_type, exc, tb):
-        sink.close(commit=exc_type is None)
-    return close
+def _finisher(sinks: list):
+    """ExitStack exit callback: finish every output file, then move them all into place
+    only if the block ended normally and none failed (else the partial files stay and
+    the previous targets are untouched)."""
+    def finish(exc_type, exc, tb):
+        for sink in sinks:
+            sink.close(commit=False)
+        if exc_type is None and not any(sink.failed for sink in sinks):
+            for sink in sinks:
+                sink.pending.commit()
+    return finish
 
 
 def _source_file(source: str) -> Path | None:
@@ -131,10 +138,17 @@ def _print_warnings(warnings: list[str]) -> None:
 
 
 def cmd_enroll(args) -> int:
-    from app.enroll import EnrolmentError, enroll_photos
+    from app.enroll import EnrolmentError, enroll_photos, read_photo
     from app.factory import build_pipeline
-    from app.gallery import Gallery
+    from app.gallery import Gallery, clean_name
 
+    clean_name(args.name)
+    try:  # bad photos fail before the models load (seconds) and before the gallery opens
+        for photo in args.photos:
+            read_photo(photo)
+    except EnrolmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     config = RunConfig(source="", detector=args.detector, embedder=args.embedder,
                        gallery=Path(args.gallery), threads=args.threads)
     with Gallery(config.gallery) as gallery:

@@ -22,8 +22,7 @@ from typing import Callable
 import numpy as np
 
 from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, FACENET_VARIANTS, REBUILD_COMMAND,
-                       facenet_pb_path,
-                       facenet_tflite_path, require_file)
+                       facenet_pb_path, facenet_tflite_path, require_file)
 
 INPUT_SIZE = 160
 PB_INPUT = "input:0"

@@ -1,6 +1,7 @@
 """Checks shared by every model wrapper: a frame is (H, W, 3) uint8 BGR."""
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -64,8 +65,10 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except ImageFileError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageFileError(f"{path}: over the limit of {max_pixels / 1e6:.0f} megapixels "
-                             f"({exc}); scale it down first (e.g. to 4000 pixels wide)") from exc
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(pixels.group(1)) / 1e6:.0f} megapixels, " if pixels else ""
+        raise ImageFileError(f"{path}: {size}over the limit of {max_pixels / 1e6:.0f} megapixels; "
+                             f"scale it down first (e.g. to 4000 pixels wide)") from exc
     except (OSError, SyntaxError, ValueError, Warning, Image.DecompressionBombError) as exc:
         raise ImageFileError(f"{path}: not a readable image ({exc}); the file is truncated, "
                              f"damaged or not an image. Use a complete copy of the photo") from exc
