@@ -393,6 +393,11 @@ class Gallery:
     def _connect_writable(self) -> sqlite3.Connection:
         """Read-write, creating the folder (0700) and file (0600) when missing."""
         _create_private(self.path)
+        if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            raise GalleryError(f"gallery {self.path} is read-only here (SQLite needs to write "
+                               f"the file and its folder {self.path.parent}); reading works, "
+                               f"but to change it copy it to a folder you can write to and "
+                               f"pass that --gallery")
         try:
             conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s,
                                    isolation_level=None, check_same_thread=False)
