@@ -252,7 +252,9 @@ def _add_eval_smoothing(eval_sub) -> None:
     smooth.add_argument("--sensor-noise", type=float, default=3.0,
                         help="still clip pixel noise sigma, grey levels [%(default)s]")
     smooth.add_argument("--detector", choices=("blazeface", "hog"), default="blazeface")
-    smooth.add_argument("--landmarks", choices=LANDMARK_MODELS, default="cnn")
+    smooth.add_argument("--landmarks", nargs="+", choices=LANDMARK_MODELS,
+                        default=list(LANDMARK_MODELS), help="landmark models, each measured "
+                        "on the same clips [cnn dlib]")
     smooth.add_argument("--min-cutoff", type=float, help="One Euro min cutoff, Hz")
     smooth.add_argument("--beta", type=float, help="One Euro beta")
     smooth.set_defaults(handler=cmd_eval_smoothing)
