@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from app.outputs import OutputError, PendingFile, WriteFailed
-from app.pipeline import FrameResult
+from app.types import FrameResult
 from app.video_out import CONTAINERS, VideoEncoder, import_av
 
 WINDOW_TITLE = "facelandmarks"

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from app.config import LANDMARK_BACKENDS
 from app.images import check_bgr_frame, check_box
 from app.landmarks import N_POINTS
 from app.landmarks.crop import check_rule, cut_square, square_for_box, to_frame
@@ -21,7 +22,7 @@ from app.paths import CNN68_DIR, require_file
 # The fine-tuned CNN is committed; git restores it (export_cnn68 would rebuild the older
 # face-api.js weights and needs npm; train_landmarks retrains for minutes).
 BUILD_COMMAND = "git checkout -- models/landmarks/cnn68  (the committed model files)"
-BACKENDS = ("pb", "saved_model")
+BACKENDS = LANDMARK_BACKENDS
 IO_KEYS = ("input_size", "channel_order", "frozen_graph", "saved_model", "crop_rules")
 
 Runner = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) float32 RGB 0..255 -> (N, 136)

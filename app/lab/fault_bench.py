@@ -1,12 +1,12 @@
 """Measurements behind issue 12's closing note (not on the run path).
 
-``python -m app.fault_bench switch --people 10000``: builds a synthetic gallery of N
+``python -m app.lab.fault_bench switch --people 10000``: builds a synthetic gallery of N
 people (one 160x160 crop each, embedded by a made-up "old" model) through the gallery
 API, then times the embedder switch (``Pipeline.sync_gallery``, batches of 64) in a fresh
 child process and reports its peak resident memory; ``--run`` also measures the whole
 ``run`` command (all models loaded) on one photo.
 
-``python -m app.fault_bench codec``: ms per frame to encode the Hamilton clip's 275
+``python -m app.lab.fault_bench codec``: ms per frame to encode the Hamilton clip's 275
 frames with the annotated-video writer (H.264 fragmented mp4, ``app.video_out``) and with
 ``cv2.VideoWriter`` mp4v (the old writer), median of ``--repeat`` runs, and file sizes.
 Run both under ``flock /tmp/bench.lock``. The kill -9 measurement is the fault test:
@@ -49,7 +49,7 @@ def build_gallery(path: Path, people: int, seed: int = 0) -> None:
 
 def switch_child(gallery_path: str, embedder_name: str) -> dict:
     """In this process: sync the gallery to ``embedder_name``; seconds and peak RSS."""
-    from app.cli import _sync_gallery
+    from app.session import sync_gallery
     from app.factory import build_embedder
     from app.gallery import Gallery
     from app.pipeline import Pipeline
@@ -60,7 +60,7 @@ def switch_child(gallery_path: str, embedder_name: str) -> dict:
         rss_before = _peak_rss_mb()
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):
-            _sync_gallery(pipe, progress=True)
+            sync_gallery(pipe, progress=True)
         seconds = time.perf_counter() - start
         models = gallery.models()
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(_peak_rss_mb()),
@@ -90,7 +90,7 @@ def cmd_switch(args) -> int:
         if args.run:
             for_run = Path(tmp) / "for_run.sqlite3"
             for_run.write_bytes(path.read_bytes())
-        done = subprocess.run([sys.executable, "-m", "app.fault_bench", "switch-child",
+        done = subprocess.run([sys.executable, "-m", "app.lab.fault_bench", "switch-child",
                                str(path), args.embedder], cwd=REPO_ROOT,
                               stdout=subprocess.PIPE, text=True, check=True)
         result = {"people": args.people, **json.loads(done.stdout)}
@@ -142,7 +142,7 @@ def cmd_codec(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.fault_bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m app.lab.fault_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     switch = sub.add_parser("switch", help="embedder switch on a synthetic big gallery")
