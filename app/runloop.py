@@ -20,6 +20,7 @@ from typing import Callable
 import cv2
 
 from app.capture import now_ms
+from app.outputs import WriteFailed
 from app.pipeline import Pipeline
 from app.playback import Pacer
 from app.sinks import EventsWriter, VideoSink, Window
@@ -269,11 +270,15 @@ class MainLoop:
                 self.stop_reason = "interrupted (Ctrl-C)"
             except _Terminate:
                 self.stop_reason = "terminated (SIGTERM)"
+            except WriteFailed as exc:  # full disk, I/O error: stop, say so in the summary
+                self.stop_reason = f"failed: {exc}"
         if self.controller.quit:
             self.stop_reason = "quit"
         for line in self.controller.finish():
             print(line)
         summary = self.stats.summary(dropped=getattr(self.source, "dropped", 0))
+        if self.stop_reason:
+            summary["stopped"] = self.stop_reason
         if self.out.events is not None:
             self.out.events.write_summary(summary)
         return summary, self.stop_reason

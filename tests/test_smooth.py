@@ -112,3 +112,14 @@ def test_switching_landmark_model_does_not_blend_one_into_the_other():
     dlib.landmark_model = "dlib"
     smoother.apply([dlib])
     np.testing.assert_array_equal(dlib.landmarks, np.full((68, 2), 5.0))  # dlib's first frame
+
+
+def test_smoothing_measure_scores_every_model_on_the_same_clips():
+    from app.lab.smooth_eval import evaluate_models
+    from tests.conftest import shared
+
+    cnn, dlib = evaluate_models(shared("landmarks300w", "test"), ["cnn", "dlib"], photos=1,
+                                frames=12)
+    assert (cnn["landmarks"], dlib["landmarks"]) == ("cnn", "dlib")
+    assert cnn["box_jitter"] == dlib["box_jitter"]  # same frames, same detector boxes
+    assert cnn["jitter_raw"] != dlib["jitter_raw"]

@@ -100,10 +100,18 @@ class AppWindow:
         self.display, self.proc, self.events = display, proc, events
         self.window = self.wait_for_window(WINDOW_TITLE, 120)
 
+    def event_lines(self) -> int:
+        """Frames shown so far: lines of the events file (a partial file while it runs)."""
+        folder = self.events.parent
+        for path in (*folder.glob(f"{self.events.stem}.partial-*"), self.events):
+            if path.exists():
+                return path.read_bytes().count(b"\n")
+        return 0
+
     def wait_frames(self, count: int, timeout: float = 60) -> None:
         """Until ``count`` frames have been shown (the events file has their lines)."""
         deadline = time.monotonic() + timeout
-        while self.events.read_bytes().count(b"\n") < count:
+        while self.event_lines() < count:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"{count} frames not shown within {timeout:.0f} s")
             time.sleep(0.02)
@@ -149,8 +157,7 @@ class AppWindow:
 def app_window(display: str, source: Path, gallery: Path):
     env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
     env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", TF_CPP_MIN_LOG_LEVEL="3")
-    events = gallery.with_name("events.jsonl")
-    events.write_bytes(b"")
+    events = gallery.with_name(f"events-{time.monotonic_ns()}.jsonl")
     proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_video.py"), "--source",
                              str(source), "--gallery", str(gallery), "--no-progress",
                              "--events", str(events)],
