@@ -145,6 +145,10 @@ class Controller:
         if self.enrolment is not None:
             self.say("already enrolling: give the name, or Esc to cancel")
             return
+        if self.at_end:
+            self.say(f"{self.at_end}: no more frames to take samples from; enrol from "
+                     f"photos instead: python -m app enroll --name NAME PHOTO")
+            return
         face = None
         if last is not None:
             face = (self.chosen and pick_face(last.faces, last.frame.image, self.chosen)) \
