@@ -391,7 +391,9 @@ class MainLoop:
         whether there was any."""
         window = self.out.window
         key = window.key(wait_ms)
-        clicks, window.clicks = window.clicks, []
+        clicks = getattr(window, "clicks", None) or []   # a window without a mouse: none
+        if clicks:
+            window.clicks = []
         for x, y in clicks:
             self.controller.click(x, y, result)
         self.controller.handle_key(key, result)
