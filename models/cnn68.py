@@ -7,7 +7,9 @@
 2. builds the network (``build_keras_model``) and loads the uint8-quantised weights
    (``load_tfjs_weights``: value = q * scale + min);
 3. exports ``saved_model/``, ``frozen.pb`` and ``io.json`` (``export_landmark_model``,
-   reusable for fine-tuned weights) and checks both files agree on real crops;
+   reusable for fine-tuned weights) and checks both files agree on real crops, then
+   converts ``frozen.pb`` to the checked ``.tflite`` files the app runs
+   (``models.cnn68_tflite``);
 4. reports NME on ../shared/data/landmarks300w/test with dlib-HOG boxes.
 
 Architecture, from the package's src/faceFeatureExtractor and src/faceLandmarkNet:
@@ -496,11 +498,23 @@ def main(argv: list[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     out = Path(args.out)
+    if _export_tflite(out):
+        return 1
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 1e6:.2f} MB)")
     if args.no_eval:
         return 0
     return _report_nme(out)
+
+
+def _export_tflite(out: Path) -> int:
+    """The .tflite files of a new export (models.cnn68_tflite); 1 when float32 fails."""
+    from models.cnn68_tflite import build_tflite
+
+    errors = build_tflite(out, force=True)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def fit_detector_rule(model, detector: str, limit: int, split: Path = FIT_SPLIT) -> dict:

@@ -344,8 +344,8 @@ def _read_log(path: Path) -> list[dict]:
 def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str,
            extra_blocks: int = 0) -> int:
     """Export the trained weights with crop rules refitted on the training photos."""
-    from models.cnn68 import (ExportCheckError, _report_nme, build_keras_model,
-                              export_landmark_model, fit_detector_rule)
+    from models.cnn68 import (ExportCheckError, _export_tflite, _report_nme,
+                              build_keras_model, export_landmark_model, fit_detector_rule)
 
     model = build_keras_model(head=head, extra_blocks=extra_blocks)
     model.load_weights(weights)
@@ -359,7 +359,7 @@ def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str,
     except ExportCheckError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return _report_nme(Path(out))
+    return _export_tflite(Path(out)) or _report_nme(Path(out))
 
 
 def main(argv: list[str]) -> int:
