@@ -9,7 +9,7 @@ from app.gallery import default_gallery_path
 
 DETECTORS = ("blazeface", "blazeface-short", "hog")
 LANDMARK_MODES = ("cnn", "dlib", "both")
-LANDMARK_BACKENDS = ("pb", "saved_model")
+LANDMARK_BACKENDS = ("tflite", "pb", "saved_model")  # tflite: no TensorFlow at run time
 # <family>-<variant> (app.embed), then the bare CASIA names older galleries and scripts use.
 EMBEDDERS = (*FAMILY_EMBEDDERS, *ALIASES)
 DEFAULT_EMBEDDER = "keras-int8"   # chosen by measurement: models/README.md
@@ -20,7 +20,7 @@ class RunConfig:
     source: str = "0"
     detector: str = "blazeface"
     landmarks: str = "cnn"
-    landmark_backend: str = "pb"
+    landmark_backend: str = "tflite"
     embedder: str = DEFAULT_EMBEDDER
     threshold: float | None = None   # None: the embedder family's measured threshold
     gallery: Path = field(default_factory=default_gallery_path)

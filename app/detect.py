@@ -128,6 +128,8 @@ class BlazeFaceDetector:
         ``max_faces`` None keeps every face."""
         from ai_edge_litert.interpreter import Interpreter
 
+        from app.logs import without_native_info
+
         if model not in _SPECS:
             raise ValueError(f"unknown BlazeFace model {model!r}; expected 'short' or 'full'")
         self._spec = _SPECS[model]
@@ -139,7 +141,8 @@ class BlazeFaceDetector:
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path),
                                             num_threads=num_threads)
-            self._interpreter.allocate_tensors()
+            with without_native_info():
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ValueError(f"cannot load BlazeFace model {self.model_path}: {err}") from err
         self._anchors = ssd_anchors(self._spec)

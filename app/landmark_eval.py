@@ -113,8 +113,10 @@ def summarise(errors: np.ndarray, seconds: np.ndarray) -> dict:
             "ms_per_face": round(1000 * float(np.median(seconds)), 2) if len(seconds) else None}
 
 
-def make_landmarker(name: str, boxes: str, threads: int = 2, model_dir: str | Path | None = None):
-    """The landmark model ``name`` with the CNN's crop rule for ``boxes``."""
+def make_landmarker(name: str, boxes: str, threads: int = 2, model_dir: str | Path | None = None,
+                    backend: str = "tflite"):
+    """The landmark model ``name`` with the CNN's crop rule for ``boxes`` (the CNN run by
+    ``backend``, see app.landmarks.cnn)."""
     if name == "dlib":
         from app.landmarks.dlib68 import Dlib68Landmarks
         return Dlib68Landmarks()
@@ -131,16 +133,16 @@ def make_landmarker(name: str, boxes: str, threads: int = 2, model_dir: str | Pa
         print(f"note: {model_dir}/io.json has no crop rule for {boxes} boxes; "
               "using 'default'", file=sys.stderr)
         rule = "default"
-    return CnnLandmarks(model_dir, backend="pb", detector=rule, num_threads=threads)
+    return CnnLandmarks(model_dir, backend=backend, detector=rule, num_threads=threads)
 
 
 def evaluate(data_dir, models: list[str], boxes: str, threads: int = 2, limit: int | None = None,
-             model_dir=None) -> list[dict]:
+             model_dir=None, backend: str = "tflite") -> list[dict]:
     """One summary row per model (with its per-face ``errors`` kept for plotting)."""
     faces = with_boxes(read_faces(data_dir, limit), boxes)
     rows = []
     for name in models:
-        landmarker = make_landmarker(name, boxes, threads, model_dir)
+        landmarker = make_landmarker(name, boxes, threads, model_dir, backend)
         try:
             errors, seconds = face_errors(landmarker, faces)
         finally:
@@ -180,7 +182,8 @@ def plot_ced(rows: list[dict], path: str | Path, max_nme: float = 0.12, title: s
 def main(args) -> int:
     rows = []
     for boxes in args.boxes:
-        rows += evaluate(args.data, args.landmarks, boxes, args.threads, args.limit)
+        rows += evaluate(args.data, args.landmarks, boxes, args.threads, args.limit,
+                         backend=getattr(args, "landmark_backend", "tflite"))
     for row in rows:
         print(json.dumps({k: v for k, v in row.items() if k != "errors"}))
     if args.plot:

@@ -12,6 +12,7 @@ are smoothed per track (One Euro filter, ``app.smooth``) when a smoother is give
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -40,13 +41,39 @@ class FrameResult:
 
 class LazyModels:
     """Name -> model, each built by its factory on first use (dlib's 100 MB file loads
-    only if someone asks for dlib landmarks)."""
+    only if someone asks for dlib landmarks), or ahead of time on a background thread
+    (:meth:`preload`, where a key may switch to it) so no frame waits for it."""
 
     def __init__(self, factories: Mapping[str, Callable[[], object]]):
         self._factories = dict(factories)
         self._models: dict[str, object] = {}
+        self._loading: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def preload(self, name: str) -> None:
+        """Start building ``name`` on a daemon thread (once); an error shows on use."""
+        with self._lock:
+            if name in self._models or name in self._loading:
+                return
+            thread = threading.Thread(target=self._build_quietly, args=(name,),
+                                      name=f"load-{name}", daemon=True)
+            self._loading[name] = thread
+        thread.start()
+
+    def ready(self, name: str) -> bool:
+        return name in self._models
+
+    def _build_quietly(self, name: str) -> None:
+        try:
+            model = self._factories[name]()
+        except Exception:  # noqa: BLE001 -- raised again by __getitem__ on use
+            return
+        self._models.setdefault(name, model)
 
     def __getitem__(self, name: str):
+        loading = self._loading.get(name)
+        if loading is not None and name not in self._models:
+            loading.join()
         if name not in self._models:
             if name not in self._factories:
                 raise KeyError(f"no landmark model {name!r}; have {sorted(self._factories)}")
@@ -54,6 +81,8 @@ class LazyModels:
         return self._models[name]
 
     def close(self) -> None:
+        for thread in list(self._loading.values()):
+            thread.join()
         for model in self._models.values():
             close = getattr(model, "close", None)
             if close is not None:
@@ -74,6 +103,7 @@ class Pipeline:
         self.threshold = threshold
         self.tracker = tracker or Tracker()
         self.smoother = smoother
+        self._pending: str | None = None
         self.landmarks = landmarks
 
     @property
@@ -88,6 +118,27 @@ class Pipeline:
         for name in MODE_MODELS[mode]:
             self.landmark_models[name]  # load now, not in the middle of a frame
         self._landmarks = mode
+        self._pending = None
+
+    @property
+    def requested_landmarks(self) -> str:
+        """The mode asked for last (still loading when it differs from ``landmarks``)."""
+        return self._pending or self._landmarks
+
+    def request_landmarks(self, mode: str) -> bool:
+        """Switch to ``mode`` now if its models are loaded (True); else load them on a
+        background thread and switch at the first frame after they are (False), so a
+        key press never stalls frames on dlib's 100 MB file."""
+        if mode not in MODE_MODELS:
+            raise ValueError(f"unknown landmarks mode {mode!r}")
+        missing = [n for n in MODE_MODELS[mode] if not self.landmark_models.ready(n)]
+        if not missing:
+            self.landmarks = mode
+            return True
+        for name in missing:
+            self.landmark_models.preload(name)
+        self._pending = mode
+        return False
 
     @property
     def model_id(self) -> str:
@@ -104,6 +155,9 @@ class Pipeline:
         """Everything after detection for one frame (detects first if not given)."""
         if detections is None:
             detections, detect_ms = self.detect(frame.image)
+        if self._pending and all(self.landmark_models.ready(n)
+                                 for n in MODE_MODELS[self._pending]):
+            self.landmarks = self._pending
         stage_ms = {"detect": detect_ms or 0.0}
         faces = [Face(box=d.box, score=d.score) for d in detections]
         result = FrameResult(frame, faces, stage_ms)

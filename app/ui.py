@@ -82,18 +82,25 @@ class Controller:
         if self.side_by_side:
             self.say("side by side shows both; press s to leave it first")
             return
-        mode = self.pipeline.landmarks
+        mode = self.pipeline.requested_landmarks
         nxt = LANDMARK_CYCLE[(LANDMARK_CYCLE.index(mode) + 1) % len(LANDMARK_CYCLE)]
-        self.pipeline.landmarks = nxt
-        self.say(f"landmarks: {nxt}")
+        self._switch(nxt)
+
+    def _switch(self, mode: str) -> None:
+        """Switch at once when the mode's models are loaded, else when they are (the
+        frames keep coming meanwhile)."""
+        if self.pipeline.request_landmarks(mode):
+            self.say(f"landmarks: {mode}")
+        else:
+            self.say(f"landmarks: {mode} (loading...)")
 
     def _toggle_side_by_side(self) -> None:
         self.side_by_side = not self.side_by_side
         if self.side_by_side:
-            self._mode_before_sbs = self.pipeline.landmarks
-            self.pipeline.landmarks = "both"
+            self._mode_before_sbs = self.pipeline.requested_landmarks
+            self._switch("both")
         else:
-            self.pipeline.landmarks = self._mode_before_sbs
+            self._switch(self._mode_before_sbs)
 
     def _start_enrolment(self, last: FrameResult | None) -> None:
         face = largest_face(last.faces) if last else None
