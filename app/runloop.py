@@ -82,22 +82,26 @@ class DetectAhead:
 class RunStats:
     """Per-frame timings; ``summary()`` is what the events file and the terminal get."""
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    ran_ms: dict[str, list[float]] = field(default_factory=dict)  # frames that ran the stage
     latency_ms: list[float] = field(default_factory=list)
     frames: int = 0
     embedded: int = 0
     started: float | None = None
     finished: float | None = None
+    first_frame_unix: float | None = None   # time.time() at the first processed frame
     _recent: deque = field(default_factory=lambda: deque(maxlen=30))
 
     def add(self, result: FrameResult, latency_ms: float | None) -> None:
         now = time.perf_counter()
         if self.started is None:
-            self.started = now
+            self.started, self.first_frame_unix = now, time.time()
         self.finished = now
         self.frames += 1
         self._recent.append(now)
         for stage, ms in result.stage_ms.items():
             self.stage_ms.setdefault(stage, []).append(ms)
+            if _ran(stage, result):
+                self.ran_ms.setdefault(stage, []).append(ms)
         if latency_ms is not None:
             self.latency_ms.append(latency_ms)
         self.embedded += sum(1 for f in result.faces if f.embedding is not None)
@@ -114,10 +118,24 @@ class RunStats:
         fps = (self.frames - 1) / wall if wall > 0 else 0.0
         out = {"frames": self.frames, "fps": round(fps, 1),
                "stage_ms": {k: round(statistics.median(v), 2) for k, v in self.stage_ms.items()},
-               "faces_embedded": self.embedded, "dropped": dropped}
+               "stage_mean_ms": {k: round(statistics.fmean(v), 2)
+                                 for k, v in self.ran_ms.items()},
+               "stage_frames": {k: len(v) for k, v in self.ran_ms.items()},
+               "faces_embedded": self.embedded, "dropped": dropped,
+               "first_frame_unix": self.first_frame_unix}
         if self.latency_ms:
             out["latency_ms"] = latency_summary(self.latency_ms)
         return out
+
+
+def _ran(stage: str, result: FrameResult) -> bool:
+    """Whether ``stage`` did work on this frame: landmarks need a face, embed and match a
+    face due for embedding; a stage the pipeline skipped has no entry at all."""
+    if stage == "landmarks":
+        return bool(result.faces)
+    if stage in ("embed", "match"):
+        return any(f.embedding is not None for f in result.faces)
+    return True
 
 
 def latency_summary(latency_ms: list[float]) -> dict:
