@@ -135,14 +135,20 @@ class TfliteEmbedder(_Embedder):
         self._batch = None
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) != self._batch:
-            self._interpreter.resize_tensor_input(self._input, [len(batch), INPUT_SIZE, INPUT_SIZE, 3])
+        """One invocation per face at batch 1: no re-allocation when the number of faces
+        changes (it did on 36 of 49 embedding frames of the mosaic clip), and batching
+        saves nothing here (int8 Keras, 1 thread: 9.4 ms a face at batch 1, 10.9 at 4)."""
+        if self._batch != 1:
+            self._interpreter.resize_tensor_input(self._input, [1, INPUT_SIZE, INPUT_SIZE, 3])
             with without_native_info():
                 self._interpreter.allocate_tensors()
-            self._batch = len(batch)
-        self._interpreter.set_tensor(self._input, batch)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output)
+            self._batch = 1
+        out = []
+        for face in batch:
+            self._interpreter.set_tensor(self._input, face[None])
+            self._interpreter.invoke()
+            out.append(self._interpreter.get_tensor(self._output)[0])
+        return np.stack(out)
 
 
 def load_facenet_graph_def(pb_path: Path, build_command: str = BUILD_COMMAND):
