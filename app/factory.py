@@ -56,4 +56,5 @@ def build_pipeline(config: RunConfig, gallery) -> Pipeline:
                                                           config.threads),
                     embedder=embedder, gallery=gallery, threshold=threshold,
                     landmarks="both" if config.side_by_side else config.landmarks,
-                    smoother=LandmarkSmoother() if config.smooth else None)
+                    smoother=LandmarkSmoother() if config.smooth else None,
+                    detector_factory=lambda: build_detector(config.detector, config.threads))

@@ -95,8 +95,10 @@ class Pipeline:
 
     def __init__(self, detector, landmark_models: LazyModels, embedder, gallery,
                  threshold: float, landmarks: str = "cnn", tracker: Tracker | None = None,
-                 smoother: LandmarkSmoother | None = None):
+                 smoother: LandmarkSmoother | None = None,
+                 detector_factory: Callable[[], object] | None = None):
         self.detector = detector
+        self.detector_factory = detector_factory   # more detectors for parallel workers
         self.landmark_models = landmark_models
         self.embedder = embedder
         self.gallery = gallery
@@ -145,10 +147,19 @@ class Pipeline:
         return self.embedder.model_id
 
     # -- per frame -------------------------------------------------------------------
-    def detect(self, image: np.ndarray) -> tuple[list[Detection], float]:
+    def detect(self, image: np.ndarray, detector=None) -> tuple[list[Detection], float]:
         start = time.perf_counter()
-        detections = self.detector.detect(image)
+        detections = (detector or self.detector).detect(image)
         return detections, _ms_since(start)
+
+    def detect_functions(self, count: int) -> list[Callable]:
+        """``count`` detect functions, each with its own detector (the first is
+        ``self.detector``; the others are built once and kept) for parallel workers."""
+        spares = self.__dict__.setdefault("_spare_detectors", [])
+        while self.detector_factory is not None and len(spares) < count - 1:
+            spares.append(self.detector_factory())
+        return [self.detect] + [lambda image, d=d: self.detect(image, d)
+                                for d in spares[:count - 1]]
 
     def process(self, frame: Frame, detections: list[Detection] | None = None,
                 detect_ms: float | None = None) -> FrameResult:

@@ -1,12 +1,11 @@
 """The main loop of ``python -m app run``: source -> pipeline -> window / video / events.
 
-Detection of the next frame runs on a worker thread (:class:`DetectAhead`) while the
-main thread does landmarks, tracking, embedding, drawing and output for the current
+Detection of the next frames runs on worker threads (:class:`~app.detect_ahead.DetectAhead`)
+while the main thread does landmarks, tracking, embedding, drawing and output for the current
 one; the models release the GIL, so on two cores the two halves overlap.
 """
 from __future__ import annotations
 
-import queue
 import signal
 import statistics
 import threading
@@ -17,66 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from app.capture import now_ms
+from app.detect_ahead import DetectAhead
 from app.pipeline import FrameResult, Pipeline
 from app.sinks import EventsWriter, VideoSink, Window
 from app.ui import Controller, compose_view
-
-_END = object()
-
-
-class DetectAhead:
-    """Reads ``source`` and runs ``detect(image)`` on a worker thread, ``depth`` frames
-    ahead. :meth:`get` returns ``(frame, detections, detect_ms)`` or None at the end;
-    an exception in the worker is re-raised there.
-
-    The worker reads a frame only when a slot is free, so a live camera's frame is taken
-    as late as possible (newest) instead of waiting in a buffer while older ones drain."""
-
-    def __init__(self, source, detect, depth: int = 1):
-        self._source, self._detect = source, detect
-        self._queue: queue.Queue = queue.Queue()
-        self._slots = threading.Semaphore(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="detect-ahead", daemon=True)
-        self._thread.start()
-
-    def get(self):
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    return None
-                continue
-            if item is _END:
-                return None
-            if isinstance(item, BaseException):
-                raise item
-            self._slots.release()
-            return item
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(1.0)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if not self._slots.acquire(timeout=0.1):
-                    continue
-                frame = self._source.read(timeout=0.1)
-                if frame is None:
-                    self._slots.release()
-                    if self._source.ended:
-                        break
-                    continue
-                detections, ms = self._detect(frame.image)
-                self._queue.put((frame, detections, ms))
-        except BaseException as exc:  # handed to the main thread
-            self._queue.put(exc)
-            return
-        self._queue.put(_END)
-
 
 @dataclass
 class RunStats:
@@ -209,9 +152,11 @@ def run(pipeline: Pipeline, source, *, window: Window | None = None,
     with ExitStack() as stack:
         signals.install()
         stack.callback(signals.restore)
-        # Files may be read ahead (smooths jitter); a live camera is read as late as possible.
-        reader = DetectAhead(source, pipeline.detect,
-                             depth=1 if getattr(source, "is_live", False) else 3)
+        # Files may be read ahead (smooths jitter) and detected two frames at a time; a live
+        # camera is read as late as possible, one frame at a time.
+        live = getattr(source, "is_live", False)
+        reader = DetectAhead(source, pipeline.detect_functions(1 if live else 2),
+                             depth=1 if live else 3)
         stack.callback(reader.stop)
         try:
             while not controller.quit:
