@@ -21,9 +21,12 @@ from typing import Callable
 
 import numpy as np
 
+from app.config import EMBEDDER_ALIASES as ALIASES
+from app.config import EMBEDDER_VARIANTS as VARIANTS
+from app.config import FAMILY_EMBEDDERS as EMBEDDERS
 from app.logs import import_tensorflow, without_native_info
-from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, FACENET_VARIANTS, facenet_pb_path,
-                       facenet_tflite_path, require_file)
+from app.paths import BUILD_COMMAND, FACENET_FAMILIES, facenet_pb_path, require_file
+from app.vectors import unit_rows
 
 INPUT_SIZE = 160
 PB_INPUT = "input:0"
@@ -79,9 +82,6 @@ FAMILIES = {
     "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.40),
 }
 assert tuple(FAMILIES) == FACENET_FAMILIES
-VARIANTS = (*reversed(FACENET_VARIANTS), "pb")                # int8 first, pb last
-EMBEDDERS = tuple(f"{family}-{variant}" for family in FAMILIES for variant in VARIANTS)
-ALIASES = {variant: f"casia-{variant}" for variant in VARIANTS}  # names before 2 families
 
 
 def resolve_embedder(name: str) -> tuple[Family, str]:
@@ -94,12 +94,6 @@ def resolve_embedder(name: str) -> tuple[Family, str]:
     return FAMILIES[family], variant
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-10)
-
-
 class _Embedder:
     """Shared ``embed``: the family's preprocessing, the model (``_run``), unit length."""
 
@@ -110,7 +104,7 @@ class _Embedder:
         batch = self.family.preprocess(crops)
         if len(batch) == 0:
             return np.zeros((0, self.family.dim), np.float32)
-        return _normalise(self._run(batch))
+        return unit_rows(self._run(batch))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError

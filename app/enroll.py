@@ -16,7 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.align import align_face
 from app.gallery import clean_name
+from app.geometry import largest
 from app.types import Face, Frame
 
 MIN_FACE_PX = 60          # box width; FaceNet's 160 px crop from less is mostly blur
@@ -83,23 +85,18 @@ def enroll_photos(pipeline, name: str, paths: list[str | Path]) -> PhotoEnrolmen
     """Enrol ``name`` from photos holding exactly one face each, all or nothing.
 
     Raises EnrolmentError naming the first photo that is unreadable or has 0 or 2+
-    faces (nothing stored), ValueError for an empty name."""
+    faces (nothing stored), ValueError for an empty name (checked before any photo is
+    read; the gallery checks it again as it stores)."""
     name = clean_name(name)
     if not paths:
         raise EnrolmentError("give at least one photo to enrol")
-    faces, vectors, warnings = [], [], []
-    for path in paths:
-        image = read_photo(path)
-        face = single_face(pipeline, image, path)
-        vectors.append(pipeline.embed_faces(image, [face])[0])
-        faces.append(face)
-        problem = quality_problem(face, face.extras["aligned"])
-        if problem:
-            warnings.append(f"{path}: {problem} (enrolled anyway)")
-    embeddings = np.stack(vectors)
-    thumbnails = [face.extras["aligned"] for face in faces]
-    person_id, created_new = pipeline.gallery.add_samples(name, embeddings, pipeline.model_id,
-                                                          thumbnails)
+    faces = [photo_face(read_photo(path), pipeline.detector, pipeline.landmarker, path)
+             for path in paths]
+    warnings = [f"{path}: {problem} (enrolled anyway)" for path, face in zip(paths, faces)
+                if (problem := quality_problem(face, face.aligned))]
+    crops = np.stack([face.aligned for face in faces])
+    person_id, created_new = pipeline.gallery.add_samples(
+        name, pipeline.embedder.embed(crops), pipeline.model_id, list(crops))
     return PhotoEnrolment(name, person_id, created_new, len(faces), warnings)
 
 
@@ -113,16 +110,30 @@ def read_photo(path: str | Path) -> np.ndarray:
     return image
 
 
-def single_face(pipeline, image: np.ndarray, path: str | Path) -> Face:
-    """The one face in a photo, with landmarks; EnrolmentError for 0 or 2+ faces."""
-    detections, _ = pipeline.detect(image)
-    if len(detections) != 1:
+PICKS = ("one", "largest", "best")
+
+
+def photo_face(image: np.ndarray, detector, landmarker, path: str | Path = "photo",
+               pick: str = "one") -> Face | None:
+    """The face of a photo with its landmarks and aligned crop (``face.aligned``): the
+    one path from a photo to an aligned face (enrolment, the demo, evaluation, the
+    model toolchain's calibration crops).
+
+    ``pick`` "one": the photo must hold exactly one face (EnrolmentError naming ``path``
+    otherwise); "largest" / "best" (highest score): that face, None when there is none."""
+    if pick not in PICKS:
+        raise ValueError(f"unknown pick {pick!r}; expected one of {PICKS}")
+    detections = detector.detect(image)
+    if pick == "one" and len(detections) != 1:
         what = "no face" if not detections else f"{len(detections)} faces"
         raise EnrolmentError(f"{path}: found {what}; an enrolment photo must show exactly one "
                              f"face. Nothing was enrolled")
-    face = Face(box=detections[0].box, score=detections[0].score)
-    model = pipeline.landmark_models["cnn" if pipeline.landmarks != "dlib" else "dlib"]
-    face.landmarks = model.predict(image, face.box)
+    chosen = largest(detections) if pick == "largest" else (detections or [None])[0]
+    if chosen is None:
+        return None
+    face = Face(box=chosen.box, score=chosen.score)
+    face.landmarks = landmarker.predict(image, face.box)
+    face.aligned = align_face(image, face.landmarks)
     return face
 
 
@@ -174,13 +185,13 @@ class LiveEnrolment:
         if face.landmarks is None:
             return False
         embedding = face.embedding
-        if embedding is None or "aligned" not in face.extras:
+        if embedding is None or face.aligned is None:
             embedding = pipeline.embed_faces(frame.image, [face])[0]
-        problem = quality_problem(face, face.extras["aligned"])
+        problem = quality_problem(face, face.aligned)
         self.last_problem = problem
         if problem is None:
             self.embeddings.append(np.asarray(embedding, np.float32))
-            self.thumbnails.append(face.extras["aligned"])
+            self.thumbnails.append(face.aligned)
             self._last_kept = frame.index
         return self.done
 
@@ -188,12 +199,5 @@ class LiveEnrolment:
         """Write the samples under ``self.name`` (one transaction)."""
         if not self.done:
             raise EnrolmentError(f"only {len(self.embeddings)} of {self.wanted} samples")
-        return pipeline.gallery.add_samples(clean_name(self.name or ""),
-                                            np.stack(self.embeddings), pipeline.model_id,
-                                            self.thumbnails)
-
-
-def largest_face(faces: list[Face]) -> Face | None:
-    if not faces:
-        return None
-    return max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+        return pipeline.gallery.add_samples(self.name or "", np.stack(self.embeddings),
+                                            pipeline.model_id, self.thumbnails)

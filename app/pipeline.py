@@ -14,29 +14,17 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
 
 from app.align import align_face
+from app.config import MODE_MODELS
 from app.embed import INPUT_SIZE as EMBED_INPUT_SIZE
-from app.landmarks.metrics import nme
+from app.geometry import nme
 from app.smooth import LandmarkSmoother
 from app.track import Tracker
-from app.types import Detection, Face, Frame
-
-# Landmark models that each mode runs; the first one's points are the face's landmarks.
-MODE_MODELS = {"cnn": ("cnn",), "dlib": ("dlib",), "both": ("cnn", "dlib")}
-
-
-@dataclass
-class FrameResult:
-    frame: Frame
-    faces: list[Face]
-    stage_ms: dict[str, float]
-    landmark_ms_per_face: dict[str, float] = field(default_factory=dict)
-    disagreement_nme: float | None = None  # mean NME between CNN and dlib ("both" mode)
+from app.types import Detection, Face, Frame, FrameResult
 
 
 class LazyModels:
@@ -143,6 +131,11 @@ class Pipeline:
         return False
 
     @property
+    def landmarker(self):
+        """The landmark model whose points become ``face.landmarks`` in the current mode."""
+        return self.landmark_models[MODE_MODELS[self._landmarks][0]]
+
+    @property
     def model_id(self) -> str:
         return self.embedder.model_id
 
@@ -180,29 +173,30 @@ class Pipeline:
             self.smoother.apply(faces)
         stage_ms["track"] = _ms_since(start)
 
-        due = [f for f in faces if f.extras.get("needs_embedding")]
+        due = [f for f in faces if f.track.needs_embedding]
         start = time.perf_counter()
         embeddings = self.embed_faces(frame.image, due)
         stage_ms["embed"] = _ms_since(start)
 
         start = time.perf_counter()
         matches = self.gallery.match(embeddings, self.model_id, self.threshold) if due else []
-        for face, embedding, (name, similarity) in zip(due, embeddings, matches):
-            face.embedding = embedding
-            face.extras["match"] = (name, similarity)
-            face.name, face.similarity = self.tracker.record_match(face.track_id, name,
-                                                                   similarity)
+        for face, embedding, match in zip(due, embeddings, matches):
+            face.embedding, face.match = embedding, match
+            face.name, face.similarity = self.tracker.record_match(face.track_id, match.name,
+                                                                   match.similarity)
         stage_ms["match"] = _ms_since(start)
         return result
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """(N, D) embeddings of faces with landmarks, in one embedder call; aligned crops
-        are kept in ``face.extras["aligned"]`` (enrolment stores them as thumbnails)."""
+        """(N, D) embeddings of faces with landmarks, in one embedder call; each face's
+        aligned crop is made (unless it has one) and kept in ``face.aligned`` (enrolment
+        stores them as thumbnails)."""
         if not faces:
             return np.zeros((0, 0), np.float32)
-        crops = np.stack([align_face(image, face.landmarks) for face in faces])
-        for face, crop in zip(faces, crops):
-            face.extras["aligned"] = crop
+        for face in faces:
+            if face.aligned is None:
+                face.aligned = align_face(image, face.landmarks)
+        crops = np.stack([face.aligned for face in faces])
         return self.embedder.embed(crops)
 
     # -- gallery -----------------------------------------------------------------------
@@ -238,9 +232,9 @@ class Pipeline:
         result.stage_ms["landmarks"] = total
         for i, face in enumerate(faces):
             face.landmarks = sets[names[0]][i]
-            face.extras["landmark_model"] = names[0]
+            face.landmark_model = names[0]
             if len(names) > 1:
-                face.extras["landmarks"] = {name: sets[name][i] for name in names}
+                face.landmark_sets = {name: sets[name][i] for name in names}
         if len(names) > 1 and faces:
             result.disagreement_nme = float(np.mean(nme(sets["dlib"], sets["cnn"])))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.pipeline import FrameResult
+from app.types import FrameResult
 
 WINDOW_TITLE = "facelandmarks"
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from app.paths import CNN68_DIR, MODELS_DIR, SHARED_DATA
+from models.crops import real_crops  # noqa: F401 -- used here and by importers
 
 NPM_SPEC = "@vladmandic/face-api@1.7.15"
 NPM_TARBALL = "vladmandic-face-api-1.7.15.tgz"
@@ -398,29 +399,6 @@ def compare_exports(out_dir: str | Path, crops: np.ndarray, keras_model=None) ->
     return float(max(np.abs(a - outputs[0]).max() for a in outputs[1:]))
 
 
-def real_crops(count: int = 16, split_dir: Path = FIT_SPLIT) -> np.ndarray:
-    """(N, 112, 112, 3) float32 RGB crops of real faces (ground-truth box, scale 1.3);
-    random images, with a warning, when the shared data folder is absent."""
-    from app.landmarks.crop import cut_square, square_for_box
-    from app.landmarks.metrics import landmark_box, read_pts
-
-    paths = sorted(split_dir.glob("*.jpg"))[:count]
-    if not paths:
-        print(f"warning: {split_dir} not found; checking the export on random images",
-              file=sys.stderr)
-        rng = np.random.default_rng(0)
-        return rng.uniform(0, 255, (count, INPUT_SIZE, INPUT_SIZE, 3)).astype(np.float32)
-    import cv2
-
-    crops = []
-    for path in paths:
-        image = cv2.imread(str(path))
-        box = landmark_box(read_pts(path.with_suffix(".pts")))
-        square = square_for_box(box, {"scale": 1.3, "dx": 0.0, "dy": 0.0})
-        crops.append(cut_square(image, square, INPUT_SIZE)[:, :, ::-1])
-    return np.stack(crops).astype(np.float32)
-
-
 # ---------------------------------------------------------------- crop fit and report
 
 FIT_BOXES = ("hog", "blazeface", "gt")  # box sources a crop rule can be fitted for
@@ -431,7 +409,7 @@ def keras_nme(keras_model, crops: np.ndarray, squares, truths: np.ndarray,
     """Mean NME of ``keras_model`` on RGB ``crops`` cut at ``squares`` (left, top, side),
     its points mapped back to the frame, against ``truths`` (N, 68, 2)."""
     from app.landmarks.crop import to_frame
-    from app.landmarks.metrics import nme
+    from app.geometry import nme
 
     out = np.concatenate([np.asarray(keras_model(crops[i:i + batch], training=False))
                           for i in range(0, len(crops), batch)]).reshape(-1, N_POINTS, 2)
@@ -441,7 +419,7 @@ def keras_nme(keras_model, crops: np.ndarray, squares, truths: np.ndarray,
 
 def fit_crop_rule(keras_model, faces: list, start: dict | None = None) -> tuple[dict, float]:
     """The {scale, dx, dy} minimising mean NME of ``keras_model`` on ``faces``
-    (``app.landmark_eval.AnnotatedFace`` of a *training* split; those with a box), by
+    (``app.lab.landmark_eval.AnnotatedFace`` of a *training* split; those with a box), by
     coordinate search with shrinking steps. Returns the rule and its NME."""
     from app.landmarks.crop import cut_square, square_for_box
 
@@ -504,7 +482,7 @@ def main(argv: list[str]) -> int:
     print(f"wrote {out} ({size / 1e6:.2f} MB)")
     if args.no_eval:
         return 0
-    return _report_nme(out)
+    return report_nme(out)
 
 
 def _export_tflite(out: Path) -> int:
@@ -519,7 +497,7 @@ def _export_tflite(out: Path) -> int:
 
 def fit_detector_rule(model, detector: str, limit: int, split: Path = FIT_SPLIT) -> dict:
     """Fit the crop rule for one box source on landmarks300w/train (never test)."""
-    from app.landmark_eval import read_faces, with_boxes
+    from app.lab.landmark_eval import read_faces, with_boxes
 
     if not Path(split).is_dir():
         raise FileNotFoundError(f"fitting a crop rule needs {split} (the shared data folder)")
@@ -534,9 +512,9 @@ def fit_detector_rule(model, detector: str, limit: int, split: Path = FIT_SPLIT)
     return dict(rule, fitted_on=note)
 
 
-def _report_nme(out: Path) -> int:
+def report_nme(out: Path) -> int:
     """NME of the exported model on the test split with each detector's boxes."""
-    from app.landmark_eval import evaluate
+    from app.lab.landmark_eval import evaluate
 
     if not EVAL_SPLIT.is_dir():
         print(f"skipping the NME report: {EVAL_SPLIT} not found")

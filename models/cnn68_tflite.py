@@ -100,7 +100,7 @@ def build_tflite(model_dir: str | Path = CNN68_DIR, force: bool = False,
         print(f"cnn68 .tflite: present and made from {model_dir.name}/frozen.pb")
         return []
     from app.landmarks.cnn import read_io
-    from models.cnn68 import real_crops
+    from models.crops import real_crops
 
     start = time.perf_counter()
     io = read_io(model_dir / "io.json")
@@ -168,7 +168,7 @@ def _build_variant(model_dir, io, variant, crops, calibration, faces, reference,
 
 
 def _check_faces():
-    from app.landmark_eval import read_faces, with_boxes
+    from app.lab.landmark_eval import read_faces, with_boxes
 
     if not CHECK_SPLIT.is_dir():
         raise FileNotFoundError(f"checking the CNN .tflite needs {CHECK_SPLIT} (shared data)")
@@ -177,7 +177,7 @@ def _check_faces():
 
 def _score(model_dir: Path, backend: str, tflite: Path | None, faces) -> dict:
     """Mean NME and median ms per face (one thread) of one backend on the check faces."""
-    from app.landmark_eval import face_errors, summarise
+    from app.lab.landmark_eval import face_errors, summarise
     from app.landmarks.cnn import CnnLandmarks
 
     with CnnLandmarks(model_dir, backend=backend, detector=CHECK_BOXES, num_threads=1,

@@ -42,7 +42,7 @@ def pb_outputs(crops):
 
 @pytest.fixture(scope="module")
 def faces():
-    from app.landmark_eval import read_faces, with_boxes
+    from app.lab.landmark_eval import read_faces, with_boxes
 
     found = [f for f in with_boxes(read_faces(shared("landmarks300w", "test"), 8), "blazeface")
              if f.box is not None]

@@ -17,6 +17,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from app.config import LANDMARK_BACKENDS
 from app.images import check_bgr_frame, check_box
 from app.landmarks import N_POINTS
 from app.landmarks.crop import (check_rule, cut_square, square_for_box, to_frame,
@@ -25,7 +26,7 @@ from app.logs import import_tensorflow
 from app.paths import CNN68_DIR, require_file
 
 BUILD_COMMAND = ".venv/bin/python -m models export_cnn68"
-BACKENDS = ("tflite", "pb", "saved_model")
+BACKENDS = LANDMARK_BACKENDS
 DEFAULT_TFLITE = "cnn68_fp32.tflite"
 TFLITE_BUILD_COMMAND = ".venv/bin/python -m models build"
 IO_KEYS = ("input_size", "channel_order", "frozen_graph", "saved_model", "crop_rules")

@@ -1,4 +1,4 @@
-"""``python -m app.mosaic``: the multi-face benchmark clip, made from shared data.
+"""``python -m app.lab.mosaic``: the multi-face benchmark clip, made from shared data.
 
 A 2x2 mosaic of a clip (default: the Hamilton clip, 640x360 -> 1280x720): every tile
 shows the same frame, so the mosaic holds four times the faces of the clip (four at a
@@ -75,7 +75,7 @@ def _labels(clip: Path, out: Path, frames: int, fps: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.mosaic", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m app.lab.mosaic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", default=str(DEFAULT_CLIP), help="source clip [%(default)s]")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="mosaic .mp4 [%(default)s]")

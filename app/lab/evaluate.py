@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.embed import EMBEDDERS
-from app.metrics import best_accuracy, pair_scores, rank1, roc_auc, tar_at_far
+from app.config import FAMILY_EMBEDDERS
+from app.lab.tables import markdown_table
+from app.lab.metrics import best_accuracy, pair_scores, rank1, roc_auc, tar_at_far
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -32,7 +33,7 @@ def main(args) -> int:
     for path in missed:
         print(f"no face: {path}")
     pairs = read_pairs(Path(args.pairs), files) if args.pairs else None
-    variants = list(EMBEDDERS) if args.embedder == "all" else [args.embedder]  # both families
+    variants = list(FAMILY_EMBEDDERS) if args.embedder == "all" else [args.embedder]  # both families
     rows = [evaluate(variant, crops, labels, files, pairs) for variant in variants]
     print(format_table(rows, len(files), len(missed)))
     if args.json:
@@ -41,24 +42,22 @@ def main(args) -> int:
 
 
 def align_photos(photos: list[tuple[str, Path]], root: Path):
-    """(crops (N,160,160,3), labels, relative paths, photos without a face)."""
+    """(crops (N,160,160,3), labels, relative paths, photos without a face); the best-
+    scoring face of each photo, with the app's default detector and the CNN."""
     from app.config import RunConfig
-    from app.enroll import read_photo
-    from app.factory import build_detector, build_landmark_models
-    from app.align import align_face
+    from app.enroll import photo_face, read_photo
+    from app.factory import build_detector, build_landmark_model
 
     detector = build_detector(RunConfig().detector)
-    landmarks = build_landmark_models(RunConfig().detector)["cnn"]
+    landmarks = build_landmark_model("cnn", RunConfig().detector)
     crops, labels, files, missed = [], [], [], []
     try:
         for label, path in photos:
-            image = read_photo(path)
-            detections = detector.detect(image)
-            if not detections:
+            face = photo_face(read_photo(path), detector, landmarks, path, pick="best")
+            if face is None:
                 missed.append(path)
                 continue
-            points = landmarks.predict(image, detections[0].box)
-            crops.append(align_face(image, points))
+            crops.append(face.aligned)
             labels.append(label)
             files.append(str(path.relative_to(root)))
     finally:
@@ -116,7 +115,5 @@ def first_half(labels: np.ndarray) -> np.ndarray:
 
 def format_table(rows: list[dict], photos: int, missed: int) -> str:
     keys = list(rows[0])
-    lines = [f"{photos} photos with a face ({missed} without)",
-             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
+    table = markdown_table(keys, [[r[k] for k in keys] for r in rows])
+    return f"{photos} photos with a face ({missed} without)\n{table}"
