@@ -66,10 +66,27 @@ class RunStats:
                                  for k, v in self.ran_ms.items()},
                "stage_frames": {k: len(v) for k, v in self.ran_ms.items()},
                "faces_embedded": self.embedded, "dropped": dropped,
-               "first_frame_unix": self.first_frame_unix}
+               "first_frame_unix": self.first_frame_unix, "peak_rss_mb": peak_rss_mb()}
         if self.latency_ms:
             out["latency_ms"] = latency_summary(self.latency_ms)
         return out
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory since it started its program (Linux: VmHWM).
+    Not getrusage's ru_maxrss, which also counts the parent's memory when the process was
+    forked from a big one (``bench`` starting a run after loading face_recognition)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+    import sys
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 1024 / (1024 if sys.platform == "darwin" else 1), 1)
 
 
 def _ran(stage: str, result: FrameResult) -> bool:

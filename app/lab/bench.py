@@ -118,7 +118,7 @@ def _run_ours_process(video: Path, gallery_path: Path, embedder: str, events_pat
             "stage_mean_ms": summary.get("stage_mean_ms", {}),
             "stage_frames": summary.get("stage_frames", {}), "frames": summary["frames"],
             "first_frame_s": round(first - started, 3) if first else float("nan"),
-            "peak_rss_mb": round(_rss_mb(usage.ru_maxrss), 1),
+            "peak_rss_mb": summary.get("peak_rss_mb") or round(_rss_mb(usage.ru_maxrss), 1),
             "named": _named(names_by_frame(frames), labels),
             "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"]}
 
