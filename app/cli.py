@@ -2,8 +2,9 @@
 
 This is the composition root: it parses arguments into a :class:`RunConfig` and hands it
 to ``app.session`` (run), the gallery (enroll, people) or the lab (bench, eval, demo).
-Exit codes: 0 done, 1 a runtime failure (camera lost, model error), 2 bad input
-(arguments, files, photos, gallery). Each command's options are built by one small
+Exit codes: 0 done, 1 a runtime failure (camera lost, model error, an output that could
+not be written: full disk), 2 bad input (arguments, files, photos, gallery, an output
+that would overwrite an input), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Each command's options are built by one small
 ``_add_<command>`` function.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from app.config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKEND
                         LANDMARK_MODELS, LANDMARK_MODES, RunConfig)
 from app.gallery import GalleryError
 from app.paths import default_gallery_path
-from app.session import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from app.session import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, print_warnings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
 
 
 def run_main(argv: list[str] | None = None) -> int:
@@ -46,16 +47,24 @@ def cmd_run(args) -> int:
 
 
 def cmd_enroll(args) -> int:
-    from app.enroll import EnrolmentError, enroll_photos
+    from app.enroll import EnrolmentError, enroll_photos, read_photo
     from app.factory import build_pipeline
-    from app.gallery import Gallery
+    from app.gallery import Gallery, clean_name
 
+    clean_name(args.name)
+    try:  # bad photos fail before the models load (seconds) and before the gallery opens
+        for photo in args.photos:
+            read_photo(photo)
+    except EnrolmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     config = RunConfig(source="", detector=args.detector, embedder=args.embedder,
                        gallery=Path(args.gallery), threads=args.threads)
     with Gallery(config.gallery) as gallery:
+        print_warnings(gallery.warnings)
         pipeline = build_pipeline(config, gallery)
         try:
-            report = enroll_photos(pipeline, args.name, args.photos)
+            report = enroll_photos(pipeline, args.name, args.photos, force=args.force)
         except EnrolmentError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -74,7 +83,13 @@ def cmd_enroll(args) -> int:
 def cmd_people(args) -> int:
     from app.gallery import Gallery, PersonNotFound
 
-    with Gallery(Path(args.gallery)) as gallery:
+    # list only reads (read-only; a missing file is an empty gallery, never created);
+    # remove/rename refuse a missing file instead of making an empty one.
+    listing = args.action == "list"
+    with Gallery(Path(args.gallery), readonly=listing, create=listing) as gallery:
+        print_warnings(gallery.warnings)
+        if listing and not gallery.path.exists():
+            print(f"(no gallery file at {gallery.path}; nothing was created)", file=sys.stderr)
         try:
             if args.action == "list":
                 people = gallery.people()
@@ -177,6 +192,8 @@ def _add_enroll(sub) -> None:
     enroll = sub.add_parser("enroll", help="enrol a person from photos (one face each)")
     enroll.add_argument("--name", required=True, help="the person's name")
     enroll.add_argument("photos", nargs="+", metavar="PHOTO")
+    enroll.add_argument("--force", action="store_true", help="enrol even if the face already "
+                        "matches another enrolled person")
     _model_options(enroll)
     enroll.set_defaults(handler=cmd_enroll)
 

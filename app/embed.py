@@ -25,7 +25,8 @@ from app.config import EMBEDDER_ALIASES as ALIASES
 from app.config import EMBEDDER_VARIANTS as VARIANTS
 from app.config import FAMILY_EMBEDDERS as EMBEDDERS
 from app.logs import import_tensorflow, without_native_info
-from app.paths import BUILD_COMMAND, FACENET_FAMILIES, facenet_pb_path, require_file
+from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, REBUILD_COMMAND, facenet_pb_path,
+                       require_file)
 from app.vectors import unit_rows
 
 INPUT_SIZE = 160
@@ -123,7 +124,8 @@ class TfliteEmbedder(_Embedder):
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
         except Exception as exc:  # the runtime raises ValueError/RuntimeError with no path
-            raise ValueError(f"cannot load TFLite model {self.model_path}: {exc}") from exc
+            raise ValueError(f"cannot load TFLite model {self.model_path}: {exc}; the file is "
+                             f"damaged: rebuild it with {REBUILD_COMMAND}") from exc
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
@@ -159,7 +161,8 @@ def load_facenet_graph_def(pb_path: Path, build_command: str = BUILD_COMMAND):
     try:
         graph_def.ParseFromString(Path(pb_path).read_bytes())
     except Exception as exc:
-        raise ValueError(f"cannot parse frozen graph {pb_path}: {exc}") from exc
+        raise ValueError(f"cannot parse frozen graph {pb_path}: {exc}; the file is damaged: "
+                         f"rebuild it with {REBUILD_COMMAND}") from exc
     nodes = {node.name: node for node in graph_def.node}
     if "input" not in nodes or "embeddings" not in nodes:
         raise ValueError(f"{pb_path} is not a FaceNet graph (no 'input' / 'embeddings' node)")

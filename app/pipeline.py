@@ -200,16 +200,28 @@ class Pipeline:
         return self.embedder.embed(crops)
 
     # -- gallery -----------------------------------------------------------------------
-    def sync_gallery(self) -> tuple[int, int]:
+    def sync_gallery(self, batch_size: int = 64,
+                     on_batch: Callable[[int], None] | None = None) -> tuple[int, int]:
         """Embed, with this pipeline's embedder, the gallery samples that only another model
-        embedded (from their stored aligned crops). Returns (re-embedded, without a crop)."""
-        missing = self.gallery.samples_missing_model(self.model_id)
-        usable = [m for m in missing if m.thumbnail is not None
-                  and m.thumbnail.shape[:2] == (EMBED_INPUT_SIZE, EMBED_INPUT_SIZE)]
-        if usable:
-            vectors = self.embedder.embed(np.stack([m.thumbnail for m in usable]))
-            self.gallery.add_embeddings([m.sample_id for m in usable], vectors, self.model_id)
-        return len(usable), len(missing) - len(usable)
+        embedded (from their stored aligned crops). Returns (re-embedded, without a crop).
+
+        Streams ``batch_size`` crops at a time, each batch stored in its own transaction:
+        memory stays flat for any gallery size, and an interrupted sync resumes where it
+        stopped (samples already done are no longer missing). ``on_batch(n)`` after each."""
+        ids = self.gallery.missing_sample_ids(self.model_id)
+        done = lost = 0
+        for start in range(0, len(ids), batch_size):
+            batch = self.gallery.samples_by_id(ids[start:start + batch_size])
+            usable = [m for m in batch if m.thumbnail is not None
+                      and m.thumbnail.shape[:2] == (EMBED_INPUT_SIZE, EMBED_INPUT_SIZE)]
+            if usable:
+                vectors = self.embedder.embed(np.stack([m.thumbnail for m in usable]))
+                self.gallery.add_embeddings([m.sample_id for m in usable], vectors,
+                                            self.model_id)
+            done, lost = done + len(usable), lost + len(batch) - len(usable)
+            if on_batch is not None:
+                on_batch(len(batch))
+        return done, lost
 
     def close(self) -> None:
         self.landmark_models.close()

@@ -17,6 +17,7 @@ from typing import Callable
 
 from app.capture import now_ms
 from app.detect_ahead import DetectAhead
+from app.outputs import WriteFailed
 from app.pipeline import Pipeline
 from app.sinks import EventsWriter, VideoSink, Window
 from app.types import FrameResult
@@ -205,9 +206,13 @@ class MainLoop:
                 self.stop_reason = "interrupted (Ctrl-C)"
             except _Terminate:
                 self.stop_reason = "terminated (SIGTERM)"
+            except WriteFailed as exc:  # full disk, I/O error: stop, say so in the summary
+                self.stop_reason = f"failed: {exc}"
         if self.controller.quit:
             self.stop_reason = "quit"
         summary = self.stats.summary(dropped=getattr(self.source, "dropped", 0))
+        if self.stop_reason:
+            summary["stopped"] = self.stop_reason
         if self.out.events is not None:
             self.out.events.write_summary(summary)
         return summary, self.stop_reason

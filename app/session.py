@@ -2,17 +2,20 @@
 :class:`~app.config.RunConfig` names, run the main loop, print the summary.
 
 Used by the CLI (``python -m app run`` / ``run_video.py``) and the demo. Exit codes:
-0 done, 1 a runtime failure (camera lost, model error), 2 bad input (arguments, files,
-photos, gallery).
+0 done, 1 a runtime failure (camera lost, model error, an output that could not be
+written), 2 bad input (arguments, files, photos, gallery, an output that would overwrite
+an input), 130 Ctrl-C, 143 SIGTERM (``app.outputs.exit_code``). Outputs: see
+``app.outputs``.
 """
 from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
+from pathlib import Path
 
 from app.config import RunConfig
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def run_session(config: RunConfig) -> int:
@@ -20,15 +23,20 @@ def run_session(config: RunConfig) -> int:
     from app.capture import CameraError, open_source
     from app.factory import build_pipeline
     from app.gallery import Gallery
+    from app.outputs import check_outputs, exit_code, gallery_files
     from app.runloop import LoopOptions, run
 
+    # Before anything is opened for writing: no output may be an input or another output.
+    check_outputs({"--output": config.output, "--events": config.events},
+                  {"--source": _source_file(config.source), **gallery_files(config.gallery)})
     headless = _headless(config)
     source = open_source(config.source, progress=config.progress)
     with ExitStack() as stack:
-        gallery = stack.enter_context(Gallery(config.gallery))
+        gallery = stack.enter_context(Gallery(config.gallery, readonly=True))
+        print_warnings(gallery.warnings)
         pipeline = build_pipeline(config, gallery)
         stack.callback(pipeline.close)
-        sync_gallery(pipeline)
+        sync_gallery(pipeline, progress=config.progress)
         try:
             source.start()
         except CameraError as exc:
@@ -44,11 +52,16 @@ def run_session(config: RunConfig) -> int:
                                    LoopOptions(max_frames=config.max_frames,
                                                side_by_side=config.side_by_side,
                                                models=models))
-    print_summary(summary, stop_reason, config)
+    sinks = [s for s in (outputs.video, outputs.events) if s is not None]
+    failure = next((s.failed for s in sinks if s.failed), None)
+    print_summary(summary, stop_reason, config, written=failure is None)
+    if failure is not None:
+        _print_write_failure(failure, sinks)
+        return exit_code(stop_reason, failed=True)
     if getattr(source, "error", None):
         print(f"error: {source.error}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_OK
+    return exit_code(stop_reason, failed=False)
 
 
 def _headless(config: RunConfig) -> bool:
@@ -63,26 +76,76 @@ def _headless(config: RunConfig) -> bool:
 
 def _open_outputs(config: RunConfig, source, headless: bool, stack: ExitStack):
     """The window, annotated video and events file ``config`` names, each closed by
-    ``stack``."""
+    ``stack``; the files are moved into place only if all went well (:func:`_finisher`)."""
     from app.runloop import Outputs
     from app.sinks import EventsWriter, VideoSink, Window
 
     outputs = Outputs()
+    sinks: list = []
+    stack.push(_finisher(sinks))
     if config.output:
         outputs.video = VideoSink(config.output, getattr(source, "fps", None) or 30.0)
-        stack.callback(outputs.video.close)
+        sinks.append(outputs.video)
     if config.events:
         outputs.events = EventsWriter(config.events)
-        stack.callback(outputs.events.close)
+        sinks.append(outputs.events)
     if not headless:
         outputs.window = Window()
         stack.callback(outputs.window.close)
     return outputs
 
 
-def sync_gallery(pipeline) -> None:
-    """Re-embed stored crops another embedder made, saying what happened."""
-    done, lost = pipeline.sync_gallery()
+def _finisher(sinks: list):
+    """ExitStack exit callback: finish every output file, then move them all into place
+    only if the block ended normally and none failed (else the partial files stay and
+    the previous targets are untouched)."""
+    def finish(exc_type, exc, tb):
+        for sink in sinks:
+            sink.close(commit=False)
+        if exc_type is None and not any(sink.failed for sink in sinks):
+            for sink in sinks:
+                sink.pending.commit()
+    return finish
+
+
+def _source_file(source: str) -> Path | None:
+    text = str(source).strip()
+    if text.isdigit() or "://" in text:
+        return None
+    return Path(text).expanduser()
+
+
+def _print_write_failure(failure, sinks: list) -> None:
+    kept = [str(s.pending.path) for s in sinks
+            if not s.pending.in_place and s.pending.path.exists()]
+    print(f"error: {failure}. The run stopped; no output was replaced (a previous file of "
+          f"that name is untouched)." + (f" What was written so far is in {', '.join(kept)}"
+          f" (the events file ends with why); delete what you do not need." if kept else "")
+          + " Free some space or choose another folder, then run again", file=sys.stderr)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def sync_gallery(pipeline, progress: bool = True) -> None:
+    """Re-embed stored crops another embedder made, in batches with a progress bar,
+    saying what happened."""
+    total = len(pipeline.gallery.missing_sample_ids(pipeline.model_id))
+    bar = None
+    if total and progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, desc=f"re-embedding gallery ({pipeline.model_id})",
+                   unit="face", file=sys.stderr, dynamic_ncols=True)
+    elif total:
+        print(f"gallery: re-embedding {total} stored sample(s) with {pipeline.model_id}",
+              file=sys.stderr)
+    try:
+        done, lost = pipeline.sync_gallery(on_batch=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
     if done:
         print(f"gallery: embedded {done} stored sample(s) with {pipeline.model_id} "
               f"(they were enrolled with another embedder)")
@@ -91,7 +154,8 @@ def sync_gallery(pipeline) -> None:
               f"another embedder; they are ignored (re-enrol those people)", file=sys.stderr)
 
 
-def print_summary(summary: dict, stop_reason: str | None, config: RunConfig) -> None:
+def print_summary(summary: dict, stop_reason: str | None, config: RunConfig,
+                  written: bool = True) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
     print(f"frames: {summary['frames']}  FPS: {summary['fps']:.1f}  "
           f"median ms per stage: {stages}")
@@ -102,5 +166,5 @@ def print_summary(summary: dict, stop_reason: str | None, config: RunConfig) -> 
     if stop_reason:
         print(f"stopped: {stop_reason}")
     for what, path in (("annotated video", config.output), ("events", config.events)):
-        if path:
+        if path and written:
             print(f"{what}: {path}")

@@ -140,7 +140,7 @@ def test_wrong_image_shape_or_dtype_raises(name, request):
 def test_missing_model_dir_names_the_build_command(tmp_path):
     from app.landmarks.cnn import CnnLandmarks
 
-    with pytest.raises(FileNotFoundError, match="models export_cnn68"):
+    with pytest.raises(FileNotFoundError, match="git checkout -- models/landmarks/cnn68"):
         CnnLandmarks(tmp_path / "nowhere")
 
 
