@@ -174,8 +174,9 @@ def _add_run(sub) -> None:
     _model_options(run)
     run.add_argument("--landmarks", choices=LANDMARK_MODES, default="cnn",
                      help="landmark model(s) [%(default)s]")
-    run.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="pb",
-                     help="how the CNN runs: frozen .pb or SavedModel [%(default)s]")
+    run.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="tflite",
+                     help="how the CNN runs: .tflite (ai-edge-litert), or frozen .pb or "
+                     "SavedModel (both import TensorFlow, seconds to start) [%(default)s]")
     run.add_argument("--side-by-side", action="store_true",
                      help="start in the CNN | dlib side-by-side view (key s)")
     run.add_argument("--no-smooth", action="store_true", help="show raw landmarks (default: "
@@ -266,6 +267,8 @@ def _add_eval_landmarks(eval_sub) -> None:
     marks.add_argument("--boxes", nargs="+", choices=("hog", "blazeface", "gt"),
                        default=["hog"], help="where face boxes come from [hog]")
     marks.add_argument("--threads", type=int, default=2, help="CNN threads [%(default)s]")
+    marks.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="tflite",
+                       help="how the CNN runs [%(default)s]")
     marks.add_argument("--limit", type=int, help="only the first N photos")
     marks.add_argument("--plot", metavar="FILE.png", help="cumulative NME curve of every "
                        "model and box source given")

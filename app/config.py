@@ -12,7 +12,7 @@ LANDMARK_MODELS = ("cnn", "dlib")
 # Landmark models each mode runs; the first one's points are the face's landmarks.
 MODE_MODELS = {"cnn": ("cnn",), "dlib": ("dlib",), "both": ("cnn", "dlib")}
 LANDMARK_MODES = tuple(MODE_MODELS)
-LANDMARK_BACKENDS = ("pb", "saved_model")
+LANDMARK_BACKENDS = ("tflite", "pb", "saved_model")  # tflite: no TensorFlow at run time
 # FaceNet embedders are <family>-<variant> (app.embed): int8 first, the reference .pb last.
 EMBEDDER_VARIANTS = (*reversed(FACENET_VARIANTS), "pb")
 FAMILY_EMBEDDERS = tuple(f"{family}-{variant}" for family in FACENET_FAMILIES
@@ -28,7 +28,7 @@ class RunConfig:
     source: str = "0"
     detector: str = "blazeface"
     landmarks: str = "cnn"
-    landmark_backend: str = "pb"
+    landmark_backend: str = "tflite"
     embedder: str = DEFAULT_EMBEDDER
     threshold: float | None = None   # None: the embedder family's measured threshold
     gallery: Path = field(default_factory=default_gallery_path)

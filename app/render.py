@@ -250,7 +250,7 @@ def _header(image: np.ndarray, heads: Sequence[tuple[str, Color]]) -> np.ndarray
 
 
 def _ms_text(ms: float | None) -> str:
-    return "no face" if ms is None else f"{ms:.1f} ms/face"
+    return "" if ms is None else f"{ms:.1f} ms/face"
 
 
 # -- internals (all draw in place on an image this module owns) ----------------------

@@ -1,12 +1,11 @@
 """The main loop of ``python -m app run``: source -> pipeline -> window / video / events.
 
-Detection of the next frame runs on a worker thread (:class:`DetectAhead`) while the
-main thread does landmarks, tracking, embedding, drawing and output for the current
+Detection of the next frames runs on worker threads (:class:`~app.detect_ahead.DetectAhead`)
+while the main thread does landmarks, tracking, embedding, drawing and output for the current
 one; the models release the GIL, so on two cores the two halves overlap.
 """
 from __future__ import annotations
 
-import queue
 import signal
 import statistics
 import threading
@@ -20,6 +19,7 @@ from typing import Callable
 import cv2
 
 from app.capture import now_ms
+from app.detect_ahead import DetectAhead
 from app.outputs import WriteFailed
 from app.pipeline import Pipeline
 from app.playback import Pacer
@@ -27,75 +27,17 @@ from app.sinks import EventsWriter, VideoSink, Window
 from app.types import FrameResult
 from app.ui import Controller, compose_picture, window_view
 
-_END = object()
-
-
-class DetectAhead:
-    """Reads ``source`` and runs ``detect(image)`` on a worker thread, ``depth`` frames
-    ahead. :meth:`get` returns ``(frame, detections, detect_ms)`` or None at the end;
-    an exception in the worker is re-raised there.
-
-    The worker reads a frame only when a slot is free, so a live camera's frame is taken
-    as late as possible (newest) instead of waiting in a buffer while older ones drain."""
-
-    def __init__(self, source, detect, depth: int = 1):
-        self._source, self._detect = source, detect
-        self._queue: queue.Queue = queue.Queue()
-        self._slots = threading.Semaphore(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="detect-ahead", daemon=True)
-        self._thread.start()
-
-    def get(self):
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    return None
-                continue
-            if item is _END:
-                return None
-            if isinstance(item, BaseException):
-                raise item
-            self._slots.release()
-            return item
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(1.0)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if not self._slots.acquire(timeout=0.1):
-                    continue
-                frame = self._source.read(timeout=0.1)
-                if frame is None:
-                    self._slots.release()
-                    if self._source.ended:
-                        break
-                    continue
-                detections, ms = self._detect(frame.image)
-                self._queue.put((frame, detections, ms))
-        except BaseException as exc:  # handed to the main thread
-            self._queue.put(exc)
-            return
-        self._queue.put(_END)
-
-
 @dataclass
 class RunStats:
     """Per-frame timings; ``summary()`` is what the events file and the terminal get."""
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
-    # Only the frames where the stage did work (embed/match: a face was due; landmarks:
-    # a face was found): the means the window shows, not medians of mostly-skipped frames.
-    ran_ms: dict[str, list[float]] = field(default_factory=dict)
+    ran_ms: dict[str, list[float]] = field(default_factory=dict)  # frames that ran the stage
     latency_ms: list[float] = field(default_factory=list)
     frames: int = 0
     embedded: int = 0
     started: float | None = None
     finished: float | None = None
+    first_frame_unix: float | None = None   # time.time() at the first processed frame
     paused_s: float = 0.0
     _idle_pending: float = 0.0
     _recent: deque = field(default_factory=lambda: deque(maxlen=30))
@@ -104,14 +46,14 @@ class RunStats:
         self._resume()
         now = time.perf_counter()
         if self.started is None:
-            self.started = now
+            self.started, self.first_frame_unix = now, time.time()
         self.finished = now
         self.frames += 1
         self._recent.append(now)
         embedded = sum(1 for f in result.faces if f.embedding is not None)
         for stage, ms in result.stage_ms.items():
             self.stage_ms.setdefault(stage, []).append(ms)
-            if stage_ran(stage, result, embedded):
+            if _ran(stage, result):
                 self.ran_ms.setdefault(stage, []).append(ms)
         if latency_ms is not None:
             self.latency_ms.append(latency_ms)
@@ -141,20 +83,40 @@ class RunStats:
         fps = (self.frames - 1) / wall if wall > 0 else 0.0
         out = {"frames": self.frames, "fps": round(fps, 1),
                "stage_ms": {k: round(statistics.median(v), 2) for k, v in self.stage_ms.items()},
-               "faces_embedded": self.embedded, "dropped": dropped}
+               "stage_mean_ms": {k: round(statistics.fmean(v), 2)
+                                 for k, v in self.ran_ms.items()},
+               "stage_frames": {k: len(v) for k, v in self.ran_ms.items()},
+               "faces_embedded": self.embedded, "dropped": dropped,
+               "first_frame_unix": self.first_frame_unix, "peak_rss_mb": peak_rss_mb()}
         if self.latency_ms:
             out["latency_ms"] = latency_summary(self.latency_ms)
-        out["stage_ms_when_run"] = {k: {"mean": round(statistics.fmean(v), 2), "frames": len(v)}
-                                    for k, v in self.ran_ms.items()}
         return out
 
 
-def stage_ran(stage: str, result: FrameResult, embedded: int) -> bool:
-    """Whether ``stage`` did any work in this frame (its time means something)."""
-    if stage in ("embed", "match"):
-        return embedded > 0
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory since it started its program (Linux: VmHWM).
+    Not getrusage's ru_maxrss, which also counts the parent's memory when the process was
+    forked from a big one (``bench`` starting a run after loading face_recognition)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+    import sys
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 1024 / (1024 if sys.platform == "darwin" else 1), 1)
+
+
+def _ran(stage: str, result: FrameResult) -> bool:
+    """Whether ``stage`` did work on this frame: landmarks need a face, embed and match a
+    face due for embedding; a stage the pipeline skipped has no entry at all."""
     if stage == "landmarks":
         return bool(result.faces)
+    if stage in ("embed", "match"):
+        return any(f.embedding is not None for f in result.faces)
     return True
 
 
@@ -259,9 +221,11 @@ class MainLoop:
         with ExitStack() as stack:
             self._signals.install()
             stack.callback(self._signals.restore)
-            # Files may be read ahead (smooths jitter); a live camera is read as late as possible.
-            reader = DetectAhead(self.source, self.pipeline.detect,
-                                 depth=1 if getattr(self.source, "is_live", False) else 3)
+            # Files may be read ahead (smooths jitter) and detected two frames at a time; a
+            # live camera is read as late as possible, one frame at a time.
+            live = getattr(self.source, "is_live", False)
+            reader = DetectAhead(self.source, self.pipeline.detect_functions(1 if live else 2),
+                                 depth=1 if live else 3)
             stack.callback(reader.stop)
             try:
                 while self.step(reader):
@@ -318,7 +282,7 @@ class MainLoop:
         playing time."""
         start = time.perf_counter()
         window = self.out.window
-        if self.last is not None and (self._shown_mode != self.pipeline.landmarks
+        if self.last is not None and (self._shown_mode != self.pipeline.requested_landmarks
                                       or start >= self._redraw_at):
             self._redraw()
         if self._input(30, self.last):
@@ -335,7 +299,7 @@ class MainLoop:
 
     def _redraw(self) -> None:
         """Show ``self.last`` again, its landmarks re-run if the mode changed (l, s)."""
-        if self._shown_mode != self.pipeline.landmarks:
+        if self._shown_mode != self.pipeline.requested_landmarks:  # l or s while paused
             self.last = self.pipeline.relandmark(self.last)
             self._shown_mode = self.pipeline.landmarks
         picture = compose_picture(self.last, self.controller)

@@ -48,6 +48,8 @@ def run_session(config: RunConfig) -> int:
             return EXIT_BAD_INPUT
         stack.callback(source.stop)
         outputs = _open_outputs(config, source, headless, stack)
+        if outputs.window is not None:  # key l may switch to dlib: load it now, aside
+            pipeline.landmark_models.preload("dlib")
         models = [config.detector, f"landmarks:{config.landmarks}",
                   f"facenet:{config.embedder}"]
         summary, stop_reason = run(pipeline, source, outputs,
@@ -201,8 +203,8 @@ def sync_gallery(pipeline, progress: bool = True) -> None:
 
 def print_summary(summary: dict, stop_reason: str | None, config: RunConfig,
                   written: bool = True) -> None:
-    stages = ", ".join(f"{k} {v['mean']:.1f} ({v['frames']})"
-                       for k, v in summary["stage_ms_when_run"].items())
+    frames = summary["stage_frames"]
+    stages = ", ".join(f"{k} {v:.1f} ({frames[k]})" for k, v in summary["stage_mean_ms"].items())
     print(f"frames: {summary['frames']}  FPS: {summary['fps']:.1f}  "
           f"mean ms per stage over the frames that ran it (frames): {stages}")
     if "latency_ms" in summary:

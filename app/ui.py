@@ -112,18 +112,25 @@ class Controller:
         if self.side_by_side:
             self.say("side by side shows both; press s to leave it first")
             return
-        mode = self.pipeline.landmarks
+        mode = self.pipeline.requested_landmarks
         nxt = LANDMARK_MODES[(LANDMARK_MODES.index(mode) + 1) % len(LANDMARK_MODES)]
-        self.pipeline.landmarks = nxt
-        self.say(f"landmarks: {nxt}")
+        self._switch(nxt)
+
+    def _switch(self, mode: str) -> None:
+        """Switch at once when the mode's models are loaded, else when they are (the
+        frames keep coming meanwhile)."""
+        if self.pipeline.request_landmarks(mode):
+            self.say(f"landmarks: {mode}")
+        else:
+            self.say(f"landmarks: {mode} (loading...)")
 
     def _toggle_side_by_side(self) -> None:
         self.side_by_side = not self.side_by_side
         if self.side_by_side:
-            self._mode_before_sbs = self.pipeline.landmarks
-            self.pipeline.landmarks = "both"
+            self._mode_before_sbs = self.pipeline.requested_landmarks
+            self._switch("both")
         else:
-            self.pipeline.landmarks = self._mode_before_sbs
+            self._switch(self._mode_before_sbs)
 
     def click(self, x: int, y: int, last: FrameResult | None) -> None:
         """A left click on the picture: choose the face under it for the next ``e``."""
@@ -291,8 +298,10 @@ def compose_picture(result: FrameResult, controller: Controller | None) -> np.nd
         # the mean of the per-face numbers drawn by each face (smoothed points, as drawn)
         mean = float(np.mean([render.face_disagreement(f) for f in result.faces]))
         return render.side_by_side(image, cnn, dlib, ms.get("cnn"), ms.get("dlib"), mean)
-    if side_by_side:  # no face (or not yet both models): same layout, nothing to compare
-        return render.side_by_side(image, result.faces, result.faces, None, None, None)
+    if side_by_side:  # no face, or dlib still loading: same layout, nothing to compare
+        why = "loading..." if result.faces else "no face"
+        return render.side_by_side(image, result.faces, result.faces, None, None, None,
+                                   titles=(f"CNN 68   {why}", f"dlib 68   {why}"))
     both = any(f.landmark_sets for f in result.faces)
     view = render.draw_faces(image, result.faces,
                              landmark_colors=render.LANDMARK_COLORS if both else None)

@@ -38,6 +38,7 @@ def pipeline(models, tmp_path):
     saved = models.gallery
     gallery = Gallery(tmp_path / "gallery.sqlite3")
     models.gallery, models.tracker, models.landmarks = gallery, Tracker(), "cnn"
+    models.landmark_models["dlib"]  # loaded: keys switch at once (see test_lazy_models.py)
     yield models
     models.gallery, models.landmarks = saved, "cnn"
     gallery.close()
