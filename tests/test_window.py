@@ -62,13 +62,15 @@ TYPE_DELAY_MS = 200      # between typed keys: cv2.waitKey keeps one key per fra
 # -- the virtual screen --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def display(tmp_path_factory):
-    """A fresh Xvfb on a free display number (Xvfb picks it: -displayfd)."""
+    """A fresh Xvfb on a free display number (Xvfb picks it: -displayfd). -noreset: an X
+    server resets when its last client leaves, and an app started during that reset cannot
+    connect (Qt aborts: "could not connect to display")."""
     log = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
     read_fd, write_fd = os.pipe()
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x900x24",
-             "-nolisten", "tcp"],
+             "-nolisten", "tcp", "-noreset"],
             pass_fds=(write_fd,), stdout=log_file, stderr=subprocess.STDOUT)
     os.close(write_fd)
     number = b""
