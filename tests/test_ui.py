@@ -287,3 +287,30 @@ def test_a_click_chooses_the_face_to_enrol(controller, pipeline):
     assert controller.message == f"face #{target.track_id} chosen: press e to enrol it"
     press(controller, ["e"], result)
     assert controller.enrolment.track_id == target.track_id
+
+
+def test_an_enrolment_that_finds_no_samples_times_out_saying_why(controller, pipeline,
+                                                                  lin_image):
+    result = frame_result(pipeline, lin_image)
+    press(controller, ["e"], result)
+    controller.enrolment.timeout_frames = 3
+    empty = frame_result(pipeline, np.full((240, 320, 3), 127, np.uint8), 1)
+    for _ in range(3):
+        controller.after_frame(empty)
+    assert controller.enrolment is None
+    assert controller.message.startswith("enrolment timed out: face #")
+    assert "0/5 samples in 3 frames (last problem: face not in view)" in controller.message
+    assert "nothing stored" in controller.message and pipeline.gallery.people() == []
+
+
+def test_a_name_typed_on_the_terminal_arrives_exactly(monkeypatch):
+    import time as clock
+
+    from app.names import NameRequest
+
+    monkeypatch.setattr("builtins.input", lambda prompt="": "Łucja Ødegård-Смирнова")
+    request = NameRequest("terminal")
+    deadline = clock.monotonic() + 5
+    while request.poll() is None and clock.monotonic() < deadline:
+        clock.sleep(0.01)
+    assert request.poll() == "Łucja Ødegård-Смирнова" and not request.cancelled
