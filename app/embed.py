@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from app.align import FIVE_POINT, HEAD_BOX
 from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, FACENET_VARIANTS, facenet_pb_path,
                        facenet_tflite_path, require_file)
 
@@ -63,6 +64,14 @@ class Family:
     dim: int
     preprocess: Callable[[np.ndarray], np.ndarray]
     threshold: float                                  # default recognition cosine threshold
+    crop: str = FIVE_POINT                            # app.align crop its embeddings are made of
+
+
+def gallery_model_id(family: Family, variant: str) -> str:
+    """The id stored with each embedding: family, file and crop. Embeddings of the
+    five-point crop keep the ids they had before crops had names (old galleries match)."""
+    suffix = "" if family.crop == FIVE_POINT else f"@{family.crop}"
+    return f"{family.model_id}:{variant}{suffix}"
 
 
 # Recognition thresholds (cosine below which a face is unknown), one per family because
@@ -74,8 +83,8 @@ class Family:
 # Keras 0.42 and 0.66. Hamilton clip: the enrolled man scores >= 0.54 (CASIA) / >= 0.61
 # (Keras), the audience at most 0.22 / 0.20. Details: models/README.md.
 FAMILIES = {
-    "casia": Family("casia", "facenet-casia512", 512, preprocess_casia, 0.50),
-    "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.40),
+    "casia": Family("casia", "facenet-casia512", 512, preprocess_casia, 0.50, HEAD_BOX),
+    "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.40, HEAD_BOX),
 }
 assert tuple(FAMILIES) == FACENET_FAMILIES
 VARIANTS = (*reversed(FACENET_VARIANTS), "pb")                # int8 first, pb last
@@ -124,7 +133,8 @@ class TfliteEmbedder(_Embedder):
 
         self.family = FAMILIES[family]
         self.model_path = require_file(model_path, BUILD_COMMAND)
-        self.model_id = model_id or f"{self.family.model_id}:{Path(model_path).stem}"
+        self.crop = self.family.crop
+        self.model_id = model_id or gallery_model_id(self.family, Path(model_path).stem)
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
         except Exception as exc:  # the runtime raises ValueError/RuntimeError with no path
@@ -213,7 +223,8 @@ class PbEmbedder(_Embedder):
     def __init__(self, pb_path: Path | None = None, num_threads: int = 2, family: str = "casia"):
         self.family = FAMILIES[family]
         self.model_path = Path(pb_path or facenet_pb_path(family))
-        self.model_id = f"{self.family.model_id}:pb"
+        self.crop = self.family.crop
+        self.model_id = gallery_model_id(self.family, "pb")
         self._session = facenet_session(family, self.model_path, num_threads)
         self._input = self._session.graph.get_tensor_by_name(PB_INPUT)
         self._output = self._session.graph.get_tensor_by_name(PB_OUTPUT)
