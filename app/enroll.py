@@ -99,7 +99,7 @@ def enroll_photos(pipeline, name: str, paths: list[str | Path]) -> PhotoEnrolmen
     embeddings = np.stack(vectors)
     thumbnails = [face.extras["aligned"] for face in faces]
     person_id, created_new = pipeline.gallery.add_samples(name, embeddings, pipeline.model_id,
-                                                          thumbnails)
+                                                          thumbnails, crop=pipeline.crop)
     return PhotoEnrolment(name, person_id, created_new, len(faces), warnings)
 
 
@@ -190,7 +190,7 @@ class LiveEnrolment:
             raise EnrolmentError(f"only {len(self.embeddings)} of {self.wanted} samples")
         return pipeline.gallery.add_samples(clean_name(self.name or ""),
                                             np.stack(self.embeddings), pipeline.model_id,
-                                            self.thumbnails)
+                                            self.thumbnails, crop=pipeline.crop)
 
 
 def largest_face(faces: list[Face]) -> Face | None:

@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from app.align import align_face
+from app.align import FIVE_POINT, crop_face
 from app.embed import INPUT_SIZE as EMBED_INPUT_SIZE
 from app.landmarks.metrics import nme
 from app.smooth import LandmarkSmoother
@@ -93,6 +93,11 @@ class Pipeline:
     def model_id(self) -> str:
         return self.embedder.model_id
 
+    @property
+    def crop(self) -> str:
+        """The app.align crop this pipeline's embedder wants (five-point for test doubles)."""
+        return getattr(self.embedder, "crop", FIVE_POINT)
+
     # -- per frame -------------------------------------------------------------------
     def detect(self, image: np.ndarray) -> tuple[list[Detection], float]:
         start = time.perf_counter()
@@ -135,7 +140,7 @@ class Pipeline:
         are kept in ``face.extras["aligned"]`` (enrolment stores them as thumbnails)."""
         if not faces:
             return np.zeros((0, 0), np.float32)
-        crops = np.stack([align_face(image, face.landmarks) for face in faces])
+        crops = np.stack([crop_face(image, face.landmarks, self.crop) for face in faces])
         for face, crop in zip(faces, crops):
             face.extras["aligned"] = crop
         return self.embedder.embed(crops)
@@ -143,14 +148,28 @@ class Pipeline:
     # -- gallery -----------------------------------------------------------------------
     def sync_gallery(self) -> tuple[int, int]:
         """Embed, with this pipeline's embedder, the gallery samples that only another model
-        embedded (from their stored aligned crops). Returns (re-embedded, without a crop)."""
+        embedded: from their stored crops when made by this embedder's crop rule, else from
+        a crop re-made out of the stored one (``recrop_thumbnail``); never an old-crop
+        thumbnail as it is. Returns (re-embedded, left out: no crop or no face in it)."""
         missing = self.gallery.samples_missing_model(self.model_id)
-        usable = [m for m in missing if m.thumbnail is not None
-                  and m.thumbnail.shape[:2] == (EMBED_INPUT_SIZE, EMBED_INPUT_SIZE)]
-        if usable:
-            vectors = self.embedder.embed(np.stack([m.thumbnail for m in usable]))
-            self.gallery.add_embeddings([m.sample_id for m in usable], vectors, self.model_id)
-        return len(usable), len(missing) - len(usable)
+        ids, crops = [], []
+        for sample in missing:
+            crop = self._stored_crop(sample)
+            if crop is not None:
+                ids.append(sample.sample_id)
+                crops.append(crop)
+        if crops:
+            self.gallery.add_embeddings(ids, self.embedder.embed(np.stack(crops)), self.model_id)
+        return len(ids), len(missing) - len(ids)
+
+    def _stored_crop(self, sample) -> np.ndarray | None:
+        thumbnail = sample.thumbnail
+        if thumbnail is None or thumbnail.shape[:2] != (EMBED_INPUT_SIZE, EMBED_INPUT_SIZE):
+            return None
+        if sample.crop == self.crop:
+            return thumbnail
+        from app.photo_faces import recrop_thumbnail
+        return recrop_thumbnail(thumbnail, self.crop, self.detector, self.landmark_models["cnn"])
 
     def close(self) -> None:
         self.landmark_models.close()
