@@ -114,8 +114,11 @@ def read_photo(path: str | Path) -> np.ndarray:
 
 
 def single_face(pipeline, image: np.ndarray, path: str | Path) -> Face:
-    """The one face in a photo, with landmarks; EnrolmentError for 0 or 2+ faces."""
-    detections, _ = pipeline.detect(image)
+    """The one face in a photo, with landmarks; EnrolmentError for 0 or 2+ faces. A photo
+    where the pipeline's detector finds nothing gets a second chance (app.photo_faces)."""
+    from app.photo_faces import detect_photo, second_chance
+
+    detections = detect_photo(image, pipeline.detector, second_chance(pipeline.detector))
     if len(detections) != 1:
         what = "no face" if not detections else f"{len(detections)} faces"
         raise EnrolmentError(f"{path}: found {what}; an enrolment photo must show exactly one "

@@ -19,8 +19,6 @@ import numpy as np
 
 from app.types import Detection
 
-SECOND_CHANCE = {"blazeface": "blazeface-short", "blazeface-short": "blazeface"}
-
 
 def largest(detections: list[Detection]) -> Detection | None:
     """The detection with the largest box area (the photo's main face), or None."""
@@ -37,6 +35,23 @@ def detect_photo(image: np.ndarray, detector, second=None) -> list[Detection]:
     return detections
 
 
+_OTHER_RANGE = {"full": "short", "short": "full"}
+_second_chances: dict[str, object] = {}
+
+
+def second_chance(detector):
+    """The other BlazeFace range for a BlazeFace detector (built once, then kept), None
+    for any other detector."""
+    model = getattr(detector, "model", None)
+    if model not in _OTHER_RANGE:
+        return None
+    other = _OTHER_RANGE[model]
+    if other not in _second_chances:
+        from app.detect import BlazeFaceDetector
+        _second_chances[other] = BlazeFaceDetector(model=other)
+    return _second_chances[other]
+
+
 class PhotoFaces:
     """Largest face -> CNN landmarks -> the family's crop, per photo; detection and
     landmarks (the slow, crop-independent part) optionally cached in a pickle file so crop
@@ -49,8 +64,7 @@ class PhotoFaces:
 
         self.crop_name = crop or DEFAULT_CROP
         self._detector = build_detector(detector, threads)
-        self._second = build_detector(SECOND_CHANCE[detector], threads) \
-            if detector in SECOND_CHANCE else None
+        self._second = second_chance(self._detector)
         self._landmarks = build_landmark_models(detector, threads=threads)
         self._cache_path = cache
         self._cache = _read_cache(cache)
