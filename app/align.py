@@ -82,9 +82,10 @@ def align_face(image: np.ndarray, landmarks68: np.ndarray, size: int = FACENET_S
 HEAD_BOX_OFFSETS = np.array([-0.001, -0.35, -0.034, -0.043], np.float32)  # x1, y1, x2, y2
 HEAD_BOX_MARGIN = 0.2  # total, of the box's width / height (FaceNet's 32-44 px on ~150 px)
 FIVE_POINT = "five-point"
-HEAD_BOX = "head-box"
-CROPS = (FIVE_POINT, HEAD_BOX)
-DEFAULT_CROP = HEAD_BOX
+HEAD_BOX = "head-box"              # axis-aligned, as MTCNN's
+HEAD_BOX_LEVEL = "head-box-level"  # the same box in the frame where the eyes are level
+CROPS = (FIVE_POINT, HEAD_BOX, HEAD_BOX_LEVEL)
+DEFAULT_CROP = HEAD_BOX_LEVEL
 
 
 def head_box(landmarks68: np.ndarray) -> np.ndarray:
@@ -97,14 +98,29 @@ def head_box(landmarks68: np.ndarray) -> np.ndarray:
     return box + HEAD_BOX_OFFSETS * size
 
 
+def eye_angle(landmarks68: np.ndarray) -> float:
+    """Angle (radians) of the line from the image-left eye centre to the image-right one."""
+    pts = np.asarray(landmarks68, dtype=np.float64)
+    dx, dy = pts[42:48].mean(axis=0) - pts[36:42].mean(axis=0)
+    return float(np.arctan2(dy, dx))
+
+
 def head_box_transform(landmarks68: np.ndarray, margin: float = HEAD_BOX_MARGIN,
-                       size: int = FACENET_SIZE) -> np.ndarray:
-    """2x3 affine matrix taking the head box plus ``margin`` onto a size x size square."""
-    x1, y1, x2, y2 = head_box(landmarks68)
+                       size: int = FACENET_SIZE, level_eyes: bool = True) -> np.ndarray:
+    """2x3 affine matrix taking the head box plus ``margin`` onto a size x size square
+    (stretched like MTCNN crops). With ``level_eyes`` the box is taken in the frame where
+    the eyes are level (points turned about their centre) and the crop turned with it."""
+    pts = np.asarray(landmarks68, dtype=np.float64)
+    angle = eye_angle(pts) if level_eyes else 0.0
+    centre = pts.mean(axis=0)
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    upright = (pts - centre) @ turn  # rows times turn = points turned by -angle
+    x1, y1, x2, y2 = head_box(upright)
     mx, my = (x2 - x1) * margin / 2, (y2 - y1) * margin / 2
-    src = np.float32([[x1 - mx, y1 - my], [x2 + mx, y1 - my], [x1 - mx, y2 + my]])
+    corners = np.array([[x1 - mx, y1 - my], [x2 + mx, y1 - my], [x1 - mx, y2 + my]])
+    src = corners @ turn.T + centre  # back into the image
     dst = np.float32([[0, 0], [size, 0], [0, size]])
-    return cv2.getAffineTransform(src, dst)
+    return cv2.getAffineTransform(src.astype(np.float32), dst)
 
 
 def crop_face(image: np.ndarray, landmarks68: np.ndarray, crop: str = DEFAULT_CROP,
@@ -112,8 +128,9 @@ def crop_face(image: np.ndarray, landmarks68: np.ndarray, crop: str = DEFAULT_CR
     """The (size, size, 3) crop an embedder sees, by crop name (``CROPS``)."""
     if crop == FIVE_POINT:
         return align_face(image, landmarks68, size)
-    if crop != HEAD_BOX:
+    if crop not in (HEAD_BOX, HEAD_BOX_LEVEL):
         raise ValueError(f"unknown crop {crop!r}; expected one of {', '.join(CROPS)}")
     check_bgr_frame(image)
-    return cv2.warpAffine(image, head_box_transform(landmarks68, size=size), (size, size),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    matrix = head_box_transform(landmarks68, size=size, level_eyes=crop == HEAD_BOX_LEVEL)
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)

@@ -282,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
                         "pairs (default: the embedder's own threshold)")
     verify.add_argument("--vs", choices=("face_recognition",), help="also score the peer's "
                         "own pipeline on the same pairs (install it with: make bench-deps)")
-    verify.add_argument("--crop", choices=("five-point", "head-box"), help="crop for every embedder (default: "
+    verify.add_argument("--crop", choices=("five-point", "head-box", "head-box-level"), help="crop for every embedder (default: "
                         "each family's own, app.embed.FAMILIES)")
     verify.add_argument("--cache", metavar="FILE", help="keep each photo's landmarks here "
                         "(a pickle) to compare crops quickly; delete it when models change")

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from app.align import FIVE_POINT, HEAD_BOX
+from app.align import FIVE_POINT, HEAD_BOX_LEVEL
 from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, FACENET_VARIANTS, facenet_pb_path,
                        facenet_tflite_path, require_file)
 
@@ -83,8 +83,8 @@ def gallery_model_id(family: Family, variant: str) -> str:
 # Keras 0.42 and 0.66. Hamilton clip: the enrolled man scores >= 0.54 (CASIA) / >= 0.61
 # (Keras), the audience at most 0.22 / 0.20. Details: models/README.md.
 FAMILIES = {
-    "casia": Family("casia", "facenet-casia512", 512, preprocess_casia, 0.50, HEAD_BOX),
-    "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.40, HEAD_BOX),
+    "casia": Family("casia", "facenet-casia512", 512, preprocess_casia, 0.50, HEAD_BOX_LEVEL),
+    "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.40, HEAD_BOX_LEVEL),
 }
 assert tuple(FAMILIES) == FACENET_FAMILIES
 VARIANTS = (*reversed(FACENET_VARIANTS), "pb")                # int8 first, pb last

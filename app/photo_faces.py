@@ -6,9 +6,13 @@ its short-range model, made for faces that fill the frame, finds all of them. So
 where the first model finds nothing is looked at again by the other range. Video keeps
 one detector per frame (no second pass: it would cost every faceless frame twice).
 
-The main face of a photo is the largest: in LFW View 1, 364 photos show more than one
-face and in 85 of them BlazeFace scores a background face highest (taking the best score
-instead of the largest cost keras-int8 2 points on dev train, 97.2 % vs 99.2 %).
+The main face of a photo is the one FaceNet's own LFW alignment keeps (davidsandberg/
+facenet align_dataset_mtcnn.py): the largest box area minus twice the squared distance of
+its centre from the photo's centre, i.e. big and central. In LFW View 1, 364 photos show
+more than one face; in 85 BlazeFace scores a background face highest (taking the best
+score cost keras-int8 2 points on dev train, 97.2 % vs 99.2 % with the largest face), and
+in 17 the largest face is not the central one, the person the photo is of (see
+models/README.md for what each rule scores).
 """
 from __future__ import annotations
 
@@ -21,10 +25,24 @@ from app.types import Detection
 
 
 def largest(detections: list[Detection]) -> Detection | None:
-    """The detection with the largest box area (the photo's main face), or None."""
+    """The detection with the largest box area, or None."""
     if not detections:
         return None
     return max(detections, key=lambda d: float((d.box[2] - d.box[0]) * (d.box[3] - d.box[1])))
+
+
+def main_face(detections: list[Detection], image_shape) -> Detection | None:
+    """The photo's main face: largest area minus 2 x squared offset from the centre (the
+    rule of FaceNet's LFW alignment), or None when there is no face."""
+    if not detections:
+        return None
+    centre = np.array([image_shape[1], image_shape[0]], np.float64) / 2
+
+    def weight(d: Detection) -> float:
+        box = np.asarray(d.box, np.float64)
+        offset = (box[:2] + box[2:]) / 2 - centre
+        return float((box[2] - box[0]) * (box[3] - box[1]) - 2.0 * (offset ** 2).sum())
+    return max(detections, key=weight)
 
 
 def detect_photo(image: np.ndarray, detector, second=None) -> list[Detection]:
@@ -53,7 +71,7 @@ def second_chance(detector):
 
 
 class PhotoFaces:
-    """Largest face -> CNN landmarks -> the family's crop, per photo; detection and
+    """Main face -> CNN landmarks -> the family's crop, per photo; detection and
     landmarks (the slow, crop-independent part) optionally cached in a pickle file so crop
     variants can be compared without re-detecting (``eval verify --cache FILE``)."""
 
@@ -71,10 +89,10 @@ class PhotoFaces:
         self._dirty = False
 
     def landmarks(self, image: np.ndarray, key: str | None = None) -> np.ndarray | None:
-        """(68, 2) landmarks of the photo's largest face, or None when it has no face."""
+        """(68, 2) landmarks of the photo's main face, or None when it has no face."""
         if key is not None and key in self._cache:
             return self._cache[key]
-        face = largest(detect_photo(image, self._detector, self._second))
+        face = main_face(detect_photo(image, self._detector, self._second), image.shape)
         points = None if face is None else self._landmarks["cnn"].predict(image, face.box)
         if key is not None:
             self._cache[key] = points
@@ -82,7 +100,7 @@ class PhotoFaces:
         return points
 
     def crop(self, path: Path, key: str | None = None) -> np.ndarray | None:
-        """The 160x160 crop of the photo's largest face, or None when it has no face."""
+        """The 160x160 crop of the photo's main face, or None when it has no face."""
         from app.align import crop_face
         from app.enroll import read_photo
 
@@ -125,7 +143,7 @@ def recrop_thumbnail(thumbnail: np.ndarray, crop: str, detector, landmark_model
 
     pad = int(round(thumbnail.shape[0] * THUMBNAIL_PAD))
     padded = cv2.copyMakeBorder(thumbnail, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    face = largest(detector.detect(padded))
+    face = main_face(detector.detect(padded), padded.shape)
     if face is None:
         return None
     return crop_face(padded, landmark_model.predict(padded, face.box), crop)

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from app.align import HEAD_BOX, crop_face, head_box, head_box_transform
-from app.photo_faces import PhotoFaces, detect_photo, largest
+from app.align import HEAD_BOX, HEAD_BOX_LEVEL, crop_face, head_box, head_box_transform
+from app.photo_faces import PhotoFaces, detect_photo, largest, main_face
 from app.types import Detection
 from tests.conftest import shared
 
@@ -32,16 +32,20 @@ def test_second_chance_only_when_the_first_finds_nothing():
     assert detect_photo(image, _Fixed([]), second) == second.detections
 
 
-def test_the_largest_face_is_the_photos_face_not_the_best_scored():
+def test_the_main_face_is_big_and_central_not_the_best_scored():
     small, big = _det(0, 0, 10, 10, 0.99), _det(20, 20, 80, 80, 0.6)
     assert largest([small, big]) is big and largest([]) is None
+    assert main_face([small, big], (100, 100, 3)) is big and main_face([], (9, 9, 3)) is None
+    # a bigger face at the edge loses to a slightly smaller one in the middle
+    edge, middle = _det(100, 0, 200, 100, 0.9), _det(60, 60, 140, 140, 0.9)
+    assert largest([edge, middle]) is edge and main_face([edge, middle], (200, 200, 3)) is middle
 
 
 def test_head_box_crop_maps_the_box_plus_margin_onto_the_square():
     points = np.random.default_rng(0).uniform(50, 150, (68, 2)).astype(np.float32)
     x1, y1, x2, y2 = head_box(points)
     assert y1 < points[:, 1].min() and x2 < points[:, 0].max()   # above the brows, MTCNN-like
-    matrix = head_box_transform(points, margin=0.2)
+    matrix = head_box_transform(points, margin=0.2, level_eyes=False)
     corners = np.array([[x1 - 0.1 * (x2 - x1), y1 - 0.1 * (y2 - y1), 1],
                         [x2 + 0.1 * (x2 - x1), y2 + 0.1 * (y2 - y1), 1]])
     np.testing.assert_allclose(corners @ matrix.T, [[0, 0], [160, 160]], atol=1e-3)
@@ -49,10 +53,28 @@ def test_head_box_crop_maps_the_box_plus_margin_onto_the_square():
         crop_face(np.zeros((200, 200, 3), np.uint8), points, "square")
 
 
+def test_level_crop_puts_the_eyes_level_and_keeps_an_upright_face_as_it_is():
+    rng = np.random.default_rng(1)
+    points = rng.uniform(60, 140, (68, 2))
+    points[36:42] = [80, 90] + rng.normal(0, 1, (6, 2))
+    points[42:48] = [120, 90] + rng.normal(0, 1, (6, 2))
+    turn = np.deg2rad(25)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    tilted = (points - 100) @ rotation.T + 100
+    matrix = head_box_transform(tilted)
+    eyes = np.array([tilted[36:42].mean(0), tilted[42:48].mean(0)])
+    mapped = np.c_[eyes, np.ones(2)] @ matrix.T
+    assert mapped[0, 1] == pytest.approx(mapped[1, 1], abs=1e-3) and mapped[0, 0] < mapped[1, 0]
+    level_points = points.copy()
+    level_points[42:48] += [0, points[36:42, 1].mean() - points[42:48, 1].mean()]
+    np.testing.assert_allclose(head_box_transform(level_points),
+                               head_box_transform(level_points, level_eyes=False), atol=1e-4)
+
+
 def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
     path = shared(*MISSED_BY_FULL_RANGE)
     image = cv2.imread(str(path))
-    finder = PhotoFaces(crop=HEAD_BOX)
+    finder = PhotoFaces(crop=HEAD_BOX_LEVEL)
     try:
         assert finder._detector.detect(image) == []       # the video path's detector misses it
         points = finder.landmarks(image)
