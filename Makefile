@@ -39,7 +39,7 @@ bench: bench-deps
 # Measures (bench vs face_recognition, real time, landmark NME; FaceNet from models/report.json),
 # then redraws docs/results/*.png and the README section between its results markers.
 results: bench-deps
-	$(PY) -m app.results
+	$(PY) -m app.lab.results
 
 clean:
 	rm -rf $(VENV) models/facenet models/cache assets/demo out

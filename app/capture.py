@@ -40,6 +40,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from app.images import read_image
 from app.types import Frame
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
@@ -440,11 +441,7 @@ class ImageSource(_SourceBase):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"image file not found: {self.path}")
-        data = np.fromfile(str(self.path), dtype=np.uint8)  # also works for non-ASCII paths
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if image is None:
-            raise ValueError(f"cannot read image {self.path}: not an image OpenCV can decode")
-        self.image = image
+        self.image = read_image(self.path)  # same checks as enrolment photos (app.images)
         self.fps = None
         self.frame_count = 1
         self.ended = False
@@ -482,6 +479,9 @@ def open_source(spec: int | str | Path, progress: bool = True, **camera_kwargs) 
     if text.lower().startswith(STREAM_SCHEMES) or re.fullmatch(r"/dev/video\d+", text):
         return CameraSource(text, **camera_kwargs)
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise ValueError(f"--source {path} is a folder, not a video or image file; give a file "
+                         f"inside it")
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path} (expected a camera index such as 0, "
                                 f"a stream URL, a video or an image file)")

@@ -1,22 +1,24 @@
 """Command line: ``python -m app run|enroll|people|bench|eval|demo`` (``run_video.py`` == ``run``).
 
-This is the composition root: it parses arguments into a :class:`RunConfig`, builds the
-stages (``app.factory``), opens the source and the sinks, and runs ``app.runloop``.
-Exit codes: 0 done, 1 a runtime failure (camera lost, model error), 2 bad input
-(arguments, files, photos, gallery).
+This is the composition root: it parses arguments into a :class:`RunConfig` and hands it
+to ``app.session`` (run), the gallery (enroll, people) or the lab (bench, eval, demo).
+Exit codes: 0 done, 1 a runtime failure (camera lost, model error, an output that could
+not be written: full disk), 2 bad input (arguments, files, photos, gallery, an output
+that would overwrite an input), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Each command's options are built by one small
+``_add_<command>`` function.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
+from app.align import CROPS
 from app.config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKENDS,
-                        LANDMARK_MODES, RunConfig)
-from app.gallery import GalleryError, default_gallery_path
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+                        LANDMARK_MODELS, LANDMARK_MODES, RunConfig)
+from app.gallery import GalleryError
+from app.paths import default_gallery_path
+from app.session import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, print_warnings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
 
 
 def run_main(argv: list[str] | None = None) -> int:
@@ -41,67 +43,29 @@ def run_main(argv: list[str] | None = None) -> int:
 
 # -- commands ----------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    config = _config(args)
-    return run_with_config(config)
-
-
-def run_with_config(config: RunConfig) -> int:
-    from app.capture import CameraError, open_source
-    from app.factory import build_pipeline
-    from app.gallery import Gallery
-    from app.runloop import run
-    from app.sinks import EventsWriter, VideoSink, Window, display_available
-
-    headless = config.headless
-    if not headless and not display_available():
-        print("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless",
-              file=sys.stderr)
-        headless = True
-    source = open_source(config.source, progress=config.progress)
-    with ExitStack() as stack:
-        gallery = stack.enter_context(Gallery(config.gallery))
-        pipeline = build_pipeline(config, gallery)
-        stack.callback(pipeline.close)
-        _sync_gallery(pipeline)
-        try:
-            source.start()
-        except CameraError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        stack.callback(source.stop)
-        video = events = window = None
-        if config.output:
-            video = VideoSink(config.output, getattr(source, "fps", None) or 30.0)
-            stack.callback(video.close)
-        if config.events:
-            events = EventsWriter(config.events)
-            stack.callback(events.close)
-        if not headless:
-            window = Window()
-            stack.callback(window.close)
-        models = [config.detector, f"landmarks:{config.landmarks}",
-                  f"facenet:{config.embedder}"]
-        summary, stop_reason = run(pipeline, source, window=window, video=video, events=events,
-                                   max_frames=config.max_frames,
-                                   side_by_side=config.side_by_side, models=models)
-    _print_summary(summary, stop_reason, config)
-    if getattr(source, "error", None):
-        print(f"error: {source.error}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    from app.session import run_session
+    return run_session(_config(args))
 
 
 def cmd_enroll(args) -> int:
-    from app.enroll import EnrolmentError, enroll_photos
+    from app.enroll import EnrolmentError, enroll_photos, read_photo
     from app.factory import build_pipeline
-    from app.gallery import Gallery
+    from app.gallery import Gallery, clean_name
 
+    clean_name(args.name)
+    try:  # bad photos fail before the models load (seconds) and before the gallery opens
+        for photo in args.photos:
+            read_photo(photo)
+    except EnrolmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     config = RunConfig(source="", detector=args.detector, embedder=args.embedder,
                        gallery=Path(args.gallery), threads=args.threads)
     with Gallery(config.gallery) as gallery:
+        print_warnings(gallery.warnings)
         pipeline = build_pipeline(config, gallery)
         try:
-            report = enroll_photos(pipeline, args.name, args.photos)
+            report = enroll_photos(pipeline, args.name, args.photos, force=args.force)
         except EnrolmentError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -120,7 +84,13 @@ def cmd_enroll(args) -> int:
 def cmd_people(args) -> int:
     from app.gallery import Gallery, PersonNotFound
 
-    with Gallery(Path(args.gallery)) as gallery:
+    # list only reads (read-only; a missing file is an empty gallery, never created);
+    # remove/rename refuse a missing file instead of making an empty one.
+    listing = args.action == "list"
+    with Gallery(Path(args.gallery), readonly=listing, create=listing) as gallery:
+        print_warnings(gallery.warnings)
+        if listing and not gallery.path.exists():
+            print(f"(no gallery file at {gallery.path}; nothing was created)", file=sys.stderr)
         try:
             if args.action == "list":
                 people = gallery.people()
@@ -141,27 +111,27 @@ def cmd_people(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from app.bench import main as bench_main
+    from app.lab.bench import main as bench_main
     return bench_main(args)
 
 
 def cmd_eval(args) -> int:
-    from app.evaluate import main as evaluate_main
+    from app.lab.evaluate import main as evaluate_main
     return evaluate_main(args)
 
 
 def cmd_eval_landmarks(args) -> int:
-    from app.landmark_eval import main as landmark_eval_main
+    from app.lab.landmark_eval import main as landmark_eval_main
     return landmark_eval_main(args)
 
 
 def cmd_eval_smoothing(args) -> int:
-    from app.smooth_eval import main as smooth_eval_main
+    from app.lab.smooth_eval import main as smooth_eval_main
     return smooth_eval_main(args)
 
 
 def cmd_demo(args) -> int:
-    from app.demo import run_demo
+    from app.lab.demo import run_demo
     return run_demo(out_dir=Path(args.out), headless=args.headless, camera=args.camera)
 
 
@@ -181,36 +151,16 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def _sync_gallery(pipeline) -> None:
-    done, lost = pipeline.sync_gallery()
-    if done:
-        print(f"gallery: embedded {done} stored sample(s) with {pipeline.model_id} "
-              f"(they were enrolled with another embedder)")
-    if lost:
-        print(f"warning: {lost} gallery sample(s) have no stored face crop and were made by "
-              f"another embedder; they are ignored (re-enrol those people)", file=sys.stderr)
-
-
-def _print_summary(summary: dict, stop_reason: str | None, config: RunConfig) -> None:
-    stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
-    print(f"frames: {summary['frames']}  FPS: {summary['fps']:.1f}  "
-          f"median ms per stage: {stages}")
-    if "latency_ms" in summary:
-        lat = summary["latency_ms"]
-        print(f"capture->output latency ms: median {lat['median']}, p95 {lat['p95']}; "
-              f"dropped frames: {summary['dropped']}")
-    if stop_reason:
-        print(f"stopped: {stop_reason}")
-    for what, path in (("annotated video", config.output), ("events", config.events)):
-        if path:
-            print(f"{what}: {path}")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app", description="Real-time face landmarks and recognition.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_run, _add_enroll, _add_people, _add_bench, _add_eval, _add_demo):
+        add(sub)
+    return parser
 
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="process a camera, video or image (run_video.py)",
                          description="Detect, landmark and recognise faces. Keys in the "
                          "window: q/Esc quit, l landmarks cnn/dlib/both, s side by side, "
@@ -237,19 +187,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar for files")
     run.set_defaults(handler=cmd_run)
 
+
+def _add_enroll(sub) -> None:
     enroll = sub.add_parser("enroll", help="enrol a person from photos (one face each)")
     enroll.add_argument("--name", required=True, help="the person's name")
     enroll.add_argument("photos", nargs="+", metavar="PHOTO")
+    enroll.add_argument("--force", action="store_true", help="enrol even if the face already "
+                        "matches another enrolled person")
     _model_options(enroll)
     enroll.set_defaults(handler=cmd_enroll)
 
+
+def _add_people(sub) -> None:
     people = sub.add_parser("people", help="list, remove or rename enrolled people")
-    people.add_argument("--gallery", default=str(default_gallery_path()),
-                        help="gallery database [%(default)s]")
+    _gallery_option(people)
     people.add_argument("action", choices=("list", "remove", "rename"))
     people.add_argument("names", nargs="*", metavar="NAME")
     people.set_defaults(handler=_people_checked)
 
+
+def _add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="FPS, stage ms, memory and naming on a video file, "
                            "optionally against face_recognition in the same run")
     bench.add_argument("--source", required=True, help="video file")
@@ -261,15 +218,21 @@ def _parser() -> argparse.ArgumentParser:
                        "(install it with: make bench-deps)")
     bench.add_argument("--repeat", type=int, default=3, help="runs of each, alternating "
                        "[%(default)s]")
-    bench.add_argument("--embedder", choices=EMBEDDERS, default=DEFAULT_EMBEDDER,
-                       metavar="NAME", help=f"{_EMBEDDER_HELP} [%(default)s]")
+    _embedder_option(bench)
     bench.add_argument("--realtime", action="store_true", help="play the file through the "
                        "camera path at its own frame rate (frames not taken in time are "
                        "dropped); adds capture->display latency p50/p95 and dropped frames")
     bench.set_defaults(handler=cmd_bench)
 
+
+def _add_eval(sub) -> None:
     evaluate = sub.add_parser("eval", help="accuracy measurements")
     eval_sub = evaluate.add_subparsers(dest="what", metavar="WHAT", required=True)
+    for add in (_add_eval_verify, _add_eval_landmarks, _add_eval_smoothing):
+        add(eval_sub)
+
+
+def _add_eval_verify(eval_sub) -> None:
     verify = eval_sub.add_parser("verify", help="verification and identification accuracy on "
                                  "a folder of per-person folders")
     verify.add_argument("--data", required=True, help="folder with one folder per person")
@@ -282,18 +245,21 @@ def _parser() -> argparse.ArgumentParser:
                         "pairs (default: the embedder's own threshold)")
     verify.add_argument("--vs", choices=("face_recognition",), help="also score the peer's "
                         "own pipeline on the same pairs (install it with: make bench-deps)")
-    verify.add_argument("--crop", choices=("five-point", "head-box", "head-box-level"), help="crop for every embedder (default: "
+    verify.add_argument("--crop", choices=CROPS, help="crop for every embedder (default: "
                         "each family's own, app.embed.FAMILIES)")
     verify.add_argument("--cache", metavar="FILE", help="keep each photo's landmarks here "
                         "(a pickle) to compare crops quickly; delete it when models change")
     verify.add_argument("--scores", metavar="FILE", help="write each pair's scores (CSV)")
     verify.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     verify.set_defaults(handler=cmd_eval)
+
+
+def _add_eval_landmarks(eval_sub) -> None:
     marks = eval_sub.add_parser("landmarks", help="landmark NME, failure rate and ms/face on "
                                 "photos with iBUG .pts annotations")
     marks.add_argument("--data", required=True, help="folder of .jpg + .pts "
                        "(e.g. ../shared/data/landmarks300w/test)")
-    marks.add_argument("--landmarks", nargs="+", choices=("cnn", "dlib"), default=["cnn"],
+    marks.add_argument("--landmarks", nargs="+", choices=LANDMARK_MODELS, default=["cnn"],
                        help="landmark models to score [cnn]")
     marks.add_argument("--boxes", nargs="+", choices=("hog", "blazeface", "gt"),
                        default=["hog"], help="where face boxes come from [hog]")
@@ -302,6 +268,9 @@ def _parser() -> argparse.ArgumentParser:
     marks.add_argument("--plot", metavar="FILE.png", help="cumulative NME curve of every "
                        "model and box source given")
     marks.set_defaults(handler=cmd_eval_landmarks)
+
+
+def _add_eval_smoothing(eval_sub) -> None:
     smooth = eval_sub.add_parser("smoothing", help="landmark jitter on a still face and lag "
                                  "on a moving one, raw vs smoothed (synthetic clips of photos)")
     smooth.add_argument("--data", required=True, help="folder of .jpg + .pts")
@@ -312,11 +281,15 @@ def _parser() -> argparse.ArgumentParser:
     smooth.add_argument("--sensor-noise", type=float, default=3.0,
                         help="still clip pixel noise sigma, grey levels [%(default)s]")
     smooth.add_argument("--detector", choices=("blazeface", "hog"), default="blazeface")
-    smooth.add_argument("--landmarks", choices=("cnn", "dlib"), default="cnn")
+    smooth.add_argument("--landmarks", nargs="+", choices=LANDMARK_MODELS,
+                        default=list(LANDMARK_MODELS), help="landmark models, each measured "
+                        "on the same clips [cnn dlib]")
     smooth.add_argument("--min-cutoff", type=float, help="One Euro min cutoff, Hz")
     smooth.add_argument("--beta", type=float, help="One Euro beta")
     smooth.set_defaults(handler=cmd_eval_smoothing)
 
+
+def _add_demo(sub) -> None:
     demo = sub.add_parser("demo", help="the webcam if one opens, else a demo built from the "
                           "5-celebrity photos (what `make demo` runs)")
     demo.add_argument("--out", default="out/demo", help="output folder [%(default)s]")
@@ -324,7 +297,6 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--camera", default="0", help="camera to try first [%(default)s]; "
                       "'none' skips it")
     demo.set_defaults(handler=cmd_demo)
-    return parser
 
 
 _EMBEDDER_HELP = ("FaceNet family-variant: casia-|keras- then int8|dynint8|fp16|fp32|pb "
@@ -337,15 +309,24 @@ def _family_thresholds() -> str:
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gallery", default=str(default_gallery_path()),
-                        help="gallery database [%(default)s]")
+    _gallery_option(parser)
     parser.add_argument("--detector", choices=DETECTORS, default="blazeface",
                         help="face detector [%(default)s]")
-    parser.add_argument("--embedder", choices=EMBEDDERS, default=DEFAULT_EMBEDDER,
-                        metavar="NAME", help=f"{_EMBEDDER_HELP} [%(default)s]")
+    _embedder_option(parser)
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per model; detection already runs beside the other "
                         "stages, so 1 is fastest on 2 cores [%(default)s]")
+
+
+def _gallery_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gallery", default=str(default_gallery_path()),
+                        help="gallery database [%(default)s]")
+
+
+def _embedder_option(parser: argparse.ArgumentParser, extra: tuple[str, ...] = ()) -> None:
+    more = "".join(f", or {name}" for name in extra)
+    parser.add_argument("--embedder", choices=(*EMBEDDERS, *extra), default=DEFAULT_EMBEDDER,
+                        metavar="NAME", help=f"{_EMBEDDER_HELP}{more} [%(default)s]")
 
 
 def _people_checked(args) -> int:

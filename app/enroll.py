@@ -16,7 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.align import FIVE_POINT, crop_face
 from app.gallery import clean_name
+from app.geometry import largest
+from app.images import ImageFileError, read_image
+from app.photo_faces import detect_photo, main_face, second_chance
 from app.types import Face, Frame
 
 MIN_FACE_PX = 60          # box width; FaceNet's 160 px crop from less is mostly blur
@@ -79,53 +83,88 @@ class PhotoEnrolment:
     warnings: list[str] = field(default_factory=list)
 
 
-def enroll_photos(pipeline, name: str, paths: list[str | Path]) -> PhotoEnrolment:
+def enroll_photos(pipeline, name: str, paths: list[str | Path],
+                  force: bool = False) -> PhotoEnrolment:
     """Enrol ``name`` from photos holding exactly one face each, all or nothing.
 
     Raises EnrolmentError naming the first photo that is unreadable or has 0 or 2+
-    faces (nothing stored), ValueError for an empty name."""
+    faces, or (unless ``force``) whose face already matches another enrolled person
+    (nothing stored); ValueError for an empty name (checked before any photo is read; the
+    gallery checks it again as it stores)."""
     name = clean_name(name)
     if not paths:
         raise EnrolmentError("give at least one photo to enrol")
-    faces, vectors, warnings = [], [], []
-    for path in paths:
-        image = read_photo(path)
-        face = single_face(pipeline, image, path)
-        vectors.append(pipeline.embed_faces(image, [face])[0])
-        faces.append(face)
-        problem = quality_problem(face, face.extras["aligned"])
-        if problem:
-            warnings.append(f"{path}: {problem} (enrolled anyway)")
-    embeddings = np.stack(vectors)
-    thumbnails = [face.extras["aligned"] for face in faces]
-    person_id, created_new = pipeline.gallery.add_samples(name, embeddings, pipeline.model_id,
-                                                          thumbnails, crop=pipeline.crop)
+    faces = [photo_face(read_photo(path), pipeline.detector, pipeline.landmarker, path,
+                        crop=pipeline.crop) for path in paths]
+    warnings = [f"{path}: {problem} (enrolled anyway)" for path, face in zip(paths, faces)
+                if (problem := quality_problem(face, face.aligned))]
+    crops = np.stack([face.aligned for face in faces])
+    embeddings = pipeline.embedder.embed(crops)
+    warnings += same_face_elsewhere(pipeline, name, embeddings, paths, force)
+    person_id, created_new = pipeline.gallery.add_samples(
+        name, embeddings, pipeline.model_id, list(crops), crop=pipeline.crop)
     return PhotoEnrolment(name, person_id, created_new, len(faces), warnings)
 
 
+def same_face_elsewhere(pipeline, name: str, embeddings: np.ndarray,
+                        paths: list[str | Path], force: bool) -> list[str]:
+    """EnrolmentError (or, with ``force``, warnings) for photos whose face already matches
+    another enrolled person above the threshold: one face under two names confuses
+    recognition."""
+    found, others = [], []
+    matches = pipeline.gallery.match(embeddings, pipeline.model_id, pipeline.threshold)
+    for path, match in zip(paths, matches):
+        other, similarity = match.name, match.similarity
+        if other is not None and other.casefold() != name.casefold():
+            others.append(other)
+            found.append(f"{path}: this face already matches {other!r} (similarity "
+                         f"{similarity:.2f}, threshold {pipeline.threshold:.2f})")
+    if found and not force:
+        raise EnrolmentError("; ".join(found) + f". Nothing was enrolled. If {name!r} is "
+                             f"really someone else, enrol again with --force; to add photos "
+                             f"to {others[0]!r}, use --name {others[0]!r}")
+    return [f"{text} (enrolled anyway: --force)" for text in found]
+
+
 def read_photo(path: str | Path) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise EnrolmentError(f"{path}: no such file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise EnrolmentError(f"{path}: not an image OpenCV can read (corrupt or unsupported)")
-    return image
+    """A photo's pixels; EnrolmentError for a missing, truncated, damaged or huge file."""
+    try:
+        return read_image(path)
+    except ImageFileError as exc:
+        raise EnrolmentError(f"{exc}. Nothing was enrolled") from exc
 
 
-def single_face(pipeline, image: np.ndarray, path: str | Path) -> Face:
-    """The one face in a photo, with landmarks; EnrolmentError for 0 or 2+ faces. A photo
-    where the pipeline's detector finds nothing gets a second chance (app.photo_faces)."""
-    from app.photo_faces import detect_photo, second_chance
+PICKS = ("one", "largest", "best", "main")
 
-    detections = detect_photo(image, pipeline.detector, second_chance(pipeline.detector))
-    if len(detections) != 1:
+
+def photo_face(image: np.ndarray, detector, landmarker, path: str | Path = "photo",
+               pick: str = "one", crop: str = FIVE_POINT) -> Face | None:
+    """The face of a photo with its landmarks and ``crop`` (``face.aligned``): the one
+    path from a photo to an aligned face (enrolment, the demo, evaluation, the model
+    toolchain's calibration crops). A photo where ``detector`` finds nothing gets a second
+    chance (app.photo_faces: the other BlazeFace range).
+
+    ``pick`` "one": the photo must hold exactly one face (EnrolmentError naming ``path``
+    otherwise); "largest" / "best" (highest score) / "main" (big and central, FaceNet's
+    LFW rule): that face, None when there is none."""
+    if pick not in PICKS:
+        raise ValueError(f"unknown pick {pick!r}; expected one of {PICKS}")
+    detections = detect_photo(image, detector, second_chance(detector))
+    if pick == "one" and len(detections) != 1:
         what = "no face" if not detections else f"{len(detections)} faces"
         raise EnrolmentError(f"{path}: found {what}; an enrolment photo must show exactly one "
                              f"face. Nothing was enrolled")
-    face = Face(box=detections[0].box, score=detections[0].score)
-    model = pipeline.landmark_models["cnn" if pipeline.landmarks != "dlib" else "dlib"]
-    face.landmarks = model.predict(image, face.box)
+    if pick == "largest":
+        chosen = largest(detections)
+    elif pick == "main":
+        chosen = main_face(detections, image.shape)
+    else:
+        chosen = detections[0] if detections else None
+    if chosen is None:
+        return None
+    face = Face(box=chosen.box, score=chosen.score)
+    face.landmarks = landmarker.predict(image, face.box)
+    face.aligned = crop_face(image, face.landmarks, crop)
     return face
 
 
@@ -177,13 +216,13 @@ class LiveEnrolment:
         if face.landmarks is None:
             return False
         embedding = face.embedding
-        if embedding is None or "aligned" not in face.extras:
+        if embedding is None or face.aligned is None:
             embedding = pipeline.embed_faces(frame.image, [face])[0]
-        problem = quality_problem(face, face.extras["aligned"])
+        problem = quality_problem(face, face.aligned)
         self.last_problem = problem
         if problem is None:
             self.embeddings.append(np.asarray(embedding, np.float32))
-            self.thumbnails.append(face.extras["aligned"])
+            self.thumbnails.append(face.aligned)
             self._last_kept = frame.index
         return self.done
 
@@ -191,12 +230,6 @@ class LiveEnrolment:
         """Write the samples under ``self.name`` (one transaction)."""
         if not self.done:
             raise EnrolmentError(f"only {len(self.embeddings)} of {self.wanted} samples")
-        return pipeline.gallery.add_samples(clean_name(self.name or ""),
-                                            np.stack(self.embeddings), pipeline.model_id,
-                                            self.thumbnails, crop=pipeline.crop)
-
-
-def largest_face(faces: list[Face]) -> Face | None:
-    if not faces:
-        return None
-    return max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+        return pipeline.gallery.add_samples(self.name or "", np.stack(self.embeddings),
+                                            pipeline.model_id, self.thumbnails,
+                                            crop=pipeline.crop)

@@ -2,7 +2,11 @@
 that knows concrete classes; ``app.cli`` wires them into the main loop)."""
 from __future__ import annotations
 
-from app.config import RunConfig
+import sys
+from functools import partial
+from pathlib import Path
+
+from app.config import LANDMARK_MODELS, RunConfig
 from app.pipeline import LazyModels, Pipeline
 from app.smooth import LandmarkSmoother
 
@@ -19,18 +23,33 @@ def build_detector(name: str, threads: int = 2):
     return BlazeFaceDetector(model=model, num_threads=threads)
 
 
-def build_landmark_models(detector: str, backend: str = "pb",
-                          threads: int | None = None) -> LazyModels:
-    def cnn():
-        from app.landmarks.cnn import CnnLandmarks
-        return CnnLandmarks(backend=backend, detector=CROP_RULE_OF[detector],
-                            num_threads=threads)
-
-    def dlib():
+def build_landmark_model(name: str, detector: str = "blazeface", backend: str = "pb",
+                         threads: int | None = None, model_dir=None):
+    """One landmark model: "dlib", or "cnn" with the crop rule fitted to ``detector``'s
+    boxes (a box source of the lab such as "gt" names its own rule; a rule the model's
+    io.json lacks falls back to its "default" one, with a note)."""
+    if name == "dlib":
         from app.landmarks.dlib68 import Dlib68Landmarks
         return Dlib68Landmarks()
+    if name != "cnn":
+        raise ValueError(f"unknown landmark model {name!r}; expected one of {LANDMARK_MODELS}")
+    from app.landmarks.cnn import CnnLandmarks, read_io
+    from app.paths import CNN68_DIR
 
-    return LazyModels({"cnn": cnn, "dlib": dlib})
+    model_dir = Path(model_dir or CNN68_DIR)
+    rule = CROP_RULE_OF.get(detector, detector)
+    if rule not in read_io(model_dir / "io.json")["crop_rules"]:
+        print(f"note: {model_dir}/io.json has no crop rule for {detector} boxes; "
+              "using 'default'", file=sys.stderr)
+        rule = "default"
+    return CnnLandmarks(model_dir, backend=backend, detector=rule, num_threads=threads)
+
+
+def build_landmark_models(detector: str, backend: str = "pb",
+                          threads: int | None = None) -> LazyModels:
+    """Every landmark model, each built on first use."""
+    return LazyModels({name: partial(build_landmark_model, name, detector, backend, threads)
+                       for name in LANDMARK_MODELS})
 
 
 def build_embedder(name: str, threads: int = 2):

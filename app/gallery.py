@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import unicodedata
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,10 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-APP_NAME = "facelandmarks"
+from app.paths import default_gallery_path
+from app.types import Match
+from app.vectors import unit_rows
+
 SCHEMA_VERSION = 2
 LEGACY_CROP = "five-point"  # the only crop before samples recorded theirs (schema 1)
 MAX_NAME_LENGTH = 100
@@ -77,6 +81,8 @@ CREATE INDEX samples_enrolment ON samples(enrolment_id);
 CREATE INDEX enrolments_person ON enrolments(person_id);
 """
 _TABLES = {"people", "enrolments", "samples", "embeddings"}
+# Control, format (zero-width, bidi overrides), separators, surrogates, private use.
+_HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp", "Cs", "Co")
 
 
 class GalleryError(RuntimeError):
@@ -85,6 +91,10 @@ class GalleryError(RuntimeError):
 
 class GalleryLockedError(GalleryError):
     """Another program holds the gallery's write lock."""
+
+
+class GalleryNotFound(GalleryError, FileNotFoundError):
+    """No gallery file where one was expected (reading commands never create one)."""
 
 
 class PersonNotFound(GalleryError, LookupError):
@@ -118,24 +128,9 @@ class MissingSample:
     crop: str = LEGACY_CROP       # the crop rule that made the thumbnail
 
 
-def default_gallery_path() -> Path:
-    """``$XDG_DATA_HOME/facelandmarks/gallery.sqlite3`` (``~/.local/share`` when unset).
-
-    On Windows ``%LOCALAPPDATA%``, on macOS ``~/Library/Application Support``.
-    Nothing is created here; :class:`Gallery` creates the folder when it opens the file.
-    """
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / APP_NAME / "gallery.sqlite3"
-
-
 def clean_name(name: str) -> str:
-    """Strip surrounding whitespace; ValueError for empty, overlong or control characters.
+    """NFC-normalise and strip; ValueError for empty, overlong, or holding control or format
+    characters (zero-width, bidi overrides: category Cf), which make look-alike names.
 
     Names are unique ignoring ASCII case (SQLite NOCASE): "alice" adds to "Alice".
     """
@@ -146,8 +141,12 @@ def clean_name(name: str) -> str:
         raise ValueError("a person's name must not be empty")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise ValueError(f"name too long ({len(cleaned)} > {MAX_NAME_LENGTH} characters)")
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in cleaned):
-        raise ValueError(f"name {cleaned!r} contains control characters")
+    for ch in cleaned:
+        if unicodedata.category(ch) in _HIDDEN_CATEGORIES:
+            what = unicodedata.name(ch, "a control character")
+            raise ValueError(f"name {cleaned!r} contains U+{ord(ch):04X} ({what}), an invisible "
+                             f"or control character that would make a look-alike of another "
+                             f"name; type the name without it")
     return cleaned
 
 
@@ -158,31 +157,31 @@ class Gallery:
     :meth:`close`.
     """
 
-    def __init__(self, path: str | Path, busy_timeout_s: float = 2.0):
+    def __init__(self, path: str | Path, busy_timeout_s: float = 2.0, *,
+                 readonly: bool = False, create: bool = True):
+        """``readonly``: open for reading only (``people list``, ``run``): works in a
+        read-only folder, and a missing file is an empty gallery, created (0600 in a 0700
+        folder) only by a first write if ``create``. ``create=False``: a missing file raises
+        :class:`GalleryNotFound` (a mistyped path never makes a new gallery)."""
         self.path = Path(path).expanduser()
         self.busy_timeout_s = float(busy_timeout_s)
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
         self._cache_version: int | None = None
+        self._create = create
+        self._checked = False          # PRAGMA quick_check passed on this connection
+        self.writable = False
+        self.warnings: list[str] = []  # for the caller to show (e.g. readable by others)
         if self.path.is_dir():
             raise GalleryError(f"gallery path {self.path} is a folder; expected a file")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GalleryError(f"cannot create the folder for gallery {self.path}: {exc}") from exc
-        try:
-            self._conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s,
-                                         isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise GalleryError(f"cannot open gallery {self.path}: {exc}") from exc
-        try:
-            with self._errors("open"):
-                self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-                self._conn.execute("PRAGMA foreign_keys = ON")
-                self._init_schema()
-        except BaseException:
-            self._conn.close()
-            raise
+        if not self.path.exists() and not create:
+            raise GalleryNotFound(
+                f"no gallery at {self.path} (check the path; reading it creates nothing). "
+                f"Enrol someone there first: python -m app enroll --gallery {self.path} "
+                f"--name NAME PHOTO")
+        if self.path.exists():
+            self.warnings += privacy_warnings(self.path)
+        self._conn = self._connect_readonly() if readonly else self._connect_writable()
 
     # -- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
@@ -210,7 +209,7 @@ class Gallery:
         """
         name = clean_name(name)
         model_id = _check_model_id(model_id)
-        vectors = _unit_rows(embeddings)
+        vectors = unit_rows(embeddings)
         if len(vectors) == 0:
             raise ValueError("no embeddings to enrol")
         thumbs = [None] * len(vectors) if thumbnails is None else list(thumbnails)
@@ -246,7 +245,7 @@ class Gallery:
         Replaces any vector the same model made for those samples before.
         """
         model_id = _check_model_id(model_id)
-        vectors = _unit_rows(embeddings)
+        vectors = unit_rows(embeddings)
         ids = [int(i) for i in sample_ids]
         if len(ids) != len(vectors):
             raise ValueError(f"got {len(ids)} sample ids for {len(vectors)} embeddings")
@@ -330,34 +329,51 @@ class Gallery:
                 "SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id ORDER BY model_id"))
 
     def samples_missing_model(self, model_id: str) -> list[MissingSample]:
-        """Samples with no embedding by ``model_id``: their crops, to re-embed (or report)."""
+        """Samples with no embedding by ``model_id``: their crops, to re-embed (or report).
+        Holds every crop at once: for big galleries page with :meth:`missing_sample_ids`
+        and :meth:`samples_by_id`."""
+        return self.samples_by_id(self.missing_sample_ids(model_id))
+
+    def missing_sample_ids(self, model_id: str) -> list[int]:
+        """Ids of the samples with no embedding by ``model_id``, in order."""
         model_id = _check_model_id(model_id)
         with self._lock, self._errors("read"):
+            return [r[0] for r in self._conn.execute(
+                "SELECT s.id FROM samples s WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+                "WHERE e.sample_id = s.id AND e.model_id = ?) ORDER BY s.id", (model_id,))]
+
+    def samples_by_id(self, sample_ids: Sequence[int]) -> list[MissingSample]:
+        """The stored crops of these samples (decoded), in id order."""
+        ids = [int(i) for i in sample_ids]
+        if not ids:
+            return []
+        with self._lock, self._errors("read"):
             rows = self._conn.execute(
-                "SELECT s.id, p.name, s.thumbnail, s.crop FROM samples s JOIN people p "
-                "ON p.id = s.person_id WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
-                "WHERE e.sample_id = s.id AND e.model_id = ?) ORDER BY s.id",
-                (model_id,)).fetchall()
+                f"SELECT s.id, p.name, s.thumbnail, {self._crop_column} FROM samples s "
+                "JOIN people p "
+                f"ON p.id = s.person_id WHERE s.id IN ({','.join('?' * len(ids))}) "
+                "ORDER BY s.id", ids).fetchall()
         return [MissingSample(sid, name, _decode_thumbnail(blob), crop or LEGACY_CROP)
                 for sid, name, blob, crop in rows]
 
     def match(self, embeddings: np.ndarray, model_id: str,
-              threshold: float) -> list[tuple[str | None, float | None]]:
+              threshold: float) -> list[Match]:
         """Best enrolled person for each row of ``embeddings`` (N, D) from ``model_id``.
 
         Similarity is the cosine (dot of unit vectors) with the person's closest sample;
-        only samples embedded by ``model_id`` are compared. Returns ``(name, similarity)``
-        per row, with name None when the best similarity is below ``threshold``, and
-        ``(None, None)`` when the gallery holds nothing from this model. ``threshold``
+        only samples embedded by ``model_id`` are compared. Returns a
+        :class:`~app.types.Match` per row, its name None when the best similarity is
+        below ``threshold``, and ``Match(None, None)`` when the gallery holds nothing from
+        this model. ``threshold``
         depends on the model's family (``app.embed.FAMILIES``).
         """
         model_id = _check_model_id(model_id)
-        queries = _unit_rows(embeddings, allow_empty=True)
+        queries = unit_rows(embeddings, allow_empty=True)
         names, person_of, vectors = self._vectors(model_id)
         if len(queries) == 0:
             return []
         if len(vectors) == 0:
-            return [(None, None)] * len(queries)
+            return [Match(None, None)] * len(queries)
         if queries.shape[1] != vectors.shape[1]:
             raise ValueError(f"embeddings have {queries.shape[1]} dimensions but {model_id!r} "
                              f"samples in the gallery have {vectors.shape[1]}")
@@ -368,8 +384,94 @@ class Gallery:
         results = []
         for row, index in enumerate(best):
             similarity = float(per_person[row, index])
-            results.append((names[index] if similarity >= threshold else None, similarity))
+            results.append(Match(names[index] if similarity >= threshold else None,
+                                 similarity))
         return results
+
+    # -- connections ---------------------------------------------------------------
+    def _connect_writable(self) -> sqlite3.Connection:
+        """Read-write, creating the folder (0700) and file (0600) when missing."""
+        _create_private(self.path)
+        if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            raise GalleryError(f"gallery {self.path} is read-only here (SQLite needs to write "
+                               f"the file and its folder {self.path.parent}); reading works, "
+                               f"but to change it copy it to a folder you can write to and "
+                               f"pass that --gallery")
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise GalleryError(f"cannot open gallery {self.path}: {exc}") from exc
+        self._setup(conn, readonly=False)
+        try:
+            self._quick_check(conn)  # opened to write: never write into a damaged gallery
+        except BaseException:
+            conn.close()
+            raise
+        self.writable = self._checked = True
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """``mode=ro``; where SQLite cannot make its -shm file (read-only folder) nobody can
+        write either, so ``immutable=1`` is safe. A missing or empty file: empty, in memory."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._setup(conn, readonly=False)
+            return conn
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        last: sqlite3.Error | None = None
+        for flags in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + flags, uri=True, timeout=self.busy_timeout_s,
+                                       isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA user_version").fetchone()
+            except sqlite3.DatabaseError as exc:
+                last = exc
+                if "not a database" in str(exc) or "malformed" in str(exc):
+                    break
+                continue
+            self._setup(conn, readonly=True)
+            return conn
+        with self._errors("open"):
+            raise last  # type: ignore[misc]
+
+    def _setup(self, conn: sqlite3.Connection, readonly: bool) -> None:
+        try:
+            with self._errors("open"):
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+                conn.execute("PRAGMA foreign_keys = ON")
+                self._init_schema(conn, readonly)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _ensure_writable(self) -> None:
+        """Before the first write: reopen read-write if opened read-only, then make sure
+        the file passes SQLite's quick_check (never write into a damaged gallery)."""
+        if not self.writable:
+            if not self._create and not self.path.exists():
+                raise GalleryNotFound(f"no gallery at {self.path}")
+            conn = self._connect_writable()
+            self._conn.close()
+            self._conn = conn
+        if not self._checked:
+            self._quick_check(self._conn)
+            self._checked = True
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        """GalleryError with a way to recover if SQLite finds the file damaged (a 10,000-
+        person gallery, 131 MB, takes about 70 ms with the file in the page cache)."""
+        try:
+            rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            rows = [str(exc)]
+        if rows != ["ok"]:
+            raise GalleryError(
+                f"gallery {self.path} is damaged (SQLite quick_check: {'; '.join(rows)[:300]}); "
+                f"nothing was written to it. Keep a copy (cp {self.path} {self.path}.bak), then "
+                f"salvage it with the sqlite3 tool (sqlite3 {self.path}.bak .recover | sqlite3 "
+                f"NEW.sqlite3, and use --gallery NEW.sqlite3) or move it away and enrol the "
+                f"people again")
 
     # -- internals -----------------------------------------------------------------
     def _vectors(self, model_id: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -396,37 +498,49 @@ class Gallery:
                 self._cache[model_id] = (names, person_of, matrix)
             return self._cache[model_id]
 
-    def _init_schema(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in self._conn.execute(
+    def _init_schema(self, conn: sqlite3.Connection, readonly: bool) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version > SCHEMA_VERSION:
             raise GalleryError(f"gallery {self.path} has schema version {version}, newer than "
                                f"this program understands ({SCHEMA_VERSION}); update the app")
+        self._crop_column = "s.crop"
         if version == 1 and _TABLES <= tables:
-            with self._transaction("upgrade schema 1 -> 2") as cur:
-                cur.execute("ALTER TABLE samples ADD COLUMN crop TEXT")  # NULL: five-point
-                cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if readonly:  # read as it is: every thumbnail of schema 1 is five-point
+                self._crop_column = "NULL"
+            else:
+                _upgrade_1_to_2(conn)
             version = SCHEMA_VERSION
         if version == SCHEMA_VERSION and _TABLES <= tables:
-            if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                self._conn.execute("PRAGMA journal_mode = WAL")
+            if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] not in (
+                    "wal", "memory"):
+                conn.execute("PRAGMA journal_mode = WAL")
             return
         if version != 0 or tables:
             raise GalleryError(f"{self.path} is an SQLite database but not a face gallery "
                                f"(user_version {version}, tables {sorted(tables)}); "
                                f"pass another --gallery path")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        with self._transaction("create schema") as cur:
+        if readonly:
+            raise GalleryError(f"{self.path} is an empty SQLite database, not a gallery")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
-                    cur.execute(statement)
-            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[sqlite3.Cursor]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
         with self._lock, self._errors(what):
+            self._ensure_writable()
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -472,27 +586,23 @@ class Gallery:
                              f"got {dim}")
 
 
+def _upgrade_1_to_2(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: samples record their crop (NULL for the old ones: five-point)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE samples ADD COLUMN crop TEXT")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _check_model_id(model_id: str) -> str:
     if not isinstance(model_id, str) or not model_id.strip():
         raise ValueError("model_id must be a non-empty string naming the embedder")
     return model_id.strip()
-
-
-def _unit_rows(embeddings: np.ndarray, allow_empty: bool = False) -> np.ndarray:
-    """(N, D) finite float -> float32 rows of unit length."""
-    arr = np.asarray(embeddings, dtype=np.float32)
-    if arr.ndim == 1 and arr.size:
-        raise ValueError("expected embeddings of shape (N, D); wrap one vector as v[None]")
-    if arr.ndim != 2 or (arr.shape[1] == 0 and len(arr)):
-        if not (allow_empty and arr.size == 0):
-            raise ValueError(f"expected embeddings of shape (N, D), got {arr.shape}")
-        return np.zeros((0, 0), np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("embeddings contain NaN or infinity")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    if np.any(norms < 1e-12):
-        raise ValueError("an embedding is all zeros")
-    return arr / norms
 
 
 def _to_blob(vector: np.ndarray) -> bytes:
@@ -525,3 +635,35 @@ def _decode_thumbnail(blob: bytes | None) -> np.ndarray | None:
     if blob is None:
         return None
     return cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _create_private(path: Path) -> None:
+    """Make missing folders 0700 and a missing gallery file 0600: it holds face photos.
+    Existing folders keep their mode (the user's choice, or a shared /tmp)."""
+    missing = []
+    folder = path.parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    try:
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # another process made it first
+    except OSError as exc:
+        raise GalleryError(f"cannot create gallery {path}: {exc.strerror or exc}; pick a "
+                           f"--gallery path in a folder you can write to") from exc
+
+
+def privacy_warnings(path: Path) -> list[str]:
+    """A warning if the gallery file can be read by other users (it holds face photos)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return []
+    if mode & 0o077 and sys.platform != "win32":
+        return [f"gallery {path} can be read by other users (mode {mode:04o}); it holds face "
+                f"photos. Make it private: chmod 600 {path}"]
+    return []

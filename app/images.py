@@ -1,6 +1,10 @@
 """Checks shared by every model wrapper: a frame is (H, W, 3) uint8 BGR."""
 from __future__ import annotations
 
+import re
+import warnings
+from pathlib import Path
+
 import numpy as np
 
 
@@ -22,3 +26,56 @@ def check_box(box) -> np.ndarray:
     if arr[2] <= arr[0] or arr[3] <= arr[1]:
         raise ValueError(f"box must have x2 > x1 and y2 > y1, got {arr.tolist()}")
     return arr
+
+
+# -- reading image files ---------------------------------------------------------------------
+MAX_PIXELS = 50_000_000   # 50 MP: a 30000x30000 PNG of 2.7 MB would need 2.7 GB decoded
+
+
+class ImageFileError(ValueError):
+    """An image file that cannot be used; the message names the file and why."""
+
+
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The BGR uint8 pixels of an image file (decoded by OpenCV, like video frames), or
+    ImageFileError.
+
+    The size is read from the header and checked against ``max_pixels`` before anything is
+    decoded. Pillow then decodes the whole file once to check it: it refuses a truncated or
+    damaged file ("image file is truncated") where OpenCV only warns on stderr and returns
+    the missing part grey; any decoder warning is an error too."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.is_dir():
+        raise ImageFileError(f"{path} is a folder, not an image file")
+    if not path.is_file():
+        raise ImageFileError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # DecompressionBombWarning, odd chunks, EXIF
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageFileError(
+                        f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over "
+                        f"the limit of {max_pixels / 1e6:.0f}; scale it down first (e.g. to "
+                        f"4000 pixels wide)")
+                image.load()
+    except ImageFileError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(pixels.group(1)) / 1e6:.0f} megapixels, " if pixels else ""
+        raise ImageFileError(f"{path}: {size}over the limit of {max_pixels / 1e6:.0f} megapixels; "
+                             f"scale it down first (e.g. to 4000 pixels wide)") from exc
+    except (OSError, SyntaxError, ValueError, Warning, Image.DecompressionBombError) as exc:
+        raise ImageFileError(f"{path}: not a readable image ({exc}); the file is truncated, "
+                             f"damaged or not an image. Use a complete copy of the photo") from exc
+    import cv2
+    data = np.fromfile(str(path), dtype=np.uint8)  # also works for non-ASCII paths
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageFileError(f"{path}: not an image OpenCV can decode (unsupported format); "
+                             f"save it as JPEG or PNG")
+    return image

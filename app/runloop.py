@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from app.capture import now_ms
-from app.pipeline import FrameResult, Pipeline
+from app.outputs import WriteFailed
+from app.pipeline import Pipeline
 from app.sinks import EventsWriter, VideoSink, Window
+from app.types import FrameResult
 from app.ui import Controller, compose_view
 
 _END = object()
@@ -173,81 +175,127 @@ class _StopSignals:
         self._pending = exc
 
 
-def run(pipeline: Pipeline, source, *, window: Window | None = None,
-        video: VideoSink | None = None, events: EventsWriter | None = None,
-        max_frames: int | None = None, side_by_side: bool = False,
-        models: list[str] | None = None,
-        on_result: Callable[[FrameResult], None] | None = None) -> tuple[dict, str | None]:
+@dataclass
+class Outputs:
+    """Where processed frames go; any of them may be absent."""
+    window: Window | None = None
+    video: VideoSink | None = None
+    events: EventsWriter | None = None
+
+
+@dataclass
+class LoopOptions:
+    max_frames: int | None = None
+    side_by_side: bool = False
+    models: list[str] = field(default_factory=list)   # the HUD's "models" line
+    on_result: Callable[[FrameResult], None] | None = None  # every result (bench, tests)
+
+
+def run(pipeline: Pipeline, source, outputs: Outputs | None = None,
+        options: LoopOptions | None = None) -> tuple[dict, str | None]:
     """Process ``source`` until it ends, the user quits or ``max_frames``; returns the
-    summary and why it stopped early (None when the source simply ended).
-    ``on_result`` is called with every processed frame's result (benchmarks, tests)."""
-    controller = Controller(pipeline, side_by_side=side_by_side)
-    stats = RunStats()
-    fps = getattr(source, "fps", None)
-    first_ts: float | None = None
-    last: FrameResult | None = None
-    stop_reason = None
-    signals = _StopSignals()
-    with ExitStack() as stack:
-        signals.install()
-        stack.callback(signals.restore)
-        # Files may be read ahead (smooths jitter); a live camera is read as late as possible.
-        reader = DetectAhead(source, pipeline.detect,
-                             depth=1 if getattr(source, "is_live", False) else 3)
-        stack.callback(reader.stop)
-        try:
-            while not controller.quit:
-                if controller.paused and window is not None:
-                    if last is not None:
-                        window.show(compose_view(last, controller, _hud(stats, source, pipeline,
-                                                                        models)))
-                    controller.handle_key(window.key(30), last)
-                    if window.closed:
-                        stop_reason = "window closed"
-                        break
-                    continue
-                item = reader.get()
-                if item is None:
-                    break
-                frame, detections, detect_ms = item
-                result = pipeline.process(frame, detections, detect_ms)
-                with signals.recording():  # a Ctrl-C now stops after this frame
-                    controller.after_frame(result)
-                    if first_ts is None:
-                        first_ts = frame.timestamp_ms
-                    t_ms = frame.index * 1000.0 / fps if fps else frame.timestamp_ms - first_ts
-                    if window is not None or video is not None:
-                        start = time.perf_counter()
-                        view = compose_view(result, controller,
-                                            _hud(stats, source, pipeline, models))
-                        result.stage_ms["render"] = (time.perf_counter() - start) * 1000
-                        if video is not None:
-                            video.write(view)
-                        if window is not None:
-                            window.show(view)
-                            controller.handle_key(window.key(1), result)
-                            if window.closed:
-                                stop_reason = "window closed"
-                    if events is not None:
-                        events.write(result, t_ms)
-                    stats.add(result, now_ms() - frame.timestamp_ms)
-                    if on_result is not None:
-                        on_result(result)
-                    last = result
-                if stop_reason:
-                    break
-                if max_frames is not None and stats.frames >= max_frames:
-                    break
-        except KeyboardInterrupt:
-            stop_reason = "interrupted (Ctrl-C)"
-        except _Terminate:
-            stop_reason = "terminated (SIGTERM)"
-    if controller.quit:
-        stop_reason = "quit"
-    summary = stats.summary(dropped=getattr(source, "dropped", 0))
-    if events is not None:
-        events.write_summary(summary)
-    return summary, stop_reason
+    summary and why it stopped early (None when the source simply ended)."""
+    return MainLoop(pipeline, source, outputs or Outputs(), options or LoopOptions()).run()
+
+
+class MainLoop:
+    """The loop's state; :meth:`step` is one turn (a frame, or a tick while paused)."""
+
+    def __init__(self, pipeline: Pipeline, source, outputs: Outputs, options: LoopOptions):
+        self.pipeline, self.source, self.out, self.options = pipeline, source, outputs, options
+        self.controller = Controller(pipeline, side_by_side=options.side_by_side)
+        self.stats = RunStats()
+        self.last: FrameResult | None = None
+        self.stop_reason: str | None = None
+        self._signals = _StopSignals()
+        self._fps = getattr(source, "fps", None)
+        self._first_ts: float | None = None
+
+    def run(self) -> tuple[dict, str | None]:
+        with ExitStack() as stack:
+            self._signals.install()
+            stack.callback(self._signals.restore)
+            # Files may be read ahead (smooths jitter); a live camera is read as late as possible.
+            reader = DetectAhead(self.source, self.pipeline.detect,
+                                 depth=1 if getattr(self.source, "is_live", False) else 3)
+            stack.callback(reader.stop)
+            try:
+                while self.step(reader):
+                    pass
+            except KeyboardInterrupt:
+                self.stop_reason = "interrupted (Ctrl-C)"
+            except _Terminate:
+                self.stop_reason = "terminated (SIGTERM)"
+            except WriteFailed as exc:  # full disk, I/O error: stop, say so in the summary
+                self.stop_reason = f"failed: {exc}"
+        if self.controller.quit:
+            self.stop_reason = "quit"
+        summary = self.stats.summary(dropped=getattr(self.source, "dropped", 0))
+        if self.stop_reason:
+            summary["stopped"] = self.stop_reason
+        if self.out.events is not None:
+            self.out.events.write_summary(summary)
+        return summary, self.stop_reason
+
+    def step(self, reader: DetectAhead) -> bool:
+        """One turn of the loop; False when it should end."""
+        if self.controller.quit:
+            return False
+        if self.controller.paused and self.out.window is not None:
+            return self._paused_tick()
+        item = reader.get()
+        if item is None:
+            return False
+        result = self.pipeline.process(*item)
+        with self._signals.recording():  # a Ctrl-C now stops after this frame
+            self._record(result)
+        if self.stop_reason:
+            return False
+        limit = self.options.max_frames
+        return limit is None or self.stats.frames < limit
+
+    def _paused_tick(self) -> bool:
+        window = self.out.window
+        if self.last is not None:
+            window.show(compose_view(self.last, self.controller, self._hud()))
+        self.controller.handle_key(window.key(30), self.last)
+        if window.closed:
+            self.stop_reason = "window closed"
+            return False
+        return True
+
+    def _record(self, result: FrameResult) -> None:
+        """Everything done with a processed frame: enrolment, view, outputs, stats."""
+        frame = result.frame
+        self.controller.after_frame(result)
+        if self._first_ts is None:
+            self._first_ts = frame.timestamp_ms
+        t_ms = (frame.index * 1000.0 / self._fps if self._fps
+                else frame.timestamp_ms - self._first_ts)
+        if self.out.window is not None or self.out.video is not None:
+            self._show(result)
+        if self.out.events is not None:
+            self.out.events.write(result, t_ms)
+        self.stats.add(result, now_ms() - frame.timestamp_ms)
+        if self.options.on_result is not None:
+            self.options.on_result(result)
+        self.last = result
+
+    def _show(self, result: FrameResult) -> None:
+        start = time.perf_counter()
+        view = compose_view(result, self.controller, self._hud())
+        result.stage_ms["render"] = (time.perf_counter() - start) * 1000
+        if self.out.video is not None:
+            self.out.video.write(view)
+        window = self.out.window
+        if window is not None:
+            window.show(view)
+            self.controller.handle_key(window.key(1), result)
+            if window.closed:
+                self.stop_reason = "window closed"
+
+    def _hud(self) -> dict:
+        return _hud(self.stats, self.source, self.pipeline, self.options.models)
 
 
 def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> dict:

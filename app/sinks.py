@@ -9,7 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.pipeline import FrameResult
+from app.outputs import OutputError, PendingFile, WriteFailed
+from app.types import FrameResult
+from app.video_out import CONTAINERS, VideoEncoder, import_av
 
 WINDOW_TITLE = "facelandmarks"
 
@@ -24,31 +26,65 @@ def display_available() -> bool:
 class EventsWriter:
     """One JSON object per processed frame, then a summary line (see README, "Events").
 
-    Each line is flushed as it is written, so a killed run leaves whole lines behind."""
+    Lines go to a partial file beside the target (``app.outputs.PendingFile``), each
+    written whole as it comes, so a killed run leaves whole lines behind. A write error
+    (full disk) cuts the file back to its last whole line, sets ``failed`` and raises
+    :class:`~app.outputs.WriteFailed`; the summary line then still says why the run
+    stopped if the disk takes it. ``close()`` moves the file into place."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        self.pending = PendingFile(path, "--events")
+        self.path = self.pending.target
+        flags = os.O_WRONLY | (0 if self.pending.in_place else os.O_TRUNC)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")
+            self._fd: int | None = os.open(self.pending.path, flags)
         except OSError as exc:
-            raise ValueError(f"cannot write events to {self.path}: {exc}") from exc
+            raise OutputError(f"cannot write --events {self.path}: {exc.strerror}") from exc
+        self._good = 0   # bytes of whole lines written
         self.frames = 0
+        self.failed: WriteFailed | None = None
 
     def write(self, result: FrameResult, t_ms: float) -> None:
         self._line(frame_event(result, t_ms))
         self.frames += 1
 
     def write_summary(self, summary: dict) -> None:
-        self._line({"summary": summary})
+        """The last line; after a failure, a best effort that must not raise again."""
+        try:
+            self._line({"summary": summary})
+        except WriteFailed:
+            pass
 
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+    def close(self, commit: bool = True) -> None:
+        """Close the file and, unless told not to or a write failed, move it into place."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            if commit and self.failed is None:
+                self.pending.commit()
 
     def _line(self, obj: dict) -> None:
-        self._file.write(json.dumps(obj, separators=(",", ":")) + "\n")
-        self._file.flush()
+        if self._fd is None or (self.failed is not None and "summary" not in obj):
+            return
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            self._good += len(data)
+        except OSError as exc:
+            self._cut_back()
+            if self.failed is None:
+                self.failed = WriteFailed("--events", self.path, self.pending.path, exc)
+            raise self.failed from exc
+
+    def _cut_back(self) -> None:
+        """Drop a half-written line (also frees its bytes on a full disk)."""
+        try:
+            os.ftruncate(self._fd, self._good)
+            os.lseek(self._fd, self._good, os.SEEK_SET)
+        except OSError:
+            pass
 
 
 def frame_event(result: FrameResult, t_ms: float) -> dict:
@@ -65,42 +101,73 @@ def frame_event(result: FrameResult, t_ms: float) -> dict:
 
 
 class VideoSink:
-    """Annotated frames to an mp4 at the source frame rate.
+    """Annotated frames to a video file at the source frame rate (``app.video_out``:
+    H.264 in fragmented mp4, playable even after kill -9; Motion JPEG for .avi).
 
-    The size is fixed by the first frame; later frames of another size (the side-by-side
-    view) are letterboxed into it. ``close()`` finalises the file so it stays playable."""
+    Written to a partial file beside the target, moved into place by ``close()``. The
+    size is fixed by the first frame (padded to even numbers, as H.264 needs); later
+    frames of another size (the side-by-side view) are letterboxed into it. A write
+    error sets ``failed`` and raises :class:`~app.outputs.WriteFailed`."""
 
     def __init__(self, path: str | Path, fps: float):
-        self.path = Path(path)
-        if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".avi"):
-            raise ValueError(f"--output {self.path}: use a .mp4 (or .avi) file name")
+        path = Path(path)
+        if path.suffix.lower() not in CONTAINERS:
+            raise OutputError(f"--output {path}: use a .mp4 (or .avi) file name")
+        import_av()
+        self.pending = PendingFile(path, "--output")
+        self.path = self.pending.target
         self.fps = float(fps) if fps and fps > 0 else 30.0
-        self._writer = None
+        self._encoder: VideoEncoder | None = None
+        self._first: tuple[int, int] | None = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
+        self.failed: WriteFailed | None = None
+        self._closed = False
 
     def write(self, image: np.ndarray) -> None:
-        if self._writer is None:
-            self._open(image.shape[1], image.shape[0])
-        if (image.shape[1], image.shape[0]) != self._size:
-            image = letterbox(image, self._size)
-        self._writer.write(image)
+        if self.failed is not None:
+            raise self.failed
+        try:
+            if self._encoder is None:
+                self._open(image.shape[1], image.shape[0])
+            self._encoder.write(self._fit(image))
+        except (OSError, ValueError, RuntimeError) as exc:   # av errors subclass these
+            self._fail(exc)
         self.frames += 1
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+    def close(self, commit: bool = True) -> None:
+        """Finish the file and, unless told not to or a write failed, move it into place
+        (a failure while finishing is recorded in ``failed``). Safe to repeat."""
+        if self._encoder is not None:
+            encoder, self._encoder = self._encoder, None
+            try:
+                encoder.close()
+            except (OSError, ValueError, RuntimeError) as exc:
+                if self.failed is None:
+                    self.failed = WriteFailed("--output", self.path, self.pending.path, exc)
+            if commit and self.failed is None:
+                self.pending.commit()
+        elif self.frames == 0 and not self._closed:
+            self.pending.discard()   # no frame came: nothing to keep
+        self._closed = True
 
     def _open(self, width: int, height: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi"
-                                          else "mp4v"))
-        writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
-        if not writer.isOpened():
-            raise ValueError(f"cannot write video {self.path} (folder writable? codec "
-                             f"available?)")
-        self._writer, self._size = writer, (width, height)
+        self._first = (width, height)
+        self._size = (width + width % 2, height + height % 2)
+        self._encoder = VideoEncoder(self.pending.path, *self._size, self.fps)
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        size = (image.shape[1], image.shape[0])
+        if size == self._size:
+            return image
+        if size == self._first:  # odd width or height: one black row/column
+            return cv2.copyMakeBorder(image, 0, self._size[1] - size[1], 0,
+                                      self._size[0] - size[0], cv2.BORDER_CONSTANT)
+        return letterbox(image, self._size)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = WriteFailed("--output", self.path, self.pending.path, exc)
+        raise self.failed from exc
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

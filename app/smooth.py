@@ -71,7 +71,7 @@ class OneEuroFilter:
 
 
 class LandmarkSmoother:
-    """Smooths ``face.landmarks`` (and each model's points in side-by-side mode) per track.
+    """Smooths ``face.landmarks`` (and ``face.landmark_sets`` in side by side) per track.
 
     Call :meth:`apply` after the tracker has set ``face.track_id``. Filters of tracks
     not seen for ``max_idle`` frames are dropped.
@@ -95,14 +95,14 @@ class LandmarkSmoother:
         for face in faces:
             if face.landmarks is None or face.track_id is None:
                 continue
-            restart = face.extras.get("track_event") in ("new", "jump")
+            restart = face.track.event in ("new", "jump")
             size = float(np.mean(np.asarray(face.box[2:]) - np.asarray(face.box[:2])))
             # Keyed by model too: switching cnn <-> dlib must not blend one into the other.
-            model = face.extras.get("landmark_model", "main")
+            model = face.landmark_model or "main"
             face.landmarks = self._smooth(face.track_id, model, face.landmarks, size, restart)
-            per_model = face.extras.get("landmarks")
+            per_model = face.landmark_sets
             if per_model:  # side by side: each model's points, the first one's already done
-                face.extras["landmarks"] = {
+                face.landmark_sets = {
                     name: face.landmarks if name == model else
                     self._smooth(face.track_id, name, points, size, restart)
                     for name, points in per_model.items()}

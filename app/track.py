@@ -4,9 +4,10 @@ Per frame the pipeline calls::
 
     faces = tracker.update(faces)                # sets face.track_id, name, similarity
     for face in faces:
-        if face.extras["needs_embedding"]:       # or tracker.needs_embedding(face.track_id)
-            name, sim = gallery.match(...)[0]
-            face.name, face.similarity = tracker.record_match(face.track_id, name, sim)
+        if face.track.needs_embedding:           # or tracker.needs_embedding(face.track_id)
+            match = gallery.match(...)[0]
+            face.name, face.similarity = tracker.record_match(face.track_id, match.name,
+                                                             match.similarity)
 
 A face needs an embedding when its track is new, when ``reverify_every`` frames have
 passed since the track's last recorded match, or when its box jumped (centre moved by
@@ -26,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.types import Face
+from app.geometry import iou_matrix
+from app.types import Face, TrackState
 
 
 @dataclass
@@ -80,9 +82,9 @@ class Tracker:
         """Assign ``track_id`` to each face (in place) and return the same list.
 
         Also fills each face's ``name``/``similarity`` from its track's current vote and
-        sets ``face.extras["needs_embedding"]`` (bool) and ``face.extras["embed_reason"]``
-        ("new", "jump", "reverify" or None); ``face.extras["track_event"]`` is "new" or
-        "jump" only in the frame where that happened. Tracks not seen for more than
+        its ``track`` (:class:`~app.types.TrackState`): ``embed_reason`` ("new", "jump",
+        "reverify", ... or None when no embedding is due) and ``event``, "new" or "jump"
+        only in the frame where that happened. Tracks not seen for more than
         ``max_missed`` frames are dropped; ids are never reused.
         """
         self.frame += 1
@@ -97,7 +99,7 @@ class Tracker:
                 # face (a cut): its old votes must not outvote what it looks like now.
                 track.pending = track.pending or "jump"
                 track.votes.clear()
-                faces[f_index].extras["track_event"] = "jump"
+                faces[f_index].track.event = "jump"
             track.box = boxes[f_index]
             track.last_seen = self.frame
             faces[f_index].track_id = track.id
@@ -108,13 +110,11 @@ class Tracker:
                 self._tracks[track.id] = track
                 self._next_id += 1
                 faces[f_index].track_id = track.id
-                faces[f_index].extras["track_event"] = "new"
+                faces[f_index].track.event = "new"
         self._expire()
         for face in faces:
             track = self._tracks[face.track_id]
-            reason = self._embed_reason(track)
-            face.extras["needs_embedding"] = reason is not None
-            face.extras["embed_reason"] = reason
+            face.track.embed_reason = self._embed_reason(track)
             face.name, face.similarity = track.name, track.similarity
         return faces
 
@@ -212,21 +212,6 @@ class Tracker:
                 used_t.add(t)
                 used_f.add(f)
         return pairs
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU between every box of ``a`` (M, 4) and ``b`` (N, 4), x1 y1 x2 y2 -> (M, N)."""
-    a = np.asarray(a, np.float32).reshape(-1, 4)
-    b = np.asarray(b, np.float32).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def _shift_and_ratio(old: np.ndarray, new: np.ndarray) -> tuple[float, float]:

@@ -24,16 +24,50 @@ class Detection:
     keypoints: np.ndarray | None = None  # (K, 2) float32 frame pixels (BlazeFace: 6)
 
 
+@dataclass(frozen=True)
+class Match:
+    """One gallery lookup: the best enrolled person (None: below the threshold, or nobody
+    enrolled for this model) and the cosine similarity to them (None: nobody enrolled)."""
+    name: str | None
+    similarity: float | None
+
+
+@dataclass
+class TrackState:
+    """What the tracker says of a face this frame (``app.track``)."""
+    embed_reason: str | None = None   # "new", "jump", "reverify", ... or None: not due
+    event: str | None = None          # "new" or "jump" in the frame where that happened
+
+    @property
+    def needs_embedding(self) -> bool:
+        return self.embed_reason is not None
+
+
 @dataclass
 class Face:
     box: np.ndarray  # (4,) float32
     score: float
     landmarks: np.ndarray | None = None  # (68, 2) float32, frame pixels; "left eye" = the subject's left
+    landmark_model: str | None = None    # the model whose points ``landmarks`` holds
+    # Every model's points when several ran this frame (side by side), by model name.
+    landmark_sets: dict[str, np.ndarray] = field(default_factory=dict)
+    aligned: np.ndarray | None = None    # (160, 160, 3) BGR crop the embedding was made from
     embedding: np.ndarray | None = None  # (D,) float32, unit length
-    name: str | None = None
+    match: Match | None = None           # this frame's gallery match (before the track's vote)
+    name: str | None = None              # the track's voted name (None: unknown / not yet)
     similarity: float | None = None
     track_id: int | None = None
-    extras: dict = field(default_factory=dict)
+    track: TrackState = field(default_factory=TrackState)
+
+
+@dataclass
+class FrameResult:
+    """One processed frame: its faces and what each stage cost."""
+    frame: Frame
+    faces: list[Face]
+    stage_ms: dict[str, float]
+    landmark_ms_per_face: dict[str, float] = field(default_factory=dict)
+    disagreement_nme: float | None = None  # mean NME between CNN and dlib ("both" mode)
 
 
 # 68-point index groups (iBUG 300-W convention, 0-based).

@@ -12,12 +12,13 @@ from dataclasses import replace
 import numpy as np
 
 from app import render
-from app.enroll import EnrolmentError, LiveEnrolment, largest_face
+from app.config import LANDMARK_MODES
+from app.enroll import EnrolmentError, LiveEnrolment
+from app.geometry import largest
 from app.gallery import GalleryError, clean_name
-from app.pipeline import FrameResult
+from app.types import FrameResult
 
 KEY_ESC, KEY_ENTER, KEY_RETURN, KEY_BACKSPACE, KEY_DELETE = 27, 13, 10, 8, 127
-LANDMARK_CYCLE = ("cnn", "dlib", "both")
 MESSAGE_SECONDS = 3.0
 
 
@@ -83,7 +84,7 @@ class Controller:
             self.say("side by side shows both; press s to leave it first")
             return
         mode = self.pipeline.landmarks
-        nxt = LANDMARK_CYCLE[(LANDMARK_CYCLE.index(mode) + 1) % len(LANDMARK_CYCLE)]
+        nxt = LANDMARK_MODES[(LANDMARK_MODES.index(mode) + 1) % len(LANDMARK_MODES)]
         self.pipeline.landmarks = nxt
         self.say(f"landmarks: {nxt}")
 
@@ -96,7 +97,7 @@ class Controller:
             self.pipeline.landmarks = self._mode_before_sbs
 
     def _start_enrolment(self, last: FrameResult | None) -> None:
-        face = largest_face(last.faces) if last else None
+        face = largest(last.faces) if last else None
         if face is None or face.track_id is None:
             self.say("no face to enrol")
             return
@@ -180,16 +181,16 @@ def compose_view(result: FrameResult, controller: Controller | None,
     if result.disagreement_nme is not None:
         hud["cnn vs dlib NME"] = result.disagreement_nme
     side_by_side = controller is not None and controller.side_by_side
-    if side_by_side and all("landmarks" in f.extras for f in result.faces):
-        cnn = [replace(f, landmarks=f.extras["landmarks"]["cnn"]) for f in result.faces]
-        dlib = [replace(f, landmarks=f.extras["landmarks"]["dlib"]) for f in result.faces]
+    if side_by_side and all(f.landmark_sets for f in result.faces):
+        cnn = [replace(f, landmarks=f.landmark_sets["cnn"]) for f in result.faces]
+        dlib = [replace(f, landmarks=f.landmark_sets["dlib"]) for f in result.faces]
         ms = result.landmark_ms_per_face
         view = render.side_by_side(image, cnn, dlib, ms.get("cnn"), ms.get("dlib"),
                                    result.disagreement_nme)
         left = render.draw_hud(view[:, :image.shape[1]], hud) if hud else view[:, :image.shape[1]]
         view[:, :image.shape[1]] = render.draw_faces(left, cnn, show_landmarks=False)
     else:
-        both = any("landmarks" in f.extras for f in result.faces)
+        both = any(f.landmark_sets for f in result.faces)
         view = render.draw_hud(image, hud) if hud else image
         view = render.draw_faces(view, result.faces,
                                  landmark_colors=render.LANDMARK_COLORS if both else None)

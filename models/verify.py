@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.metrics import cosine_rows, pair_scores, roc_auc
+from app.lab.tables import markdown_table
+from app.lab.metrics import cosine_rows, pair_scores, roc_auc
 from app.paths import (FACENET_FAMILIES, FACENET_VARIANTS, MODELS_DIR, REPO_ROOT,
                        facenet_pb_path, facenet_tflite_path)
 from models.build import check_step
@@ -113,7 +114,7 @@ def check(rows: list[dict]) -> list[str]:
 
 
 def machine() -> str:
-    from app.bench import machine as bench_machine
+    from app.lab.bench import machine as bench_machine
     return f"{bench_machine()}, Python {platform.python_version()}"
 
 
@@ -135,15 +136,14 @@ def write_report(rows: list[dict], meta: dict, problems: list[str]) -> None:
         "- AUC: verification ROC AUC over all pairs (same person vs different)",
         f"- ms/face: median of {meta['repeats']} single-face calls, at 1 and 2 threads; "
         "timings on a shared machine are noisy (a few ms)", "",
-        "| family | variant | file | size MB | vs | cosine mean | cosine min | max abs diff | AUC "
-        "| ms/face 1 thread | ms/face 2 threads |",
-        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "—"
-        lines.append(f"| {r['family']} | {r['variant']} | `{r['file']}` | {r['size_mb']} | "
-                     f"{r['source']} | {_cell(r, 'cosine_mean', 4)} | {_cell(r, 'cosine_min', 4)} "
-                     f"| {diff} | {r['auc']:.4f} | {r['ms_1t']} | {r['ms_2t']} |")
+    header = ["family", "variant", "file", "size MB", "vs", "cosine mean", "cosine min",
+              "max abs diff", "AUC", "ms/face 1 thread", "ms/face 2 threads"]
+    table = [[r["family"], r["variant"], f"`{r['file']}`", r["size_mb"], r["source"],
+              _cell(r, "cosine_mean", 4), _cell(r, "cosine_min", 4),
+              f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "—", f"{r['auc']:.4f}",
+              r["ms_1t"], r["ms_2t"]] for r in rows]
+    lines.append(markdown_table(header, table, ["", "", "", ":", "", ":", ":", ":", ":", ":", ":"]))
     lines += ["", "Result: " + ("every file passes its build check (float32 steps: max abs "
                                 "diff < 1e-4; fp16 mean cosine >= 0.9999; int8 >= 0.995) and "
                                 "is within 0.01 AUC of its family's .pb"

@@ -351,8 +351,8 @@ def pipeline(tmp_path_factory):
 
 def test_camera_through_the_main_loop_shows_fresh_frames_once_and_counts_drops(pipeline,
                                                                                tmp_path):
-    from app import scoring
-    from app.runloop import run
+    from app.lab import scoring
+    from app.runloop import LoopOptions, Outputs, run
     from app.sinks import EventsWriter
 
     # The detect-ahead thread and the camera slot buffer about 3 frames, so the 200 ms
@@ -364,8 +364,8 @@ def test_camera_through_the_main_loop_shows_fresh_frames_once_and_counts_drops(p
     screen = SlowScreen(show_s=0.010, stall_at=20, stall_s=0.2)
     events = EventsWriter(tmp_path / "camera.jsonl")
     try:
-        summary, stop_reason = run(pipeline, source, window=screen, events=events,
-                                   max_frames=frames_wanted)
+        summary, stop_reason = run(pipeline, source, Outputs(window=screen, events=events),
+                                   LoopOptions(max_frames=frames_wanted))
     finally:
         events.close()
         started = time.monotonic()

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app import scoring
+from app.lab import scoring
 from app.cli import main
 from app.gallery import Gallery
 from tests.conftest import REPO_ROOT, shared

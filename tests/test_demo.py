@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 
-from app.demo import build_clip, ken_burns, person_name
+from app.lab.demo import build_clip, ken_burns, person_name
 from tests.conftest import shared
 
 

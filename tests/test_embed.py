@@ -7,7 +7,8 @@ from app.embed import (ALIASES, EMBEDDERS, FAMILIES, PbEmbedder, TfliteEmbedder,
                        resolve_embedder)
 from app.factory import build_embedder
 from app.gallery import Gallery
-from app.metrics import cosine_rows, pair_scores, roc_auc
+from app.types import Match
+from app.lab.metrics import cosine_rows, pair_scores, roc_auc
 from app.paths import FACENET_FAMILIES, FACENET_VARIANTS, facenet_tflite_path
 from tests.conftest import shared
 
@@ -129,10 +130,10 @@ def test_a_gallery_enrolled_with_one_family_never_matches_the_other(tmp_path, fa
             by, query = enrolled[enrol_family], enrolled[query_family]
             gallery.add_samples(labels[0], by.embed(crops[:2]), by.model_id, list(crops[:2]))
             # the very same photos, embedded by the other family: nothing to compare with
-            assert gallery.match(query.embed(crops[:2]), query.model_id, -1.0) == [(None, None)] * 2
+            assert gallery.match(query.embed(crops[:2]), query.model_id, -1.0) == [Match(None, None)] * 2
             assert gallery.samples_missing_model(query.model_id)  # left to re-embed
             # while the enrolling family recognises them
-            names = [n for n, _ in gallery.match(by.embed(crops[:2]), by.model_id, 0.9)]
+            names = [m.name for m in gallery.match(by.embed(crops[:2]), by.model_id, 0.9)]
             assert names == [labels[0]] * 2
 
 

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from app.types import Match
 from app.gallery import (Gallery, GalleryError, GalleryLockedError,
                          PersonNotFound, default_gallery_path)
 
@@ -53,8 +54,8 @@ def test_round_trip_across_reopen(path, rng):
         assert gallery.models() == {MODEL: 5}
         queries = np.concatenate([near(alice[:1], rng), near(bob[1:], rng)])
         results = gallery.match(queries, MODEL, T)
-        assert [name for name, _ in results] == ["Alice", "Bob"]
-        assert all(sim > 0.9 for _, sim in results)
+        assert [m.name for m in results] == ["Alice", "Bob"]
+        assert all(m.similarity > 0.9 for m in results)
         assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -81,8 +82,8 @@ def test_embeddings_of_another_model_are_never_compared(path, rng):
     alice = unit(rng)
     with Gallery(path) as gallery:
         gallery.add_samples("Alice", alice, MODEL, crops(1))
-        assert gallery.match(alice, OTHER, T) == [(None, None)]
-        assert gallery.match(alice, MODEL, T)[0][0] == "Alice"
+        assert gallery.match(alice, OTHER, T) == [Match(None, None)]
+        assert gallery.match(alice, MODEL, T)[0].name == "Alice"
         missing = gallery.samples_missing_model(OTHER)
         assert [(m.name, m.thumbnail.shape) for m in missing] == [("Alice", (40, 40, 3))]
         assert gallery.samples_missing_model(MODEL) == []
@@ -90,7 +91,7 @@ def test_embeddings_of_another_model_are_never_compared(path, rng):
         other_vec = unit(rng, dim=8)
         assert gallery.add_embeddings([missing[0].sample_id], other_vec, OTHER) == 1
         assert gallery.samples_missing_model(OTHER) == []
-        assert gallery.match(other_vec, OTHER, T)[0][0] == "Alice"
+        assert gallery.match(other_vec, OTHER, T)[0].name == "Alice"
         assert gallery.people()[0].embeddings == {MODEL: 1, OTHER: 1}
         with pytest.raises(ValueError, match="dimensions"):
             gallery.match(unit(rng, dim=8), MODEL, T)
@@ -106,10 +107,11 @@ def test_threshold_separates_known_from_unknown(path, rng):
         orthogonal -= (orthogonal @ alice.T) * alice
         orthogonal /= np.linalg.norm(orthogonal)
         probe = (0.6 * alice + 0.8 * orthogonal).astype(np.float32)  # cosine 0.6 exactly
-        name, sim = gallery.match(probe, MODEL, threshold=0.5)[0]
+        match = gallery.match(probe, MODEL, threshold=0.5)[0]
+        name, sim = match.name, match.similarity
         assert name == "Alice" and sim == pytest.approx(0.6, abs=1e-5)
-        assert gallery.match(probe, MODEL, threshold=0.7)[0] == (None, pytest.approx(0.6, abs=1e-5))
-        assert gallery.match(orthogonal, MODEL, T)[0][0] is None  # cosine 0 < T
+        assert gallery.match(probe, MODEL, threshold=0.7)[0] == Match(None, pytest.approx(0.6, abs=1e-5))
+        assert gallery.match(orthogonal, MODEL, T)[0].name is None  # cosine 0 < T
         assert gallery.match(np.zeros((0, DIM)), MODEL, T) == []
 
 
@@ -118,8 +120,8 @@ def test_best_sample_decides_and_each_person_is_scored_by_their_closest_sample(p
     with Gallery(path) as gallery:
         gallery.add_samples("Alice", np.concatenate([a1, a2]), MODEL)
         gallery.add_samples("Bob", b, MODEL)
-        assert gallery.match(near(a2, rng), MODEL, T)[0][0] == "Alice"
-        assert gallery.match(near(b, rng), MODEL, T)[0][0] == "Bob"
+        assert gallery.match(near(a2, rng), MODEL, T)[0].name == "Alice"
+        assert gallery.match(near(b, rng), MODEL, T)[0].name == "Bob"
 
 
 def test_duplicate_name_adds_samples_and_says_so(path, rng):
@@ -210,9 +212,9 @@ def test_another_connection_s_writes_are_seen_by_match(path, rng):
     alice, bob = unit(rng), unit(rng)
     with Gallery(path) as first, Gallery(path) as second:
         first.add_samples("Alice", alice, MODEL)
-        assert second.match(bob, MODEL, T)[0][0] is None
+        assert second.match(bob, MODEL, T)[0].name is None
         first.add_samples("Bob", bob, MODEL)
-        assert second.match(bob, MODEL, T)[0][0] == "Bob"
+        assert second.match(bob, MODEL, T)[0].name == "Bob"
 
 
 def test_default_path_follows_xdg_data_home(monkeypatch, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from app.landmarks import LandmarkModel
 from app.landmarks.crop import cut_square, square_for_box, to_frame
-from app.landmarks.metrics import nme
+from app.geometry import nme
 from app.paths import CNN68_DIR, REPO_ROOT
 from tests.conftest import shared
 
@@ -24,7 +24,7 @@ MAX_BACKEND_DIFF = 1e-5
 @pytest.fixture(scope="module")
 def faces():
     """The first N_FACES 300-W test faces with their best-matching HOG box."""
-    from app.landmark_eval import read_faces, with_boxes
+    from app.lab.landmark_eval import read_faces, with_boxes
 
     found = [f for f in with_boxes(read_faces(shared("landmarks300w", "test"), 2 * N_FACES),
                                    "hog") if f.box is not None][:N_FACES]
@@ -139,7 +139,7 @@ def test_wrong_image_shape_or_dtype_raises(name, request):
 def test_missing_model_dir_names_the_build_command(tmp_path):
     from app.landmarks.cnn import CnnLandmarks
 
-    with pytest.raises(FileNotFoundError, match="models export_cnn68"):
+    with pytest.raises(FileNotFoundError, match="git checkout -- models/landmarks/cnn68"):
         CnnLandmarks(tmp_path / "nowhere")
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from app.metrics import cosine_rows, pair_scores, roc_auc
+from app.lab.metrics import cosine_rows, pair_scores, roc_auc
 
 
 def test_roc_auc_hand_computed():
@@ -32,7 +32,7 @@ def test_cosine_rows():
 
 
 def test_tar_at_far_by_hand():
-    from app.metrics import tar_at_far
+    from app.lab.metrics import tar_at_far
     scores = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])
     positive = np.array([1, 1, 1, 0, 0, 0, 0], bool)
     # FAR 0: threshold at the best negative (0.7): positives above it: 0.9, 0.8 -> 2/3
@@ -42,7 +42,7 @@ def test_tar_at_far_by_hand():
 
 
 def test_best_accuracy_by_hand():
-    from app.metrics import best_accuracy
+    from app.lab.metrics import best_accuracy
     scores = np.array([0.9, 0.6, 0.5, 0.2])
     positive = np.array([1, 0, 1, 0], bool)
     # t=0.5: accept 0.9, 0.6, 0.5 -> right: 0.9, 0.5, 0.2 -> 3/4 (first threshold reaching it)
@@ -50,7 +50,7 @@ def test_best_accuracy_by_hand():
 
 
 def test_rank1_by_hand():
-    from app.metrics import rank1
+    from app.lab.metrics import rank1
     e = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.2, 0.8], [0.8, 0.6]], np.float32)
     labels = ["a", "b", "a", "b", "b"]
     enrolled = np.array([1, 1, 0, 0, 0], bool)

@@ -4,8 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app.align import HEAD_BOX, HEAD_BOX_LEVEL, crop_face, head_box, head_box_transform
-from app.photo_faces import PhotoFaces, detect_photo, largest, main_face
+from app.align import HEAD_BOX, crop_face, head_box, head_box_transform
+from app.geometry import largest
+from app.photo_faces import detect_photo, main_face
 from app.types import Detection
 from tests.conftest import shared
 
@@ -77,14 +78,16 @@ def test_level_crop_puts_the_eyes_level_and_keeps_an_upright_face_as_it_is():
 
 
 def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
-    path = shared(*MISSED_BY_FULL_RANGE)
-    image = cv2.imread(str(path))
-    finder = PhotoFaces(crop=HEAD_BOX_LEVEL)
+    from app.enroll import photo_face
+    from app.factory import build_detector, build_landmark_model
+
+    image = cv2.imread(str(shared(*MISSED_BY_FULL_RANGE)))
+    detector, landmarks = build_detector("blazeface"), build_landmark_model("cnn")
     try:
-        assert finder._detector.detect(image) == []       # the video path's detector misses it
-        points = finder.landmarks(image)
-        assert points is not None and finder.crop(path).shape == (160, 160, 3)
-        x1, y1, x2, y2 = head_box(points)                   # the face LFW centres on
+        assert detector.detect(image) == []       # the video path's detector misses it
+        face = photo_face(image, detector, landmarks, pick="main", crop=HEAD_BOX)
+        assert face is not None and face.aligned.shape == (160, 160, 3)
+        x1, y1, x2, y2 = head_box(face.landmarks)  # the face LFW centres on
         assert abs((x1 + x2) / 2 - 125) < 25 and abs((y1 + y2) / 2 - 125) < 30
     finally:
-        finder.close()
+        landmarks.close()

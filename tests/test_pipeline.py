@@ -12,14 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-from app import scoring
+from app.lab import scoring
 from app.capture import VideoFileSource, now_ms
 from app.enroll import enroll_photos
 from app.gallery import Gallery
-from app.runloop import run
+from app.runloop import Outputs, run
 from app.sinks import EventsWriter
 from app.track import Tracker
-from app.types import Frame
+from app.types import Frame, Match
 from tests.conftest import built_pipeline, shared
 
 LIN, ALEX = "Lin-Manuel Miranda", "Alex Lacamoire"
@@ -75,7 +75,7 @@ def clip_run(pipeline, tmp_path_factory):
     events = EventsWriter(path)
     source = VideoFileSource(shared("video", "short_hamilton_clip.mp4"), progress=False)
     try:
-        summary, stop_reason = run(pipeline, source, events=events)
+        summary, stop_reason = run(pipeline, source, Outputs(events=events))
     finally:
         events.close()
         source.stop()
@@ -185,7 +185,7 @@ def test_a_track_is_embedded_when_new_then_reverified_within_15_frames(fresh, mo
         tracks.add(face.track_id)
         if len(spy.batches) > calls:
             embedded_at.append(index)
-            reasons[index] = face.extras["embed_reason"]
+            reasons[index] = face.track.embed_reason
             assert face.embedding is not None
         else:
             assert face.embedding is None
@@ -201,7 +201,7 @@ def test_landmarks_both_keeps_each_models_points_and_their_disagreement(fresh):
     result = fresh.process(Frame(0, photo("lin-manuel-miranda.png"), now_ms()))
     assert len(result.faces) == 1
     face = result.faces[0]
-    sets = face.extras["landmarks"]
+    sets = face.landmark_sets
     assert set(sets) == {"cnn", "dlib"}
     for points in sets.values():
         assert points.shape == (68, 2) and np.all(np.isfinite(points))
@@ -212,13 +212,13 @@ def test_landmarks_both_keeps_each_models_points_and_their_disagreement(fresh):
 
     fresh.landmarks = "cnn"
     result = fresh.process(Frame(1, photo("lin-manuel-miranda.png"), now_ms()))
-    assert "landmarks" not in result.faces[0].extras and result.disagreement_nme is None
+    assert not result.faces[0].landmark_sets and result.disagreement_nme is None
 
 
 def test_sample_of_another_model_is_re_embedded_from_its_crop_and_then_matched(fresh):
     image = photo("alex-lacamoire.png")
     result = fresh.process(Frame(0, image, now_ms()))
-    crop = result.faces[0].extras["aligned"]
+    crop = result.faces[0].aligned
     assert crop.shape == (160, 160, 3)
     # Stored by some other embedder: a vector this pipeline must never compare with.
     other = "facenet:other-model"
@@ -227,13 +227,14 @@ def test_sample_of_another_model_is_re_embedded_from_its_crop_and_then_matched(f
     fresh.gallery.add_samples("No Crop", np.random.default_rng(1).normal(size=(1, 128)),
                               other, [None])
     query = fresh.embed_faces(image, [result.faces[0]])
-    assert fresh.gallery.match(query, fresh.model_id, fresh.threshold) == [(None, None)]
+    assert fresh.gallery.match(query, fresh.model_id, fresh.threshold) == [Match(None, None)]
 
     assert fresh.sync_gallery() == (1, 1)  # Alex re-embedded; the crop-less one cannot be
     models = {p.name: p.embeddings for p in fresh.gallery.people()}
     assert models[ALEX] == {other: 1, fresh.model_id: 1}
     assert models["No Crop"] == {other: 1}
-    [(name, similarity)] = fresh.gallery.match(query, fresh.model_id, fresh.threshold)
+    [match] = fresh.gallery.match(query, fresh.model_id, fresh.threshold)
+    name, similarity = match.name, match.similarity
     assert name == ALEX and similarity > 0.9
 
     fresh.tracker = Tracker()
@@ -256,5 +257,5 @@ def test_a_thumbnail_of_another_crop_is_re_made_never_embedded_as_it_is(fresh):
                               "facenet-casia512:facenet_int8@head-box", [other_crop],
                               crop=HEAD_BOX)
     assert fresh.sync_gallery() == (1, 0)
-    [(name, similarity)] = fresh.gallery.match(direct, fresh.model_id, fresh.threshold)
-    assert name == ALEX and similarity > 0.8  # 0.83 here: the re-cut crop, not the photo's
+    [match] = fresh.gallery.match(direct, fresh.model_id, fresh.threshold)
+    assert match.name == ALEX and match.similarity > 0.8  # 0.83: the re-cut crop, not the photo's

@@ -29,7 +29,7 @@ def make_faces():
     dlib = cnn + 3
     known = Face(box=np.array([150, 100, 250, 210], np.float32), score=0.9, landmarks=cnn,
                  name="Zoë", similarity=0.83, track_id=1,
-                 extras={"landmarks": {"cnn": cnn, "dlib": dlib}})
+                 landmark_sets={"cnn": cnn, "dlib": dlib})
     unknown = Face(box=np.array([-20, 300, 60, 400], np.float32), score=0.8,  # off the edge
                    similarity=0.31, track_id=2)
     pending = Face(box=np.array([300, 0, 380, 90], np.float32), score=0.7)
@@ -47,7 +47,7 @@ def assert_faces_equal(a, b):
         if x.landmarks is not None:
             assert np.array_equal(x.landmarks, y.landmarks)
         assert (x.name, x.similarity, x.track_id) == (y.name, y.similarity, y.track_id)
-        assert x.extras.keys() == y.extras.keys()
+        assert x.landmark_sets.keys() == y.landmark_sets.keys()
 
 
 def check_output(out, image, shape=None):
@@ -86,7 +86,7 @@ def test_both_landmark_sets_are_drawn_in_their_colours(image):
     face = make_faces()[0]
     out = draw_faces(image, [face], landmark_colors=LANDMARK_COLORS)
     for name, color in LANDMARK_COLORS.items():
-        x, y = np.round(face.extras["landmarks"][name][10]).astype(int)
+        x, y = np.round(face.landmark_sets[name][10]).astype(int)
         assert tuple(int(c) for c in out[y, x]) == color
 
 
@@ -119,7 +119,7 @@ def test_draw_help(image):
 def test_side_by_side(image):
     faces = make_faces()
     faces_before, image_before = snapshot(faces), image.copy()
-    dlib_faces = [Face(box=faces[0].box, score=0.9, landmarks=faces[0].extras["landmarks"]["dlib"])]
+    dlib_faces = [Face(box=faces[0].box, score=0.9, landmarks=faces[0].landmark_sets["dlib"])]
     out = side_by_side(image, faces, dlib_faces, 4.2, 3.1, 0.043)
     check_output(out, image, shape=(image.shape[0], 2 * image.shape[1], 3))
     assert np.array_equal(image, image_before)

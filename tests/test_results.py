@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from app import results
-from app.results import RESULTS_END, RESULTS_START, render_section, replace_section
+from app.lab import results
+from app.lab.results import RESULTS_END, RESULTS_START, render_section, replace_section
 from tests.conftest import REPO_ROOT
 
 LINKS = {"fps": "docs/r/fps.png", "landmarks": "docs/r/ced.png", "json": "docs/r/results.json"}
@@ -172,7 +172,7 @@ def test_command_refuses_bad_readme_or_missing_results_clearly(tmp_path, capsys)
 
 
 def test_matplotlib_stays_off_the_apps_run_path():
-    code = ("import sys, app.cli, app.runloop, app.bench, app.results, app.landmark_eval; "
+    code = ("import sys, app.cli, app.runloop, app.lab.bench, app.lab.results, app.lab.landmark_eval; "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                          text=True, check=True).stdout

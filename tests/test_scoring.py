@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from app.bench import _people
-from app.scoring import frames_naming, names_by_frame, read_events, score_segments
+from app.lab.bench import _people
+from app.lab.scoring import frames_naming, names_by_frame, read_events, score_segments
 
 LABELS = {"enroll": {"Ann": "ann.png", "Bob": "bob.png"},
           "segments": [{"first": 0, "last": 2, "expect": "Ann"},

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from app.smooth import LandmarkSmoother, OneEuroFilter
-from app.smooth_eval import jitter, lag_frames
+from app.lab.smooth_eval import jitter, lag_frames
 from app.types import Face
 
 DT = 1 / 30
@@ -60,7 +60,7 @@ def test_first_value_passes_through_and_bad_parameters_raise():
 def face(track_id, points, event=None, box=(0, 0, 100, 100)):
     f = Face(box=np.array(box, np.float32), score=1.0, landmarks=points.astype(np.float32),
              track_id=track_id)
-    f.extras["track_event"] = event
+    f.track.event = event
     return f
 
 
@@ -80,13 +80,13 @@ def test_smoother_keeps_tracks_apart_and_restarts_on_a_jump():
 def test_smoother_smooths_each_model_in_side_by_side_mode_and_forgets_idle_tracks():
     smoother = LandmarkSmoother(max_idle=2)
     first = face(7, np.zeros((68, 2)), "new")
-    first.extras["landmarks"] = {"cnn": np.zeros((68, 2)), "dlib": np.ones((68, 2))}
+    first.landmark_sets = {"cnn": np.zeros((68, 2)), "dlib": np.ones((68, 2))}
     smoother.apply([first])
     second = face(7, np.full((68, 2), 10.0))
-    second.extras["landmarks"] = {"cnn": np.full((68, 2), 10.0), "dlib": np.full((68, 2), 11.0)}
+    second.landmark_sets = {"cnn": np.full((68, 2), 10.0), "dlib": np.full((68, 2), 11.0)}
     smoother.apply([second])
-    assert 0 < second.extras["landmarks"]["cnn"].mean() < 10
-    assert 1 < second.extras["landmarks"]["dlib"].mean() < 11
+    assert 0 < second.landmark_sets["cnn"].mean() < 10
+    assert 1 < second.landmark_sets["dlib"].mean() < 11
     for _ in range(3):
         smoother.apply([])
     assert not smoother._filters
@@ -94,7 +94,7 @@ def test_smoother_smooths_each_model_in_side_by_side_mode_and_forgets_idle_track
 
 def test_smoothing_measure_on_a_real_photo():
     """The jitter/lag measure end to end: detector + CNN on clips made from one photo."""
-    from app.smooth_eval import evaluate
+    from app.lab.smooth_eval import evaluate
     from tests.conftest import shared
 
     row = evaluate(shared("landmarks300w", "test"), photos=1, frames=20)
@@ -106,9 +106,20 @@ def test_smoothing_measure_on_a_real_photo():
 def test_switching_landmark_model_does_not_blend_one_into_the_other():
     smoother = LandmarkSmoother()
     cnn = face(3, np.zeros((68, 2)), "new")
-    cnn.extras["landmark_model"] = "cnn"
+    cnn.landmark_model = "cnn"
     smoother.apply([cnn])
     dlib = face(3, np.full((68, 2), 5.0))
-    dlib.extras["landmark_model"] = "dlib"
+    dlib.landmark_model = "dlib"
     smoother.apply([dlib])
     np.testing.assert_array_equal(dlib.landmarks, np.full((68, 2), 5.0))  # dlib's first frame
+
+
+def test_smoothing_measure_scores_every_model_on_the_same_clips():
+    from app.lab.smooth_eval import evaluate_models
+    from tests.conftest import shared
+
+    cnn, dlib = evaluate_models(shared("landmarks300w", "test"), ["cnn", "dlib"], photos=1,
+                                frames=12)
+    assert (cnn["landmarks"], dlib["landmarks"]) == ("cnn", "dlib")
+    assert cnn["box_jitter"] == dlib["box_jitter"]  # same frames, same detector boxes
+    assert cnn["jitter_raw"] != dlib["jitter_raw"]

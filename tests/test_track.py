@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.track import Tracker, iou_matrix
+from app.geometry import iou_matrix
+from app.track import Tracker
 from app.types import Face
 
 
@@ -39,11 +40,11 @@ def test_order_of_detections_does_not_matter():
 def test_a_new_face_gets_a_new_track_and_asks_for_an_embedding():
     tracker = Tracker()
     [first] = tracker.update([face(0, 0)])
-    assert first.extras["needs_embedding"] and first.extras["embed_reason"] == "new"
+    assert first.track.needs_embedding and first.track.embed_reason == "new"
     tracker.record_match(first.track_id, "Alice", 0.8)
     old, new = tracker.update([face(2, 0), face(400, 300)])
-    assert old.track_id == first.track_id and not old.extras["needs_embedding"]
-    assert new.track_id not in (None, first.track_id) and new.extras["embed_reason"] == "new"
+    assert old.track_id == first.track_id and not old.track.needs_embedding
+    assert new.track_id not in (None, first.track_id) and new.track.embed_reason == "new"
     assert old.name == "Alice" and new.name is None
 
 
@@ -52,8 +53,8 @@ def test_reverify_every_15_frames():
     asked = []
     for t in range(46):
         [f] = tracker.update([face(100 + t, 100)])  # slow, smooth motion: no jumps
-        if f.extras["needs_embedding"]:
-            asked.append((t, f.extras["embed_reason"]))
+        if f.track.needs_embedding:
+            asked.append((t, f.track.embed_reason))
             tracker.record_match(f.track_id, "Alice", 0.8)
     assert asked == [(0, "new"), (15, "reverify"), (30, "reverify"), (45, "reverify")]
 
@@ -62,7 +63,7 @@ def test_request_stays_up_until_a_match_is_recorded():
     tracker = Tracker()
     [f] = tracker.update([face(0, 0)])
     [f] = tracker.update([face(1, 0)])  # the caller could not embed on frame 0
-    assert f.extras["needs_embedding"] and tracker.needs_embedding(f.track_id)
+    assert f.track.needs_embedding and tracker.needs_embedding(f.track_id)
     tracker.record_match(f.track_id, None, 0.2)
     assert not tracker.needs_embedding(f.track_id)
 
@@ -78,7 +79,7 @@ def test_a_jump_keeps_the_track_but_asks_to_reverify(moved):
     tracker.record_match(f.track_id, "Alice", 0.8)
     [g] = tracker.update([moved])
     assert g.track_id == f.track_id
-    assert g.extras["needs_embedding"] and g.extras["embed_reason"] == "jump"
+    assert g.track.needs_embedding and g.track.embed_reason == "jump"
 
 
 def test_far_away_face_is_a_new_track():

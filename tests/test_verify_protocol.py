@@ -3,8 +3,8 @@ fold they decide, and a pair whose photo has no face counts as wrong (never drop
 import numpy as np
 import pytest
 
-from app.evaluate import Pairs, pair_scores, read_pairs, score_rows, write_scores
-from app.metrics import accuracy_at, best_threshold, fold_accuracy, roc_auc, worst_for_missing
+from app.lab.evaluate import Pairs, pair_scores, read_pairs, score_rows, write_scores
+from app.lab.metrics import accuracy_at, best_threshold, fold_accuracy, roc_auc, worst_for_missing
 
 
 def test_a_fold_is_decided_by_the_threshold_of_the_other_folds():

@@ -13,13 +13,16 @@ from typing import Callable
 
 import numpy as np
 
+from app.config import LANDMARK_BACKENDS
 from app.images import check_bgr_frame, check_box
 from app.landmarks import N_POINTS
 from app.landmarks.crop import check_rule, cut_square, square_for_box, to_frame
 from app.paths import CNN68_DIR, require_file
 
-BUILD_COMMAND = ".venv/bin/python -m models export_cnn68"
-BACKENDS = ("pb", "saved_model")
+# The fine-tuned CNN is committed; git restores it (export_cnn68 would rebuild the older
+# face-api.js weights and needs npm; train_landmarks retrains for minutes).
+BUILD_COMMAND = "git checkout -- models/landmarks/cnn68  (the committed model files)"
+BACKENDS = LANDMARK_BACKENDS
 IO_KEYS = ("input_size", "channel_order", "frozen_graph", "saved_model", "crop_rules")
 
 Runner = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) float32 RGB 0..255 -> (N, 136)
@@ -99,7 +102,7 @@ def read_io(path: str | Path) -> dict:
     try:
         io = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from err
+        raise ValueError(f"cannot read {path}: {err}; restore it with: {BUILD_COMMAND}") from err
     missing = [key for key in IO_KEYS if not isinstance(io, dict) or key not in io]
     if missing:
         raise ValueError(f"{path} lacks {missing}; rebuild it with: {BUILD_COMMAND}")
@@ -123,7 +126,8 @@ def load_frozen_graph(path: str | Path, input_name: str, output_name: str,
         inp = graph.get_tensor_by_name(input_name)
         out = graph.get_tensor_by_name(output_name)
     except Exception as err:  # protobuf DecodeError, bad graph, missing tensor
-        raise ValueError(f"cannot load frozen graph {path}: {type(err).__name__}: {err}") from err
+        raise ValueError(f"cannot load frozen graph {path}: {type(err).__name__}: {err}; "
+                         f"the file is damaged: restore it with {BUILD_COMMAND}") from err
     config = None
     if num_threads:
         config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=num_threads,
@@ -146,7 +150,8 @@ def load_saved_model(path: str | Path, signature: str, input_name: str, output_n
     try:
         fn = tf.saved_model.load(str(path)).signatures[signature]
     except Exception as err:  # corrupt protobuf, missing variables, unknown signature
-        raise ValueError(f"cannot load SavedModel {path}: {type(err).__name__}: {err}") from err
+        raise ValueError(f"cannot load SavedModel {path}: {type(err).__name__}: {err}; "
+                         f"restore it with {BUILD_COMMAND}") from err
 
     def run(batch: np.ndarray) -> np.ndarray:
         return fn(**{input_name: tf.constant(batch)})[output_name].numpy()

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from app.metrics import (accuracy_at, best_threshold, fold_accuracy, rank1, roc_auc,
-                         tar_at_far, worst_for_missing)
+from app.lab.metrics import (accuracy_at, best_threshold, fold_accuracy, rank1, roc_auc,
+                             tar_at_far, worst_for_missing)
+from app.lab.tables import markdown_table
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 PEER = "face_recognition"
@@ -82,9 +84,10 @@ def main(args) -> int:
 
 def parse_embedders(text: str) -> list[str]:
     """``keras-int8,casia-int8`` or ``all`` -> embedder names, each checked now."""
-    from app.embed import EMBEDDERS, resolve_embedder
+    from app.config import FAMILY_EMBEDDERS
+    from app.embed import resolve_embedder
 
-    names = list(EMBEDDERS) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    names = list(FAMILY_EMBEDDERS) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ValueError("--embedder: give one name or a comma list (e.g. keras-int8,casia-int8)")
     for name in names:
@@ -132,23 +135,47 @@ def crop_name(variant: str) -> str:
 
 def find_crops(data: Path, files: list[str], crop_names: list[str],
                cache: str | None = None) -> dict[str, dict]:
-    """crop name -> file -> its crop (the app's photo path: app.photo_faces), or None
-    (no face). Each photo is read, detected and landmarked once for all crops."""
+    """crop name -> file -> its crop, or None (no face). The app's photo path
+    (``app.enroll.photo_face``: second-chance detection, the main face, CNN landmarks);
+    each photo is read, detected and landmarked once for all crops, its landmarks kept in
+    ``cache`` (a pickle) when given, so crop variants are compared quickly."""
     from app.align import crop_face
-    from app.enroll import read_photo
-    from app.photo_faces import PhotoFaces
+    from app.config import RunConfig
+    from app.enroll import photo_face, read_photo
+    from app.factory import build_detector, build_landmark_model
 
-    finder = PhotoFaces(cache=Path(cache) if cache else None)
+    points = read_cache(cache)
+    before = len(points)
+    detector = build_detector(RunConfig().detector)
+    landmarks = build_landmark_model("cnn", RunConfig().detector)
     out: dict[str, dict] = {name: {} for name in crop_names}
     try:
         for file in files:
             image = read_photo(data / file)
-            points = finder.landmarks(image, key=file)
+            if file not in points:
+                face = photo_face(image, detector, landmarks, file, pick="main")
+                points[file] = None if face is None else face.landmarks
             for name in crop_names:
-                out[name][file] = None if points is None else crop_face(image, points, name)
+                out[name][file] = None if points[file] is None else \
+                    crop_face(image, points[file], name)
     finally:
-        finder.close()
+        landmarks.close()
+    if cache and len(points) > before:
+        Path(cache).write_bytes(pickle.dumps(points))
     return out
+
+
+def read_cache(cache: str | None) -> dict:
+    """file -> landmarks (or None) from an ``--cache`` pickle; {} when there is none."""
+    if not cache or not Path(cache).is_file():
+        return {}
+    try:
+        points = pickle.loads(Path(cache).read_bytes())
+    except Exception as exc:  # noqa: BLE001 - any unreadable cache is the same problem
+        raise ValueError(f"--cache {cache}: not a landmark cache ({exc}); delete it") from exc
+    if not isinstance(points, dict):
+        raise ValueError(f"--cache {cache}: not a landmark cache; delete it")
+    return points
 
 
 def embed_crops(variant: str, crops: dict, batch: int = 64) -> dict:
@@ -266,8 +293,5 @@ def write_scores(path: Path, pairs: Pairs, columns: dict[str, np.ndarray]) -> No
 
 def format_table(rows: list[dict], photos: int, missed: int) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    lines = [f"{photos} photos, {missed} without a face (their pairs count as wrong)",
-             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join("" if r.get(k) is None else str(r[k]) for k in keys) + " |"
-              for r in rows]
-    return "\n".join(lines)
+    table = markdown_table(keys, [["" if r.get(k) is None else r[k] for k in keys] for r in rows])
+    return f"{photos} photos, {missed} without a face (their pairs count as wrong)\n{table}"

@@ -23,13 +23,13 @@ SETTINGS_FILE = REPO_ROOT / "assets" / "demo.json"
 
 
 def run_demo(out_dir: Path, headless: bool = False, camera: str = "0") -> int:
-    from app.cli import run_with_config
+    from app.session import run_session
     from app.config import RunConfig
     from app.sinks import display_available
 
     if camera != "none" and not headless and display_available() and _camera_opens(camera):
         print(f"camera {camera} opened: running live (press h for keys, e to enrol yourself)")
-        return run_with_config(RunConfig(source=camera))
+        return run_session(RunConfig(source=camera))
     print("no camera/display: running the demo built from the 5-celebrity photos")
     settings = json.loads(SETTINGS_FILE.read_text())
     out_dir = Path(out_dir)
@@ -42,14 +42,14 @@ def run_demo(out_dir: Path, headless: bool = False, camera: str = "0") -> int:
     config = RunConfig(source=str(clip), gallery=gallery_path, headless=True if headless
                        else not display_available(), output=out_dir / "annotated.mp4",
                        events=out_dir / "events.jsonl")
-    status = run_with_config(config)
+    status = run_session(config)
     if status == 0:
         _report(config.events, truth)
     return status
 
 
 def _photos() -> Path:
-    from models.faces import celebrity_photos
+    from app.lab.datasets import celebrity_photos
     return celebrity_photos()
 
 
@@ -72,7 +72,7 @@ def person_name(folder: str) -> str:
 def enrol_people(train_dir: Path, gallery_path: Path, per_person: int) -> None:
     """Enrol every person folder from its first ``per_person`` single-face photos."""
     from app.config import RunConfig
-    from app.enroll import EnrolmentError, enroll_photos, read_photo, single_face
+    from app.enroll import EnrolmentError, enroll_photos, photo_face, read_photo
     from app.factory import build_pipeline
     from app.gallery import Gallery
 
@@ -83,7 +83,8 @@ def enrol_people(train_dir: Path, gallery_path: Path, per_person: int) -> None:
                 usable = []
                 for photo in sorted(folder.glob("*.jpg")):
                     try:
-                        single_face(pipeline, read_photo(photo), photo)
+                        photo_face(read_photo(photo), pipeline.detector,
+                                   pipeline.landmarker, photo)
                     except EnrolmentError:
                         continue  # group photos and misses are skipped, not enrolled
                     usable.append(photo)
@@ -139,7 +140,7 @@ def ken_burns(image: np.ndarray, t: float, size: tuple[int, int]) -> np.ndarray:
 
 
 def _report(events_path: Path, truth: list[str]) -> None:
-    from app.scoring import names_by_frame, read_events
+    from app.lab.scoring import names_by_frame, read_events
 
     events, _ = read_events(events_path)
     named = names_by_frame(events)

@@ -1,4 +1,4 @@
-"""``make results`` (``python -m app.results``): measure, plot, and rewrite the README's
+"""``make results`` (``python -m app.lab.results``): measure, plot, and rewrite the README's
 "Results" section in place (between RESULTS_START and RESULTS_END; the rest is untouched).
 
 Measured in one go, saved to ``docs/results/results.json``:
@@ -24,14 +24,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.paths import SHARED_DATA
+from app.config import LANDMARK_MODELS as CONFIG_LANDMARK_MODELS
+from app.lab.plots import pyplot, save_figure
+from app.lab.tables import markdown_table
+from app.paths import REPO_ROOT as REPO, SHARED_DATA
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
 CLIP = SHARED_DATA / "video" / "short_hamilton_clip.mp4"
 LANDMARK_TEST = SHARED_DATA / "landmarks300w" / "test"
-LANDMARK_MODELS = ["cnn", "dlib"]
+LANDMARK_MODELS = list(CONFIG_LANDMARK_MODELS)
 LANDMARK_BOXES = "hog"    # dlib's predictor was trained on HOG boxes; both models get them
 FACENET_REPORT = REPO / "models" / "report.json"
 PEER = "face_recognition"
@@ -41,7 +43,7 @@ BUSY_LOAD = 1.0           # 1-minute load average from which the section says th
 # -- measuring --------------------------------------------------------------------------------
 def measure(repeat: int) -> dict:
     """Every measurement of the section, with the machine and its load before starting."""
-    from app import bench
+    from app.lab import bench
 
     for path in (CLIP, LANDMARK_TEST):
         if not path.exists():
@@ -65,7 +67,7 @@ def meta(machine: str) -> dict:
 
 def measure_landmarks(data: Path) -> list[dict]:
     """``eval landmarks`` rows; per-face errors kept (NaN -> None) for the CED plot."""
-    from app.landmark_eval import evaluate
+    from app.lab.landmark_eval import evaluate
 
     rows = evaluate(data, LANDMARK_MODELS, LANDMARK_BOXES)
     return [{**row, "errors": [None if math.isnan(e) else round(float(e), 5)
@@ -100,14 +102,6 @@ def variant_rows(node, family: str | None = None):
 
 
 # -- plotting (matplotlib imported here only) ---------------------------------------------------
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (every plot of the project)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def plot_fps(fps: dict, path: Path) -> Path:
     """Bar per side: median FPS, every run as a dot, the ratio in the title."""
     plt = pyplot()
@@ -130,18 +124,11 @@ def plot_fps(fps: dict, path: Path) -> Path:
 
 def plot_landmarks(rows: list[dict], path: Path, title: str) -> Path:
     """The landmark eval's own CED plot (NaN = a face the detector missed)."""
-    from app.landmark_eval import plot_ced
+    from app.lab.landmark_eval import plot_ced
 
     rows = [{**row, "errors": [math.nan if e is None else e for e in row["errors"]]}
             for row in rows]
     return Path(plot_ced(rows, path, title=title))
-
-
-def save_figure(fig, plt, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 # -- the README section ---------------------------------------------------------------------
@@ -189,7 +176,7 @@ def _speed(results: dict, image: str) -> str:
               *(f"{live[s]['shown']:.0f} / {live[s]['dropped']:.0f}" for s in sides)],
              ["real time: capture -> result latency p50 / p95 ms",
               *("{p50} / {p95}".format(**live[s]["latency_ms"]) for s in sides)]]
-    table = _table(["", *sides], rows)
+    table = markdown_table(["", *sides], rows)
     return (f"### Speed: ours vs face_recognition\n\n![FPS, ours vs face_recognition]({image})"
             f"\n\n{table}\n\nOurs: BlazeFace + CNN landmarks (.pb, smoothed) + FaceNet "
             f"{results['fps'].get('embedder', 'int8')}, detection "
@@ -208,7 +195,7 @@ def _naming(fps: dict) -> str:
         rows.append([f"{seg['first']}-{seg['last']} ({seg['frames']})", who,
                      *(f"{segments[s][i]['named_expected']} / {segments[s][i]['named_wrong']}"
                        for s in sides)])
-    table = _table(["frames (count)", "on screen", *(f"{s}: right / wrong" for s in sides)],
+    table = markdown_table(["frames (count)", "on screen", *(f"{s}: right / wrong" for s in sides)],
                    rows)
     return ("### Naming on the Hamilton clip, per labelled segment\n\n"
             "Frames in which the expected person was named (right) and in which someone else "
@@ -218,7 +205,7 @@ def _naming(fps: dict) -> str:
 
 
 def _landmarks(rows: list[dict], image: str) -> str:
-    table = _table(["model", "boxes", "faces found", "NME mean", "NME median",
+    table = markdown_table(["model", "boxes", "faces found", "NME mean", "NME median",
                     "failures (NME > 0.1 or missed)", "ms/face"],
                    [[r["landmarks"], r["boxes"], f"{r['detected']} / {r['n']}",
                      _num(r["nme_mean"], 4), _num(r["nme_median"], 4),
@@ -243,7 +230,7 @@ def _facenet(facenet: dict) -> str:
              _num(row.get("cosine_mean"), 4), row.get("source", ".pb"), _num(row.get("auc"), 4)]
             for row in variants]
     machine = facenet.get("meta", {}).get("machine", "?")
-    return ("### FaceNet variants\n\n" + _table(header, rows) + "\n\nFrom "
+    return ("### FaceNet variants\n\n" + markdown_table(header, rows) + "\n\nFrom "
             "[`models/report.json`](models/report.json) (`make verify`, measured on "
             f"{machine}): cosine of each file's embeddings to those of the file it was converted "
             "from (\"against\") on the aligned 5-celebrity faces, verification AUC over all "
@@ -260,11 +247,6 @@ def _reproduce() -> str:
             "--repeat 1\n.venv/bin/python -m app eval landmarks --data "
             "../shared/data/landmarks300w/test --landmarks cnn dlib --boxes hog\n"
             ".venv/bin/python -m models verify   # models/report.json\n```")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
 def _num(value, digits: int) -> str:
@@ -296,7 +278,7 @@ def write(results: dict, readme: Path, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.results", description=__doc__.split(
+    parser = argparse.ArgumentParser(prog="python -m app.lab.results", description=__doc__.split(
         "\n\n")[0])
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results",

@@ -83,8 +83,8 @@ def _run_ours(video: Path, gallery_path: Path, embedder: str, events_path: Path,
     from app.config import RunConfig
     from app.factory import build_pipeline
     from app.gallery import Gallery
-    from app.runloop import run
-    from app.scoring import names_by_frame, read_events
+    from app.runloop import LoopOptions, Outputs, run
+    from app.lab.scoring import names_by_frame, read_events
     from app.sinks import EventsWriter
 
     start = time.perf_counter()
@@ -99,7 +99,8 @@ def _run_ours(video: Path, gallery_path: Path, embedder: str, events_path: Path,
             first_frame.setdefault("s", time.perf_counter() - start)
 
         try:
-            summary, _ = run(pipeline, source, events=events, on_result=on_first)
+            summary, _ = run(pipeline, source, Outputs(events=events),
+                             LoopOptions(on_result=on_first))
         finally:
             events.close()
             source.stop()
@@ -199,7 +200,7 @@ def _people(enroll: list[str] | None, labels: dict | None, video: Path) -> dict[
 
 
 def _named(named: dict[int, set[str]], labels: dict | None) -> dict:
-    from app.scoring import score_segments
+    from app.lab.scoring import score_segments
 
     counts: dict[str, int] = {}
     for names in named.values():

@@ -13,9 +13,10 @@ from the photo itself and run through the detector, the landmark model and the a
   then still for 20. Lag = the delay (frames, 0.05 steps) that best lines the smoothed
   points' centroid up with the raw one's.
 
-Prints one JSON line: the detector's box jitter on the still clip (centre motion per
-frame / box size), landmark jitter raw/smoothed and their ratio, lag in frames (median
-over photos), and the filter parameters.
+Prints one JSON line per landmark model (``--landmarks``, default CNN and dlib, every
+model on the very same clips): the detector's box jitter on the still clip (centre motion
+per frame / box size), landmark jitter raw/smoothed and their ratio, lag in frames
+(median over photos), and the filter parameters.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import json
 import cv2
 import numpy as np
 
-from app.landmark_eval import make_landmarker, matching_box, read_faces
+from app.factory import build_landmark_model
+from app.lab.landmark_eval import matching_box, read_faces
 from app.smooth import DEFAULT_FPS, LandmarkSmoother
 from app.types import OUTER_EYE_CORNERS, Face
 
@@ -48,7 +50,7 @@ def run_clip(frames, detector, landmarker, smoother, track_points):
         boxes.append(box)
         face = Face(box=box, score=1.0, track_id=1)
         face.landmarks = landmarker.predict(image, box)
-        face.extras["track_event"] = "new" if not raw else None
+        face.track.event = "new" if not raw else None
         raw.append(face.landmarks.copy())
         smoother.apply([face])
         smooth.append(face.landmarks)
@@ -100,30 +102,60 @@ def lag_frames(raw: np.ndarray, smooth: np.ndarray, max_lag: float = 10.0) -> fl
 def evaluate(data_dir, photos: int = 10, frames: int = 60, speed: float = 0.5,
              sensor_noise: float = 3.0, detector: str = "blazeface", landmarks: str = "cnn",
              smoother_args: dict | None = None, seed: int = 0) -> dict:
+    """The row of one landmark model (see :func:`evaluate_models`)."""
+    return evaluate_models(data_dir, [landmarks], photos, frames, speed, sensor_noise,
+                           detector, smoother_args, seed)[0]
+
+
+def evaluate_models(data_dir, landmarks: list[str], photos: int = 10, frames: int = 60,
+                    speed: float = 0.5, sensor_noise: float = 3.0, detector: str = "blazeface",
+                    smoother_args: dict | None = None, seed: int = 0) -> list[dict]:
+    """One row per landmark model, every model measured on the very same clips (the
+    still clips' noise is drawn once per photo)."""
     from app.factory import build_detector
 
     rng = np.random.default_rng(seed)
     det = build_detector(detector)
-    landmarker = make_landmarker(landmarks, detector)
+    models = {name: build_landmark_model(name, detector, "pb", threads=2) for name in landmarks}
     smoother_args = smoother_args or {}
-    rows = []
+    rows: dict[str, list] = {name: [] for name in landmarks}
     for face in read_faces(data_dir, photos):
-        right, left = OUTER_EYE_CORNERS
-        iod = float(np.linalg.norm(face.points[right] - face.points[left]))
-        size = float(np.ptp(face.points[:, 0]))
-        still = still_frames(face.image, frames, sensor_noise, rng)
-        raw_s, smooth_s, boxes_s = run_clip(still, det, landmarker,
-                                            LandmarkSmoother(**smoother_args),
-                                            [face.points] * len(still))
-        moving, moved = moving_frames(face.image, face.points, frames,
-                                      speed * size / DEFAULT_FPS)
-        raw_m, smooth_m, _ = run_clip(moving, det, landmarker, LandmarkSmoother(**smoother_args),
-                                   moved)
-        if len(raw_s) < 2 or len(raw_m) < 2:
-            continue
-        rows.append((jitter(raw_s, iod), jitter(smooth_s, iod), lag_frames(raw_m, smooth_m),
-                     box_jitter(boxes_s)))
-    getattr(landmarker, "close", lambda: None)()
+        clips = _clips(face, frames, speed, sensor_noise, rng)
+        for name, landmarker in models.items():
+            row = _measure(clips, det, landmarker, smoother_args)
+            if row is not None:
+                rows[name].append(row)
+    for landmarker in models.values():
+        getattr(landmarker, "close", lambda: None)()
+    return [_summary(rows[name], name, detector, speed, smoother_args, data_dir)
+            for name in landmarks]
+
+
+def _clips(face, frames: int, speed: float, sensor_noise: float, rng) -> dict:
+    """A still clip with sensor noise and a moving clip of one annotated photo."""
+    right, left = OUTER_EYE_CORNERS
+    size = float(np.ptp(face.points[:, 0]))
+    moving, moved = moving_frames(face.image, face.points, frames, speed * size / DEFAULT_FPS)
+    still = still_frames(face.image, frames, sensor_noise, rng)
+    return {"iod": float(np.linalg.norm(face.points[right] - face.points[left])),
+            "still": (still, [face.points] * len(still)), "moving": (moving, moved)}
+
+
+def _measure(clips: dict, det, landmarker, smoother_args: dict) -> tuple | None:
+    """(raw jitter, smoothed jitter, lag, box jitter) of one model on one photo's clips."""
+    raw_s, smooth_s, boxes_s = run_clip(clips["still"][0], det, landmarker,
+                                        LandmarkSmoother(**smoother_args), clips["still"][1])
+    raw_m, smooth_m, _ = run_clip(clips["moving"][0], det, landmarker,
+                                  LandmarkSmoother(**smoother_args), clips["moving"][1])
+    if len(raw_s) < 2 or len(raw_m) < 2:
+        return None
+    iod = clips["iod"]
+    return (jitter(raw_s, iod), jitter(smooth_s, iod), lag_frames(raw_m, smooth_m),
+            box_jitter(boxes_s))
+
+
+def _summary(rows: list, landmarks: str, detector: str, speed: float, smoother_args: dict,
+             data_dir) -> dict:
     if not rows:
         raise ValueError(f"{data_dir}: the {detector} detector found no face to measure")
     raw_j, smooth_j, lags, box_j = (np.array(c) for c in zip(*rows))
@@ -145,7 +177,7 @@ def _filter_params(smoother_args: dict) -> dict:
 def main(args) -> int:
     smoother_args = {k: v for k, v in (("min_cutoff", args.min_cutoff), ("beta", args.beta))
                      if v is not None}
-    row = evaluate(args.data, args.photos, args.frames, args.speed, args.sensor_noise,
-                   args.detector, args.landmarks, smoother_args)
-    print(json.dumps(row))
+    for row in evaluate_models(args.data, args.landmarks, args.photos, args.frames, args.speed,
+                               args.sensor_noise, args.detector, smoother_args):
+        print(json.dumps(row))
     return 0

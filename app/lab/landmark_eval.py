@@ -27,12 +27,26 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from app.landmarks.metrics import box_iou, landmark_box, nme, read_pts
+from app.factory import build_landmark_model
+from app.geometry import box_iou, landmark_box, nme
 
 BOX_SOURCES = ("hog", "blazeface", "gt")
-LANDMARK_MODELS = ("cnn", "dlib")
 FAIL_NME = 0.1          # a face whose NME exceeds this counts as a failure
 MIN_MATCH_IOU = 0.2     # a detection overlapping the annotated face less than this is a miss
+
+
+def read_pts(path: str | Path) -> np.ndarray:
+    """(68, 2) float32 points of an iBUG ``.pts`` file, coordinates as written in the file."""
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    try:
+        start, end = lines.index("{") + 1, lines.index("}")
+        points = np.array([line.split() for line in lines[start:end]], dtype=np.float32)
+    except ValueError as err:
+        raise ValueError(f"{path}: not an iBUG .pts file ({err})") from None
+    if points.shape != (68, 2):
+        raise ValueError(f"{path}: expected 68 points of (x, y), got shape {points.shape}")
+    return points
 
 
 @dataclass
@@ -113,34 +127,13 @@ def summarise(errors: np.ndarray, seconds: np.ndarray) -> dict:
             "ms_per_face": round(1000 * float(np.median(seconds)), 2) if len(seconds) else None}
 
 
-def make_landmarker(name: str, boxes: str, threads: int = 2, model_dir: str | Path | None = None):
-    """The landmark model ``name`` with the CNN's crop rule for ``boxes``."""
-    if name == "dlib":
-        from app.landmarks.dlib68 import Dlib68Landmarks
-        return Dlib68Landmarks()
-    if name != "cnn":
-        raise ValueError(f"unknown landmark model {name!r}; expected one of {LANDMARK_MODELS}")
-    from app.factory import CROP_RULE_OF
-    from app.landmarks.cnn import CnnLandmarks, read_io
-    from app.paths import CNN68_DIR
-
-    model_dir = Path(model_dir or CNN68_DIR)
-    rules = read_io(model_dir / "io.json")["crop_rules"]
-    rule = CROP_RULE_OF.get(boxes, boxes)
-    if rule not in rules:
-        print(f"note: {model_dir}/io.json has no crop rule for {boxes} boxes; "
-              "using 'default'", file=sys.stderr)
-        rule = "default"
-    return CnnLandmarks(model_dir, backend="pb", detector=rule, num_threads=threads)
-
-
 def evaluate(data_dir, models: list[str], boxes: str, threads: int = 2, limit: int | None = None,
              model_dir=None) -> list[dict]:
     """One summary row per model (with its per-face ``errors`` kept for plotting)."""
     faces = with_boxes(read_faces(data_dir, limit), boxes)
     rows = []
     for name in models:
-        landmarker = make_landmarker(name, boxes, threads, model_dir)
+        landmarker = build_landmark_model(name, boxes, "pb", threads, model_dir)
         try:
             errors, seconds = face_errors(landmarker, faces)
         finally:
@@ -153,7 +146,7 @@ def evaluate(data_dir, models: list[str], boxes: str, threads: int = 2, limit: i
 def plot_ced(rows: list[dict], path: str | Path, max_nme: float = 0.12, title: str = "") -> Path:
     """Cumulative error distribution: share of all faces (misses never count) with
     NME <= x, one line per row ({"landmarks", "boxes", "errors"})."""
-    from app.results import pyplot, save_figure
+    from app.lab.plots import pyplot, save_figure
 
     plt = pyplot()
     xs = np.linspace(0, max_nme, 241)

@@ -1,0 +1,168 @@
+"""One ``run``: open the gallery, the models, the source and the outputs a
+:class:`~app.config.RunConfig` names, run the main loop, print the summary.
+
+Used by the CLI (``python -m app run`` / ``run_video.py``) and the demo. Exit codes:
+0 done, 1 a runtime failure (camera lost, model error, an output that could not be
+written), 2 bad input (arguments, files, photos, gallery, an output that would overwrite
+an input), 130 Ctrl-C, 143 SIGTERM (``app.outputs.exit_code``). Outputs: see
+``app.outputs``.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from app.config import RunConfig
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def run_session(config: RunConfig) -> int:
+    """Everything ``config`` asks for, start to summary; returns the exit code."""
+    from app.capture import CameraError, open_source
+    from app.factory import build_pipeline
+    from app.gallery import Gallery
+    from app.outputs import check_outputs, exit_code, gallery_files
+    from app.runloop import LoopOptions, run
+
+    # Before anything is opened for writing: no output may be an input or another output.
+    check_outputs({"--output": config.output, "--events": config.events},
+                  {"--source": _source_file(config.source), **gallery_files(config.gallery)})
+    headless = _headless(config)
+    source = open_source(config.source, progress=config.progress)
+    with ExitStack() as stack:
+        gallery = stack.enter_context(Gallery(config.gallery, readonly=True))
+        print_warnings(gallery.warnings)
+        pipeline = build_pipeline(config, gallery)
+        stack.callback(pipeline.close)
+        sync_gallery(pipeline, progress=config.progress)
+        try:
+            source.start()
+        except CameraError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        stack.callback(source.stop)
+        outputs = _open_outputs(config, source, headless, stack)
+        models = [config.detector, f"landmarks:{config.landmarks}",
+                  f"facenet:{config.embedder}"]
+        summary, stop_reason = run(pipeline, source, outputs,
+                                   LoopOptions(max_frames=config.max_frames,
+                                               side_by_side=config.side_by_side,
+                                               models=models))
+    sinks = [s for s in (outputs.video, outputs.events) if s is not None]
+    failure = next((s.failed for s in sinks if s.failed), None)
+    print_summary(summary, stop_reason, config, written=failure is None)
+    if failure is not None:
+        _print_write_failure(failure, sinks)
+        return exit_code(stop_reason, failed=True)
+    if getattr(source, "error", None):
+        print(f"error: {source.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return exit_code(stop_reason, failed=False)
+
+
+def _headless(config: RunConfig) -> bool:
+    from app.sinks import display_available
+
+    if not config.headless and not display_available():
+        print("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless",
+              file=sys.stderr)
+        return True
+    return config.headless
+
+
+def _open_outputs(config: RunConfig, source, headless: bool, stack: ExitStack):
+    """The window, annotated video and events file ``config`` names, each closed by
+    ``stack``; the files are moved into place only if all went well (:func:`_finisher`)."""
+    from app.runloop import Outputs
+    from app.sinks import EventsWriter, VideoSink, Window
+
+    outputs = Outputs()
+    sinks: list = []
+    stack.push(_finisher(sinks))
+    if config.output:
+        outputs.video = VideoSink(config.output, getattr(source, "fps", None) or 30.0)
+        sinks.append(outputs.video)
+    if config.events:
+        outputs.events = EventsWriter(config.events)
+        sinks.append(outputs.events)
+    if not headless:
+        outputs.window = Window()
+        stack.callback(outputs.window.close)
+    return outputs
+
+
+def _finisher(sinks: list):
+    """ExitStack exit callback: finish every output file, then move them all into place
+    only if the block ended normally and none failed (else the partial files stay and
+    the previous targets are untouched)."""
+    def finish(exc_type, exc, tb):
+        for sink in sinks:
+            sink.close(commit=False)
+        if exc_type is None and not any(sink.failed for sink in sinks):
+            for sink in sinks:
+                sink.pending.commit()
+    return finish
+
+
+def _source_file(source: str) -> Path | None:
+    text = str(source).strip()
+    if text.isdigit() or "://" in text:
+        return None
+    return Path(text).expanduser()
+
+
+def _print_write_failure(failure, sinks: list) -> None:
+    kept = [str(s.pending.path) for s in sinks
+            if not s.pending.in_place and s.pending.path.exists()]
+    print(f"error: {failure}. The run stopped; no output was replaced (a previous file of "
+          f"that name is untouched)." + (f" What was written so far is in {', '.join(kept)}"
+          f" (the events file ends with why); delete what you do not need." if kept else "")
+          + " Free some space or choose another folder, then run again", file=sys.stderr)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def sync_gallery(pipeline, progress: bool = True) -> None:
+    """Re-embed stored crops another embedder made, in batches with a progress bar,
+    saying what happened."""
+    total = len(pipeline.gallery.missing_sample_ids(pipeline.model_id))
+    bar = None
+    if total and progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, desc=f"re-embedding gallery ({pipeline.model_id})",
+                   unit="face", file=sys.stderr, dynamic_ncols=True)
+    elif total:
+        print(f"gallery: re-embedding {total} stored sample(s) with {pipeline.model_id}",
+              file=sys.stderr)
+    try:
+        done, lost = pipeline.sync_gallery(on_batch=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if done:
+        print(f"gallery: embedded {done} stored sample(s) with {pipeline.model_id} "
+              f"(they were enrolled with another embedder)")
+    if lost:
+        print(f"warning: {lost} gallery sample(s) have no stored face crop and were made by "
+              f"another embedder; they are ignored (re-enrol those people)", file=sys.stderr)
+
+
+def print_summary(summary: dict, stop_reason: str | None, config: RunConfig,
+                  written: bool = True) -> None:
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
+    print(f"frames: {summary['frames']}  FPS: {summary['fps']:.1f}  "
+          f"median ms per stage: {stages}")
+    if "latency_ms" in summary:
+        lat = summary["latency_ms"]
+        print(f"capture->output latency ms: median {lat['median']}, p95 {lat['p95']}; "
+              f"dropped frames: {summary['dropped']}")
+    if stop_reason:
+        print(f"stopped: {stop_reason}")
+    for what, path in (("annotated video", config.output), ("events", config.events)):
+        if path and written:
+            print(f"{what}: {path}")
