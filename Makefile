@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup models demo test verify bench-deps bench results clean
+.PHONY: setup models demo test verify bench-deps bench results screenshots clean
 
 setup: $(STAMP) models
 
@@ -40,6 +40,10 @@ bench: bench-deps
 # then redraws docs/results/*.png and the README section between its results markers.
 results: bench-deps
 	$(PY) -m app.lab.results
+
+# The README's pictures of the window (docs/window*.png): the app under Xvfb, driven by xdotool.
+screenshots: setup
+	$(PY) -m app.lab.screenshots
 
 clean:
 	rm -rf $(VENV) models/facenet models/cache assets/demo out

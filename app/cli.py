@@ -143,7 +143,8 @@ def _config(args) -> RunConfig:
                      headless=args.headless, output=_path(args.output),
                      events=_path(args.events), max_frames=args.max_frames,
                      side_by_side=args.side_by_side, smooth=not args.no_smooth,
-                     threads=args.threads,
+                     threads=args.threads, speed=0.0 if args.fast else args.speed,
+                     loop=args.loop, record_status=args.record_status,
                      progress=not args.no_progress and sys.stderr.isatty())
 
 
@@ -164,15 +165,19 @@ def _add_run(sub) -> None:
     run = sub.add_parser("run", help="process a camera, video or image (run_video.py)",
                          description="Detect, landmark and recognise faces. Keys in the "
                          "window: q/Esc quit, l landmarks cnn/dlib/both, s side by side, "
-                         "e enrol the largest face, u undo enrolment, space pause, h help.")
+                         "e enrol (click a face to choose it), u undo this window's last "
+                         "enrolment, space pause, . or n one frame on, p screenshot, "
+                         "b status bar, h help. A file plays at its own frame rate in "
+                         "the window and stays on its last picture until q.")
     run.add_argument("--source", default="0",
                      help="camera index, device path, stream URL, video or image file "
                           "[%(default)s]")
     _model_options(run)
     run.add_argument("--landmarks", choices=LANDMARK_MODES, default="cnn",
                      help="landmark model(s) [%(default)s]")
-    run.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="pb",
-                     help="how the CNN runs: frozen .pb or SavedModel [%(default)s]")
+    run.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="tflite",
+                     help="how the CNN runs: .tflite (ai-edge-litert), or frozen .pb or "
+                     "SavedModel (both import TensorFlow, seconds to start) [%(default)s]")
     run.add_argument("--side-by-side", action="store_true",
                      help="start in the CNN | dlib side-by-side view (key s)")
     run.add_argument("--no-smooth", action="store_true", help="show raw landmarks (default: "
@@ -181,9 +186,19 @@ def _add_run(sub) -> None:
                      help="cosine similarity below which a face is unknown [the embedder "
                           "family's: " + _family_thresholds() + "]")
     run.add_argument("--headless", action="store_true", help="no window")
-    run.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
+    run.add_argument("--output", metavar="FILE.mp4", help="write the annotated video "
+                     "(the picture without the window's status bar)")
+    run.add_argument("--record-status", action="store_true", help="--output also records "
+                     "the status bar")
     run.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per frame")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    pace = run.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, metavar="X", help="play a file at X times its "
+                      "frame rate [1 in a window; headless runs go as fast as they can]")
+    pace.add_argument("--fast", action="store_true", help="play a file as fast as the "
+                      "machine allows, also in a window")
+    run.add_argument("--loop", action="store_true", help="play a video file again from the "
+                     "start each time it ends (q quits)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar for files")
     run.set_defaults(handler=cmd_run)
 
@@ -264,6 +279,8 @@ def _add_eval_landmarks(eval_sub) -> None:
     marks.add_argument("--boxes", nargs="+", choices=("hog", "blazeface", "gt"),
                        default=["hog"], help="where face boxes come from [hog]")
     marks.add_argument("--threads", type=int, default=2, help="CNN threads [%(default)s]")
+    marks.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="tflite",
+                       help="how the CNN runs [%(default)s]")
     marks.add_argument("--limit", type=int, help="only the first N photos")
     marks.add_argument("--plot", metavar="FILE.png", help="cumulative NME curve of every "
                        "model and box source given")

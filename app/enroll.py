@@ -3,10 +3,13 @@
 Photos: every photo must hold exactly one face; all are checked and embedded before
 anything is written, then stored in one transaction, so a bad photo stores nothing.
 
-Live: :class:`LiveEnrolment` follows one track (the largest face when ``e`` was
-pressed) and keeps frames that pass :func:`quality_problem` (big enough, sharp enough,
-frontal enough by its landmarks), at least ``min_gap`` frames apart, until it has
-``samples`` of them; the caller then stores them under the typed name.
+Live: :class:`LiveEnrolment` follows one person (the clicked face, else the most
+central, large, sharp one when ``e`` was pressed: :func:`pick_face`) and keeps frames
+that pass :func:`quality_problem` (big enough, sharp enough, frontal enough by its
+landmarks), at least ``min_gap`` frames apart, until it has ``samples`` of them; the
+caller then stores them under the typed name. When the person's track ends (a cut, a
+detection gap), the face whose embedding matches theirs takes over, so the collection
+goes on under the new track id.
 """
 from __future__ import annotations
 
@@ -169,6 +172,37 @@ def photo_face(image: np.ndarray, detector, landmarker, path: str | Path = "phot
 
 
 # -- live ----------------------------------------------------------------------------------
+def box_width(face: Face) -> float:
+    return float(face.box[2] - face.box[0])
+
+
+def pick_face(faces: list[Face], image: np.ndarray,
+              point: tuple[float, float] | None = None) -> Face | None:
+    """The face to enrol: the one under ``point`` (a click; the smallest box holding it),
+    else the one with the best size x centrality x sharpness (so not a blurred hand or a
+    face at the edge). Only tracked faces with landmarks can be enrolled."""
+    usable = [f for f in faces if f.track_id is not None and f.landmarks is not None]
+    if point is not None:
+        x, y = point
+        under = [f for f in usable if f.box[0] <= x <= f.box[2] and f.box[1] <= y <= f.box[3]]
+        return min(under, key=box_width, default=None)
+    return max(usable, key=lambda f: enrol_score(f, image), default=None)
+
+
+def enrol_score(face: Face, image: np.ndarray) -> float:
+    """Size (box width) x centrality (1 at the centre, 0 in a corner) x sharpness
+    (Laplacian variance of the box, up to the enrolment minimum)."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in np.clip(face.box, 0, [w, h, w, h]))
+    crop = image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
+    if crop.size == 0:
+        return 0.0
+    sharp = laplacian_variance(cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA))
+    centre = np.array([(x1 + x2) / 2 / w - 0.5, (y1 + y2) / 2 / h - 0.5])
+    centrality = 1.0 - float(np.linalg.norm(centre)) / np.hypot(0.5, 0.5)
+    return box_width(face) * max(centrality, 0.05) * min(1.0, sharp / MIN_SHARPNESS)
+
+
 class LiveEnrolment:
     """Collects samples of one track for a live enrolment (see module docstring).
 
@@ -176,8 +210,10 @@ class LiveEnrolment:
     samples are in. ``status`` is a one-line progress message for the screen."""
 
     def __init__(self, track_id: int, samples: int = LIVE_SAMPLES, min_gap: int = LIVE_MIN_GAP,
-                 timeout_frames: int = LIVE_TIMEOUT_FRAMES):
+                 timeout_frames: int = LIVE_TIMEOUT_FRAMES, reference: np.ndarray | None = None):
         self.track_id = track_id
+        self.reference = reference           # the person's embedding when chosen (unit)
+        self.followed: list[int] = []        # earlier track ids of the same person
         self.wanted = samples
         self.min_gap = min_gap
         self.timeout_frames = timeout_frames
@@ -199,15 +235,26 @@ class LiveEnrolment:
     @property
     def status(self) -> str:
         text = f"enrolling #{self.track_id}: {len(self.embeddings)}/{self.wanted} samples"
+        if self.followed:
+            text += f" (followed from #{self.followed[0]})"
         if self.last_problem and not self.done:
             text += f" ({self.last_problem})"
         return text
+
+    @property
+    def summary(self) -> str:
+        """For the end of an enrolment that did not finish: who, how far, why."""
+        who = self.name or f"face #{self.track_id}"
+        text = f"{who}: {len(self.embeddings)}/{self.wanted} samples in {self.frames_seen} frames"
+        return f"{text} (last problem: {self.last_problem})" if self.last_problem else text
 
     def offer(self, pipeline, frame: Frame, faces: list[Face]) -> bool:
         if self.done:
             return True
         self.frames_seen += 1
         face = next((f for f in faces if f.track_id == self.track_id), None)
+        if face is None:
+            face = self._same_person(pipeline, frame, faces)
         if face is None:
             self.last_problem = "face not in view"
             return False
@@ -221,15 +268,39 @@ class LiveEnrolment:
         problem = quality_problem(face, face.aligned)
         self.last_problem = problem
         if problem is None:
+            if self.reference is None:
+                self.reference = np.asarray(embedding, np.float32)
             self.embeddings.append(np.asarray(embedding, np.float32))
             self.thumbnails.append(face.aligned)
             self._last_kept = frame.index
         return self.done
 
-    def store(self, pipeline) -> tuple[int, bool]:
-        """Write the samples under ``self.name`` (one transaction)."""
+    def _same_person(self, pipeline, frame: Frame, faces: list[Face]) -> Face | None:
+        """The face (on another track) most like the person being enrolled, if it is
+        like them by the recognition threshold; the enrolment follows it from now on."""
+        known = [self.reference] if self.reference is not None else []
+        candidates = sorted((f for f in faces if f.landmarks is not None
+                             and f.track_id is not None), key=lambda f: -box_width(f))[:4]
+        if not (known or self.embeddings) or not candidates:
+            return None
+        missing = [f for f in candidates if f.embedding is None]
+        fresh = dict(zip(map(id, missing), pipeline.embed_faces(frame.image, missing)))
+        people = np.stack(known + self.embeddings)
+        best, best_sim = None, pipeline.threshold
+        for face in candidates:
+            embedding = face.embedding if face.embedding is not None else fresh[id(face)]
+            similarity = float(np.max(people @ np.asarray(embedding, np.float32)))
+            if similarity >= best_sim:
+                best, best_sim = face, similarity
+        if best is not None:
+            self.followed.append(self.track_id)
+            self.track_id = best.track_id
+        return best
+
+    def store(self, pipeline):
+        """Write the samples under ``self.name`` (one transaction); returns the
+        :class:`~app.gallery.Enrolled` record (its id lets the window undo exactly this)."""
         if not self.done:
             raise EnrolmentError(f"only {len(self.embeddings)} of {self.wanted} samples")
-        return pipeline.gallery.add_samples(self.name or "", np.stack(self.embeddings),
-                                            pipeline.model_id, self.thumbnails,
-                                            crop=pipeline.crop)
+        return pipeline.gallery.enrol(self.name or "", np.stack(self.embeddings),
+                                      pipeline.model_id, self.thumbnails, crop=pipeline.crop)

@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from app.config import LANDMARK_MODELS, RunConfig
+from app.cuts import CutDetector
 from app.pipeline import LazyModels, Pipeline
 from app.smooth import LandmarkSmoother
 
@@ -23,7 +24,7 @@ def build_detector(name: str, threads: int = 2):
     return BlazeFaceDetector(model=model, num_threads=threads)
 
 
-def build_landmark_model(name: str, detector: str = "blazeface", backend: str = "pb",
+def build_landmark_model(name: str, detector: str = "blazeface", backend: str = "tflite",
                          threads: int | None = None, model_dir=None):
     """One landmark model: "dlib", or "cnn" with the crop rule fitted to ``detector``'s
     boxes (a box source of the lab such as "gt" names its own rule; a rule the model's
@@ -45,7 +46,7 @@ def build_landmark_model(name: str, detector: str = "blazeface", backend: str = 
     return CnnLandmarks(model_dir, backend=backend, detector=rule, num_threads=threads)
 
 
-def build_landmark_models(detector: str, backend: str = "pb",
+def build_landmark_models(detector: str, backend: str = "tflite",
                           threads: int | None = None) -> LazyModels:
     """Every landmark model, each built on first use."""
     return LazyModels({name: partial(build_landmark_model, name, detector, backend, threads)
@@ -75,4 +76,6 @@ def build_pipeline(config: RunConfig, gallery) -> Pipeline:
                                                           config.threads),
                     embedder=embedder, gallery=gallery, threshold=threshold,
                     landmarks="both" if config.side_by_side else config.landmarks,
-                    smoother=LandmarkSmoother() if config.smooth else None)
+                    smoother=LandmarkSmoother() if config.smooth else None,
+                    cuts=CutDetector(),
+                    detector_factory=lambda: build_detector(config.detector, config.threads))

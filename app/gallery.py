@@ -112,11 +112,21 @@ class Person:
 
 @dataclass(frozen=True)
 class Enrolment:
-    """What :meth:`Gallery.undo_last_enrolment` removed."""
+    """What :meth:`Gallery.undo_enrolment` (or ``undo_last_enrolment``) removed."""
     id: int
     name: str
     samples: int
     person_removed: bool
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """What :meth:`Gallery.enrol` stored: its enrolment id is the handle for an undo."""
+    enrolment_id: int
+    person_id: int
+    name: str
+    samples: int
+    created_person: bool
 
 
 @dataclass(frozen=True)
@@ -203,10 +213,16 @@ class Gallery:
         ``embeddings`` (N, D) made by ``model_id`` (stored as float32 unit vectors);
         ``thumbnails`` one BGR uint8 face crop (or JPEG bytes, or None) per row, kept so
         the samples can be re-embedded by another model, made by the crop rule ``crop``.
-        Returns ``(person_id,
-        created_new)``; ``created_new`` is False when the name already existed and the
+        Returns ``(person_id, created_new)``; ``created_new`` is False when the name already existed and the
         samples were added to that person (names match case-insensitively).
         """
+        done = self.enrol(name, embeddings, model_id, thumbnails, crop)
+        return done.person_id, done.created_person
+
+    def enrol(self, name: str, embeddings: np.ndarray, model_id: str,
+              thumbnails: Sequence[np.ndarray | bytes | None] | None = None,
+              crop: str = LEGACY_CROP) -> Enrolled:
+        """:meth:`add_samples`, returning the stored enrolment (its id undoes exactly it)."""
         name = clean_name(name)
         model_id = _check_model_id(model_id)
         vectors = unit_rows(embeddings)
@@ -236,7 +252,9 @@ class Gallery:
                 cur.execute("INSERT INTO embeddings(sample_id, model_id, dim, vector, created) "
                             "VALUES (?, ?, ?, ?, ?)",
                             (sample_id, model_id, len(vector), _to_blob(vector), now))
-        return person_id, created_new
+            stored = cur.execute("SELECT name FROM people WHERE id = ?",
+                                 (person_id,)).fetchone()[0]
+        return Enrolled(enrolment_id, person_id, stored, len(vectors), created_new)
 
     def add_embeddings(self, sample_ids: Sequence[int], embeddings: np.ndarray,
                        model_id: str) -> int:
@@ -288,22 +306,34 @@ class Gallery:
         """Remove the samples of the most recent enrolment still stored (None if none).
 
         The person goes too if that enrolment created them and they have no other samples.
+        (The window undoes only its own enrolments, by id: :meth:`undo_enrolment`.)
         """
         with self._transaction("undo") as cur:
-            row = cur.execute(
-                "SELECT e.id, e.person_id, e.created_person, p.name FROM enrolments e "
-                "JOIN people p ON p.id = e.person_id ORDER BY e.id DESC LIMIT 1").fetchone()
-            if row is None:
-                return None
-            enrolment_id, person_id, created_person, name = row
-            count = cur.execute("SELECT COUNT(*) FROM samples WHERE enrolment_id = ?",
-                                (enrolment_id,)).fetchone()[0]
-            cur.execute("DELETE FROM enrolments WHERE id = ?", (enrolment_id,))
-            others = cur.execute("SELECT COUNT(*) FROM samples WHERE person_id = ?",
-                                 (person_id,)).fetchone()[0]
-            person_removed = bool(created_person) and others == 0
-            if person_removed:
-                cur.execute("DELETE FROM people WHERE id = ?", (person_id,))
+            row = cur.execute("SELECT id FROM enrolments ORDER BY id DESC LIMIT 1").fetchone()
+            return None if row is None else self._undo(cur, row[0])
+
+    def undo_enrolment(self, enrolment_id: int) -> Enrolment | None:
+        """Remove the samples of one enrolment (None if it is no longer stored: removed
+        with its person, say). The person goes only if this enrolment created them and
+        no other samples remain, so a person who existed before it is never removed."""
+        with self._transaction("undo") as cur:
+            return self._undo(cur, int(enrolment_id))
+
+    def _undo(self, cur: sqlite3.Cursor, enrolment_id: int) -> Enrolment | None:
+        row = cur.execute(
+            "SELECT e.person_id, e.created_person, p.name FROM enrolments e "
+            "JOIN people p ON p.id = e.person_id WHERE e.id = ?", (enrolment_id,)).fetchone()
+        if row is None:
+            return None
+        person_id, created_person, name = row
+        count = cur.execute("SELECT COUNT(*) FROM samples WHERE enrolment_id = ?",
+                            (enrolment_id,)).fetchone()[0]
+        cur.execute("DELETE FROM enrolments WHERE id = ?", (enrolment_id,))
+        others = cur.execute("SELECT COUNT(*) FROM samples WHERE person_id = ?",
+                             (person_id,)).fetchone()[0]
+        person_removed = bool(created_person) and others == 0
+        if person_removed:
+            cur.execute("DELETE FROM people WHERE id = ?", (person_id,))
         return Enrolment(enrolment_id, name, count, person_removed)
 
     # -- reads ---------------------------------------------------------------------

@@ -12,7 +12,9 @@ are smoothed per track (One Euro filter, ``app.smooth``) when a smoother is give
 """
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -29,13 +31,39 @@ from app.types import Detection, Face, Frame, FrameResult
 
 class LazyModels:
     """Name -> model, each built by its factory on first use (dlib's 100 MB file loads
-    only if someone asks for dlib landmarks)."""
+    only if someone asks for dlib landmarks), or ahead of time on a background thread
+    (:meth:`preload`, where a key may switch to it) so no frame waits for it."""
 
     def __init__(self, factories: Mapping[str, Callable[[], object]]):
         self._factories = dict(factories)
         self._models: dict[str, object] = {}
+        self._loading: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def preload(self, name: str) -> None:
+        """Start building ``name`` on a daemon thread (once); an error shows on use."""
+        with self._lock:
+            if name in self._models or name in self._loading:
+                return
+            thread = threading.Thread(target=self._build_quietly, args=(name,),
+                                      name=f"load-{name}", daemon=True)
+            self._loading[name] = thread
+        thread.start()
+
+    def ready(self, name: str) -> bool:
+        return name in self._models
+
+    def _build_quietly(self, name: str) -> None:
+        try:
+            model = self._factories[name]()
+        except Exception:  # noqa: BLE001 -- raised again by __getitem__ on use
+            return
+        self._models.setdefault(name, model)
 
     def __getitem__(self, name: str):
+        loading = self._loading.get(name)
+        if loading is not None and name not in self._models:
+            loading.join()
         if name not in self._models:
             if name not in self._factories:
                 raise KeyError(f"no landmark model {name!r}; have {sorted(self._factories)}")
@@ -43,6 +71,8 @@ class LazyModels:
         return self._models[name]
 
     def close(self) -> None:
+        for thread in list(self._loading.values()):
+            thread.join()
         for model in self._models.values():
             close = getattr(model, "close", None)
             if close is not None:
@@ -55,14 +85,18 @@ class Pipeline:
 
     def __init__(self, detector, landmark_models: LazyModels, embedder, gallery,
                  threshold: float, landmarks: str = "cnn", tracker: Tracker | None = None,
-                 smoother: LandmarkSmoother | None = None):
+                 smoother: LandmarkSmoother | None = None, cuts=None,
+                 detector_factory: Callable[[], object] | None = None):
         self.detector = detector
+        self.detector_factory = detector_factory   # more detectors for parallel workers
         self.landmark_models = landmark_models
         self.embedder = embedder
         self.gallery = gallery
         self.threshold = threshold
         self.tracker = tracker or Tracker()
         self.smoother = smoother
+        self.cuts = cuts   # a CutDetector (app.cuts): a new shot starts new tracks
+        self._pending: str | None = None
         self.landmarks = landmarks
 
     @property
@@ -77,6 +111,27 @@ class Pipeline:
         for name in MODE_MODELS[mode]:
             self.landmark_models[name]  # load now, not in the middle of a frame
         self._landmarks = mode
+        self._pending = None
+
+    @property
+    def requested_landmarks(self) -> str:
+        """The mode asked for last (still loading when it differs from ``landmarks``)."""
+        return self._pending or self._landmarks
+
+    def request_landmarks(self, mode: str) -> bool:
+        """Switch to ``mode`` now if its models are loaded (True); else load them on a
+        background thread and switch at the first frame after they are (False), so a
+        key press never stalls frames on dlib's 100 MB file."""
+        if mode not in MODE_MODELS:
+            raise ValueError(f"unknown landmarks mode {mode!r}")
+        missing = [n for n in MODE_MODELS[mode] if not self.landmark_models.ready(n)]
+        if not missing:
+            self.landmarks = mode
+            return True
+        for name in missing:
+            self.landmark_models.preload(name)
+        self._pending = mode
+        return False
 
     @property
     def landmarker(self):
@@ -93,22 +148,34 @@ class Pipeline:
         return getattr(self.embedder, "crop", FIVE_POINT)
 
     # -- per frame -------------------------------------------------------------------
-    def detect(self, image: np.ndarray) -> tuple[list[Detection], float]:
+    def detect(self, image: np.ndarray, detector=None) -> tuple[list[Detection], float]:
         start = time.perf_counter()
-        detections = self.detector.detect(image)
+        detections = (detector or self.detector).detect(image)
         return detections, _ms_since(start)
+
+    def detect_functions(self, count: int) -> list[Callable]:
+        """``count`` detect functions, each with its own detector (the first is
+        ``self.detector``; the others are built once and kept) for parallel workers."""
+        spares = self.__dict__.setdefault("_spare_detectors", [])
+        while self.detector_factory is not None and len(spares) < count - 1:
+            spares.append(self.detector_factory())
+        return [self.detect] + [lambda image, d=d: self.detect(image, d)
+                                for d in spares[:count - 1]]
 
     def process(self, frame: Frame, detections: list[Detection] | None = None,
                 detect_ms: float | None = None) -> FrameResult:
         """Everything after detection for one frame (detects first if not given)."""
         if detections is None:
             detections, detect_ms = self.detect(frame.image)
+        self._switch_when_loaded()
         stage_ms = {"detect": detect_ms or 0.0}
         faces = [Face(box=d.box, score=d.score) for d in detections]
         result = FrameResult(frame, faces, stage_ms)
         self._landmarks_stage(frame.image, result)
 
         start = time.perf_counter()
+        if self.cuts is not None and self.cuts.is_cut(frame.image):
+            self.tracker.reset()  # ids keep increasing: none passes to another person
         self.tracker.update(faces)
         if self.smoother is not None:
             self.smoother.apply(faces)
@@ -127,6 +194,15 @@ class Pipeline:
                                                                    match.similarity)
         stage_ms["match"] = _ms_since(start)
         return result
+
+    def relandmark(self, result: FrameResult) -> FrameResult:
+        """``result`` with the current mode's landmarks (a paused window after l or s);
+        tracks, names and embeddings stay as they were, the tracker is not touched."""
+        self._switch_when_loaded()
+        faces = [replace(f, landmark_sets={}) for f in result.faces]
+        again = FrameResult(result.frame, faces, dict(result.stage_ms))
+        self._landmarks_stage(result.frame.image, again)
+        return again
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         """(N, D) embeddings of faces with landmarks, in one embedder call; each face's
@@ -180,6 +256,12 @@ class Pipeline:
             close()
 
     # -- internals -----------------------------------------------------------------------
+    def _switch_when_loaded(self) -> None:
+        """A mode asked for while its models loaded becomes the mode once they are."""
+        if self._pending and all(self.landmark_models.ready(n)
+                                 for n in MODE_MODELS[self._pending]):
+            self.landmarks = self._pending
+
     def _landmarks_stage(self, image: np.ndarray, result: FrameResult) -> None:
         faces, names = result.faces, MODE_MODELS[self._landmarks]
         sets: dict[str, np.ndarray] = {}

@@ -6,13 +6,14 @@ Landmark sets for the "both" / side-by-side views travel on the face as
 """
 from __future__ import annotations
 
-import unicodedata
 from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 
+from app.geometry import nme
 from app.images import check_bgr_frame
+from app.text import font_px, line_height, put_text, text_size
 from app.types import (JAW, LEFT_BROW, LEFT_EYE, MOUTH_INNER, MOUTH_OUTER, NOSE_BRIDGE, NOSE_TIP,
                        RIGHT_BROW, RIGHT_EYE, Face)
 
@@ -32,17 +33,22 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("q / Esc", "quit"),
     ("l", "landmarks: cycle cnn / dlib / both"),
     ("s", "side by side: cnn | dlib"),
-    ("e", "enrol the largest face"),
-    ("u", "undo the last enrolment"),
+    ("e", "enrol the clicked face (else the most central, large, sharp one)"),
+    ("click", "choose the face to enrol"),
+    ("u", "undo this window's last enrolment"),
     ("space", "pause / resume"),
+    (". or n", "one frame on (paused)"),
+    ("p", "screenshot (PNG)"),
+    ("b", "status bar: hide / show"),
     ("h", "show / hide this help"),
 )
+BAR_COLOR: Color = (32, 32, 32)
+HEADER_COLOR: Color = (0, 0, 0)
 
 # (group, closed?) for drawing the 68-point outline.
 _GROUPS = ((JAW, False), (RIGHT_BROW, False), (LEFT_BROW, False), (NOSE_BRIDGE, False),
            (NOSE_TIP, False), (RIGHT_EYE, True), (LEFT_EYE, True), (MOUTH_OUTER, True),
            (MOUTH_INNER, True))
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 _SHIFT = 4  # sub-pixel bits for circles and lines
 _ONE = 1 << _SHIFT
 
@@ -62,9 +68,11 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face],
                show_landmarks: bool = True, lines: bool = False) -> np.ndarray:
     """Copy of ``image`` with each face's box, label (``#id name 0.83``) and landmarks.
 
-    ``landmark_colors``: None draws ``face.landmarks`` in the default colour; a BGR tuple
-    draws it in that colour; a mapping such as :data:`LANDMARK_COLORS` draws each named
-    set of ``face.landmark_sets`` in its colour (sets a face lacks are skipped).
+    ``landmark_colors``: None draws ``face.landmarks`` in its model's colour (of
+    :data:`LANDMARK_COLORS`, by ``face.landmark_model``); a BGR tuple draws it in that
+    colour; a mapping such as :data:`LANDMARK_COLORS` draws each named set of
+    ``face.landmark_sets`` in its colour (sets a face lacks are skipped). A face with two
+    sets also gets their disagreement (NME, 3 decimals) under its box.
     """
     check_bgr_frame(image)
     out = image.copy()
@@ -80,18 +88,58 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face],
         x1, y1, x2, y2 = (int(round(v)) for v in np.clip(box, -1e6, 1e6))
         cv2.rectangle(out, (x1, y1), (x2, y2), box_color, max(1, thickness), cv2.LINE_AA)
         _label_into(out, face_label(face), (x1, y1), box_color, scale, thickness)
+        disagreement = face_disagreement(face)
+        if disagreement is not None:
+            _under_box_into(out, f"NME {disagreement:.3f}", (x1, y2), scale)
+    return out
+
+
+def face_disagreement(face: Face) -> float | None:
+    """NME between a face's CNN and dlib points (None unless it has both)."""
+    sets = face.landmark_sets
+    if sets.get("cnn") is None or sets.get("dlib") is None:
+        return None
+    return float(nme(sets["dlib"], sets["cnn"]))
+
+
+def draw_legend(image: np.ndarray, models: Sequence[str],
+                colors: Mapping[str, Color] = LANDMARK_COLORS) -> np.ndarray:
+    """Copy of ``image`` with a small key of the landmark colours, bottom right."""
+    check_bgr_frame(image)
+    out = image.copy()
+    if not models:
+        return out
+    px = font_px(_text_scale(out)[0] * 0.8)
+    text = "  ".join(models)
+    width, height = text_size(" " + text, px)
+    dot = height // 3
+    full = width + len(models) * (2 * dot + 4) + 8
+    x, y = out.shape[1] - full - 4, out.shape[0] - height - 6
+    roi = out[max(0, y - 2):y + height + 2, max(0, x):]
+    roi[:] = cv2.addWeighted(np.full_like(roi, PANEL_COLOR), PANEL_ALPHA, roi,
+                             1.0 - PANEL_ALPHA, 0.0)
+    x += 4
+    for model in models:
+        color = colors.get(model, DEFAULT_LANDMARK_COLOR)
+        cv2.circle(out, (x + dot, y + height // 2), dot, color, -1, cv2.LINE_AA)
+        x += 2 * dot + 4
+        put_text(out, model, (x, y), px, color)
+        x += text_size(model + "  ", px)[0]
     return out
 
 
 def face_label(face: Face) -> str:
-    """``#3 Alice 0.83``, ``#3 unknown 0.41`` or ``#3 ...`` before any match."""
+    """``#3 Alice 0.83``, ``#3 unknown 0.41`` (or ``#3 unknown`` when the gallery has
+    nobody to compare with), ``#3 …`` only while its first match is pending."""
     parts = [] if face.track_id is None else [f"#{face.track_id}"]
+    checked = (face.similarity is not None or face.match is not None
+               or face.track.checked)
     if face.name is not None:
         parts.append(face.name)
-    elif face.similarity is not None:
+    elif checked:
         parts.append("unknown")
     else:
-        parts.append("...")
+        parts.append("…")
     if face.similarity is not None:
         parts.append(f"{face.similarity:.2f}")
     return " ".join(parts)
@@ -131,12 +179,11 @@ def draw_help(image: np.ndarray, keys: Sequence[tuple[str, str]] = HELP_KEYS) ->
     check_bgr_frame(image)
     out = image.copy()
     scale, thickness = _text_scale(out)
-    gap = cv2.getTextSize("    ", _FONT, scale, thickness)[0][0]
-    key_w = max((cv2.getTextSize(_ascii(k), _FONT, scale, thickness)[0][0] for k, _ in keys),
-                default=0)
-    text_w = max((cv2.getTextSize(_ascii(t), _FONT, scale, thickness)[0][0] for _, t in keys),
-                 default=0)
-    # Hershey fonts are proportional: align the action column in pixels (a tab stop).
+    px = font_px(scale)
+    gap = text_size("    ", px)[0]
+    key_w = max((text_size(k, px)[0] for k, _ in keys), default=0)
+    text_w = max((text_size(t, px)[0] for _, t in keys), default=0)
+    # The font is proportional: align the action column in pixels (a tab stop).
     lines = ["Keys"] + [f"{k}\t{text}" for k, text in keys]
     w, h = _panel_size([line.replace("\t", " ") for line in lines], scale, thickness)
     w = max(w, key_w + gap + text_w + 2 * max(4, int(8 * scale)))
@@ -149,38 +196,68 @@ def side_by_side(image: np.ndarray, faces_cnn: Sequence[Face], faces_dlib: Seque
                  ms_cnn: float | None, ms_dlib: float | None, disagreement_nme: float | None,
                  colors: Mapping[str, Color] = LANDMARK_COLORS,
                  titles: tuple[str, str] = ("CNN 68", "dlib 68")) -> np.ndarray:
-    """Two panels (H, 2W, 3): CNN landmarks left, dlib right, each with its ms/face,
-    and the NME between the two sets along the bottom."""
+    """Two panels under a header strip (H + header, 2W, 3): CNN landmarks left, dlib
+    right, each face labelled on both with its own disagreement (NME, 3 decimals); the
+    header names each panel's model in its colour with its ms/face, and the mean NME."""
     check_bgr_frame(image)
-    scale, thickness = _text_scale(image)
     panels = []
-    for faces, key, title, ms in ((faces_cnn, "cnn", titles[0], ms_cnn),
-                                  (faces_dlib, "dlib", titles[1], ms_dlib)):
-        panel = image.copy()
+    for faces, key in ((faces_cnn, "cnn"), (faces_dlib, "dlib")):
         color = colors.get(key, DEFAULT_LANDMARK_COLOR)
-        for face in faces:
-            box = np.asarray(face.box, np.float64).reshape(4)
-            if np.all(np.isfinite(box)):
-                x1, y1, x2, y2 = (int(round(v)) for v in np.clip(box, -1e6, 1e6))
-                cv2.rectangle(panel, (x1, y1), (x2, y2), PENDING_COLOR, 1, cv2.LINE_AA)
-            _landmarks_into(panel, face.landmarks, color, None, False)
-        ms_text = "n/a" if ms is None else f"{ms:.1f} ms/face"
-        _text_panel_into(panel, [f"{title}: {ms_text}"], (0, 0), scale, thickness, color)
-        panels.append(panel)
+        panels.append(draw_faces(image, faces, landmark_colors=color))
     out = np.concatenate(panels, axis=1)
     cv2.line(out, (image.shape[1], 0), (image.shape[1], out.shape[0] - 1), TEXT_COLOR, 1)
-    nme = "n/a" if disagreement_nme is None else f"{disagreement_nme:.3f}"
-    text = f"disagreement (NME, outer-eye-corner normalised): {nme}"
-    w, h = _panel_size([text], scale, thickness)
-    _text_panel_into(out, [text], (max(0, (out.shape[1] - w) // 2), out.shape[0] - h), scale,
-                     thickness)
-    return out
+    mean = "" if disagreement_nme is None else f"   mean NME vs CNN {disagreement_nme:.3f}"
+    heads = [(f"{titles[0]}   {_ms_text(ms_cnn)}", colors.get("cnn", DEFAULT_LANDMARK_COLOR)),
+             (f"{titles[1]}   {_ms_text(ms_dlib)}{mean}",
+              colors.get("dlib", DEFAULT_LANDMARK_COLOR))]
+    return np.concatenate([_header(image, heads), out], axis=0)
+
+
+def header_height(image: np.ndarray) -> int:
+    """Height of the side-by-side header strip above a frame like ``image``."""
+    return line_height(_header_px(image)) + 2 * _HEADER_PAD
+
+
+def status_bar(width: int, lines: Sequence[str], rows: int, px: int) -> np.ndarray:
+    """A dark strip (outside the picture) of ``rows`` text lines; fewer lines leave room,
+    more are cut, so the window does not change size as messages come and go."""
+    line_h = line_height(px) + 2
+    bar = np.full((rows * line_h + 6, width, 3), BAR_COLOR, np.uint8)
+    for i, line in enumerate(list(lines)[:rows]):
+        put_text(bar, line, (6, 3 + i * line_h), px, TEXT_COLOR)
+    return bar
+
+
+def bar_px(image: np.ndarray) -> int:
+    """Font size of the status bar for a picture like ``image``."""
+    size = int(np.clip(round(min(image.shape[:2]) / 360 * 13), 12, 22))
+    return max(11, min(size, image.shape[1] // 48))  # three lines of ~90 characters fit
+
+
+_HEADER_PAD = 4
+
+
+def _header_px(image: np.ndarray) -> int:
+    return bar_px(image) + 1
+
+
+def _header(image: np.ndarray, heads: Sequence[tuple[str, Color]]) -> np.ndarray:
+    width = image.shape[1]
+    strip = np.full((header_height(image), width * len(heads), 3), HEADER_COLOR, np.uint8)
+    for i, (text, color) in enumerate(heads):
+        put_text(strip, text, (i * width + 8, _HEADER_PAD), _header_px(image), color)
+    return strip
+
+
+def _ms_text(ms: float | None) -> str:
+    return "" if ms is None else f"{ms:.1f} ms/face"
 
 
 # -- internals (all draw in place on an image this module owns) ----------------------
 def _landmark_sets(face: Face, colors) -> list[tuple[np.ndarray, Color]]:
     if colors is None:
-        return [(face.landmarks, DEFAULT_LANDMARK_COLOR)] if face.landmarks is not None else []
+        color = LANDMARK_COLORS.get(face.landmark_model, DEFAULT_LANDMARK_COLOR)
+        return [(face.landmarks, color)] if face.landmarks is not None else []
     if isinstance(colors, Mapping):
         sets = face.landmark_sets
         return [(sets[name], color) for name, color in colors.items()
@@ -224,23 +301,33 @@ def _text_scale(image: np.ndarray) -> tuple[float, int]:
 def _label_into(out: np.ndarray, text: str, corner: tuple[int, int], color: Color, scale: float,
                 thickness: int) -> None:
     """Filled tag in ``color`` above the box corner (inside the box when there is no room)."""
-    text = _ascii(text)
-    (w, h), base = cv2.getTextSize(text, _FONT, scale, thickness)
-    pad = max(2, h // 4)
+    px = font_px(scale)
+    w, h = text_size(text, px)
+    pad = max(2, h // 6)
     x = int(np.clip(corner[0], 0, max(0, out.shape[1] - w - 2 * pad)))
-    top = corner[1] - h - base - 2 * pad
+    top = corner[1] - h - 2 * pad
     if top < 0:
         top = max(0, corner[1])
-    cv2.rectangle(out, (x, top), (x + w + 2 * pad, top + h + base + 2 * pad), color, -1)
-    cv2.putText(out, text, (x + pad, top + pad + h), _FONT, scale, (0, 0, 0), thickness,
-                cv2.LINE_AA)
+    cv2.rectangle(out, (x, top), (x + w + 2 * pad - 1, top + h + 2 * pad - 1), color, -1)
+    put_text(out, text, (x + pad, top + pad), px, (0, 0, 0))
+
+
+def _under_box_into(out: np.ndarray, text: str, corner: tuple[int, int], scale: float) -> None:
+    """A small dark tag just under a box's bottom-left corner (inside when no room)."""
+    px = font_px(scale * 0.85)
+    w, h = text_size(text, px)
+    x = int(np.clip(corner[0], 0, max(0, out.shape[1] - w - 4)))
+    y = corner[1] + 2 if corner[1] + h + 4 <= out.shape[0] else max(0, corner[1] - h - 4)
+    cv2.rectangle(out, (x, y), (x + w + 3, y + h + 1), PANEL_COLOR, -1)
+    put_text(out, text, (x + 2, y + 1), px, TEXT_COLOR)
 
 
 def _panel_size(lines: Sequence[str], scale: float, thickness: int) -> tuple[int, int]:
-    sizes = [cv2.getTextSize(_ascii(line), _FONT, scale, thickness) for line in lines]
-    line_h = max(h + b for (_, h), b in sizes) + max(3, int(6 * scale))
-    pad = max(4, int(8 * scale))
-    return max(w for (w, _), _ in sizes) + 2 * pad, line_h * len(lines) + 2 * pad
+    px = font_px(scale)
+    line_h = line_height(px) + max(1, int(3 * scale))
+    pad = max(3, int(6 * scale))
+    width = max(text_size(line, px)[0] for line in lines)
+    return width + 2 * pad, line_h * len(lines) + 2 * pad
 
 
 def _text_panel_into(out: np.ndarray, lines: Sequence[str], origin: tuple[int, int],
@@ -257,14 +344,12 @@ def _text_panel_into(out: np.ndarray, lines: Sequence[str], origin: tuple[int, i
         roi = out[y0:y1, x0:x1]
         shade = np.full_like(roi, PANEL_COLOR)
         out[y0:y1, x0:x1] = cv2.addWeighted(shade, PANEL_ALPHA, roi, 1.0 - PANEL_ALPHA, 0.0)
-    pad = max(4, int(8 * scale))
+    pad = max(3, int(6 * scale))
     line_h = (h - 2 * pad) // max(1, len(lines))
+    px = font_px(scale)
     for i, line in enumerate(lines):
-        (_, th), _ = cv2.getTextSize(_ascii(line.replace("\t", " ")), _FONT, scale, thickness)
-        y = y0 + pad + i * line_h + th
         for j, part in enumerate(line.split("\t", 1)):
-            cv2.putText(out, _ascii(part), (x0 + pad + j * tab, y), _FONT, scale, color,
-                        thickness, cv2.LINE_AA)
+            put_text(out, part, (x0 + pad + j * tab, y0 + pad + i * line_h), px, color)
 
 
 def _format_value(value) -> str:
@@ -277,10 +362,3 @@ def _format_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_format_value(v) for v in value)
     return str(value)
-
-
-def _ascii(text: str) -> str:
-    """OpenCV's Hershey fonts are ASCII only: drop accents, replace the rest with '?'."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    return "".join(ch if ord(ch) < 128 else "?" for ch in decomposed
-                   if not unicodedata.combining(ch))

@@ -1,12 +1,11 @@
 """The main loop of ``python -m app run``: source -> pipeline -> window / video / events.
 
-Detection of the next frame runs on a worker thread (:class:`DetectAhead`) while the
-main thread does landmarks, tracking, embedding, drawing and output for the current
+Detection of the next frames runs on worker threads (:class:`~app.detect_ahead.DetectAhead`)
+while the main thread does landmarks, tracking, embedding, drawing and output for the current
 one; the models release the GIL, so on two cores the two halves overlap.
 """
 from __future__ import annotations
 
-import queue
 import signal
 import statistics
 import threading
@@ -14,95 +13,63 @@ import time
 from collections import deque
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
+import cv2
+
 from app.capture import now_ms
+from app.detect_ahead import DetectAhead
 from app.outputs import WriteFailed
 from app.pipeline import Pipeline
+from app.playback import Pacer
 from app.sinks import EventsWriter, VideoSink, Window
 from app.types import FrameResult
-from app.ui import Controller, compose_view
-
-_END = object()
-
-
-class DetectAhead:
-    """Reads ``source`` and runs ``detect(image)`` on a worker thread, ``depth`` frames
-    ahead. :meth:`get` returns ``(frame, detections, detect_ms)`` or None at the end;
-    an exception in the worker is re-raised there.
-
-    The worker reads a frame only when a slot is free, so a live camera's frame is taken
-    as late as possible (newest) instead of waiting in a buffer while older ones drain."""
-
-    def __init__(self, source, detect, depth: int = 1):
-        self._source, self._detect = source, detect
-        self._queue: queue.Queue = queue.Queue()
-        self._slots = threading.Semaphore(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="detect-ahead", daemon=True)
-        self._thread.start()
-
-    def get(self):
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    return None
-                continue
-            if item is _END:
-                return None
-            if isinstance(item, BaseException):
-                raise item
-            self._slots.release()
-            return item
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(1.0)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if not self._slots.acquire(timeout=0.1):
-                    continue
-                frame = self._source.read(timeout=0.1)
-                if frame is None:
-                    self._slots.release()
-                    if self._source.ended:
-                        break
-                    continue
-                detections, ms = self._detect(frame.image)
-                self._queue.put((frame, detections, ms))
-        except BaseException as exc:  # handed to the main thread
-            self._queue.put(exc)
-            return
-        self._queue.put(_END)
-
+from app.ui import Controller, compose_picture, window_view
 
 @dataclass
 class RunStats:
     """Per-frame timings; ``summary()`` is what the events file and the terminal get."""
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    ran_ms: dict[str, list[float]] = field(default_factory=dict)  # frames that ran the stage
     latency_ms: list[float] = field(default_factory=list)
     frames: int = 0
     embedded: int = 0
     started: float | None = None
     finished: float | None = None
+    first_frame_unix: float | None = None   # time.time() at the first processed frame
+    paused_s: float = 0.0
+    _idle_pending: float = 0.0
     _recent: deque = field(default_factory=lambda: deque(maxlen=30))
 
     def add(self, result: FrameResult, latency_ms: float | None) -> None:
+        self._resume()
         now = time.perf_counter()
         if self.started is None:
-            self.started = now
+            self.started, self.first_frame_unix = now, time.time()
         self.finished = now
         self.frames += 1
         self._recent.append(now)
+        embedded = sum(1 for f in result.faces if f.embedding is not None)
         for stage, ms in result.stage_ms.items():
             self.stage_ms.setdefault(stage, []).append(ms)
+            if _ran(stage, result):
+                self.ran_ms.setdefault(stage, []).append(ms)
         if latency_ms is not None:
             self.latency_ms.append(latency_ms)
-        self.embedded += sum(1 for f in result.faces if f.embedding is not None)
+        self.embedded += embedded
+
+    def idle(self, seconds: float) -> None:
+        """Time the window spent paused: FPS (recent and overall) leaves it out once
+        frames come again (a pause before quitting never reached the last frame's time)."""
+        self._idle_pending += seconds
+
+    def _resume(self) -> None:
+        seconds, self._idle_pending = self._idle_pending, 0.0
+        self.paused_s += seconds
+        if self.started is not None:
+            self.started += seconds
+            self._recent = deque((t + seconds for t in self._recent), maxlen=30)
 
     @property
     def fps(self) -> float:
@@ -116,10 +83,41 @@ class RunStats:
         fps = (self.frames - 1) / wall if wall > 0 else 0.0
         out = {"frames": self.frames, "fps": round(fps, 1),
                "stage_ms": {k: round(statistics.median(v), 2) for k, v in self.stage_ms.items()},
-               "faces_embedded": self.embedded, "dropped": dropped}
+               "stage_mean_ms": {k: round(statistics.fmean(v), 2)
+                                 for k, v in self.ran_ms.items()},
+               "stage_frames": {k: len(v) for k, v in self.ran_ms.items()},
+               "faces_embedded": self.embedded, "dropped": dropped,
+               "first_frame_unix": self.first_frame_unix, "peak_rss_mb": peak_rss_mb()}
         if self.latency_ms:
             out["latency_ms"] = latency_summary(self.latency_ms)
         return out
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory since it started its program (Linux: VmHWM).
+    Not getrusage's ru_maxrss, which also counts the parent's memory when the process was
+    forked from a big one (``bench`` starting a run after loading face_recognition)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+    import sys
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 1024 / (1024 if sys.platform == "darwin" else 1), 1)
+
+
+def _ran(stage: str, result: FrameResult) -> bool:
+    """Whether ``stage`` did work on this frame: landmarks need a face, embed and match a
+    face due for embedding; a stage the pipeline skipped has no entry at all."""
+    if stage == "landmarks":
+        return bool(result.faces)
+    if stage in ("embed", "match"):
+        return any(f.embedding is not None for f in result.faces)
+    return True
 
 
 def latency_summary(latency_ms: list[float]) -> dict:
@@ -188,6 +186,10 @@ class LoopOptions:
     max_frames: int | None = None
     side_by_side: bool = False
     models: list[str] = field(default_factory=list)   # the HUD's "models" line
+    pacer: Pacer | None = None   # a file in the window: play at its frame rate (--speed)
+    record_status: bool = False  # --output also records the status bar
+    screenshot_dir: str = "."    # where key p saves PNGs
+    name_input: str = "window"   # how a live enrolment asks for the name (app.names)
     on_result: Callable[[FrameResult], None] | None = None  # every result (bench, tests)
 
 
@@ -203,21 +205,27 @@ class MainLoop:
 
     def __init__(self, pipeline: Pipeline, source, outputs: Outputs, options: LoopOptions):
         self.pipeline, self.source, self.out, self.options = pipeline, source, outputs, options
-        self.controller = Controller(pipeline, side_by_side=options.side_by_side)
+        self.controller = Controller(pipeline, side_by_side=options.side_by_side,
+                                     name_input=options.name_input)
         self.stats = RunStats()
         self.last: FrameResult | None = None
         self.stop_reason: str | None = None
         self._signals = _StopSignals()
         self._fps = getattr(source, "fps", None)
         self._first_ts: float | None = None
+        self.ended = False            # the source ended; the window holds the last picture
+        self._shown_mode: str | None = None   # landmark mode self.last was drawn with
+        self._redraw_at = 0.0
 
     def run(self) -> tuple[dict, str | None]:
         with ExitStack() as stack:
             self._signals.install()
             stack.callback(self._signals.restore)
-            # Files may be read ahead (smooths jitter); a live camera is read as late as possible.
-            reader = DetectAhead(self.source, self.pipeline.detect,
-                                 depth=1 if getattr(self.source, "is_live", False) else 3)
+            # Files may be read ahead (smooths jitter) and detected two frames at a time; a
+            # live camera is read as late as possible, one frame at a time.
+            live = getattr(self.source, "is_live", False)
+            reader = DetectAhead(self.source, self.pipeline.detect_functions(1 if live else 2),
+                                 depth=1 if live else 3)
             stack.callback(reader.stop)
             try:
                 while self.step(reader):
@@ -230,6 +238,8 @@ class MainLoop:
                 self.stop_reason = f"failed: {exc}"
         if self.controller.quit:
             self.stop_reason = "quit"
+        for line in self.controller.finish():
+            print(line)
         summary = self.stats.summary(dropped=getattr(self.source, "dropped", 0))
         if self.stop_reason:
             summary["stopped"] = self.stop_reason
@@ -239,13 +249,15 @@ class MainLoop:
 
     def step(self, reader: DetectAhead) -> bool:
         """One turn of the loop; False when it should end."""
-        if self.controller.quit:
+        controller = self.controller
+        if controller.quit:
             return False
-        if self.controller.paused and self.out.window is not None:
-            return self._paused_tick()
+        if self.out.window is not None and (self.ended or controller.paused):
+            if self.ended or not controller.take_step():
+                return self._paused_tick()
         item = reader.get()
         if item is None:
-            return False
+            return self._at_end()
         result = self.pipeline.process(*item)
         with self._signals.recording():  # a Ctrl-C now stops after this frame
             self._record(result)
@@ -254,15 +266,51 @@ class MainLoop:
         limit = self.options.max_frames
         return limit is None or self.stats.frames < limit
 
+    def _at_end(self) -> bool:
+        """The source ended: a window keeps the last picture, with a hint, until q."""
+        if self.out.window is None or self.last is None or self.controller.quit:
+            return False
+        self.ended = True
+        self.controller.at_end = ("single image" if getattr(self.source, "frame_count", 0) == 1
+                                  else "end of video")
+        self._redraw_at = 0.0
+        return True
+
     def _paused_tick(self) -> bool:
+        """Paused (or held at the end): redraw on any key and now and then (messages
+        expire), pick up a landmark mode changed meanwhile; the time is not counted as
+        playing time."""
+        start = time.perf_counter()
         window = self.out.window
-        if self.last is not None:
-            window.show(compose_view(self.last, self.controller, self._hud()))
-        self.controller.handle_key(window.key(30), self.last)
+        if self.last is not None and (self._shown_mode != self.pipeline.requested_landmarks
+                                      or start >= self._redraw_at):
+            self._redraw()
+        if self._input(30, self.last):
+            self._redraw_at = 0.0
+        self.controller.poll_name()
+        if self.options.pacer is not None:
+            self.options.pacer.reanchor()
         if window.closed:
             self.stop_reason = "window closed"
             return False
+        if not self.ended:
+            self.stats.idle(time.perf_counter() - start)
         return True
+
+    def _redraw(self) -> None:
+        """Show ``self.last`` again, its landmarks re-run if the mode changed (l, s)."""
+        if self._shown_mode != self.pipeline.requested_landmarks:  # l or s while paused
+            self.last = self.pipeline.relandmark(self.last)
+            self._shown_mode = self.pipeline.landmarks
+        picture = compose_picture(self.last, self.controller)
+        self._to_window(window_view(picture, self.controller, self._hud()))
+        self._redraw_at = time.perf_counter() + 0.25
+
+    def _to_window(self, view) -> None:
+        self.out.window.show(view)
+        if self.controller.screenshot_wanted:
+            self.controller.screenshot_wanted = False
+            self.controller.say(save_screenshot(view, self.options.screenshot_dir))
 
     def _record(self, result: FrameResult) -> None:
         """Everything done with a processed frame: enrolment, view, outputs, stats."""
@@ -280,33 +328,79 @@ class MainLoop:
         if self.options.on_result is not None:
             self.options.on_result(result)
         self.last = result
+        self._shown_mode = self.pipeline.landmarks
 
     def _show(self, result: FrameResult) -> None:
         start = time.perf_counter()
-        view = compose_view(result, self.controller, self._hud())
+        picture = compose_picture(result, self.controller)
+        view = None
+        if self.out.window is not None or self.options.record_status:
+            view = window_view(picture, self.controller, self._hud())
         result.stage_ms["render"] = (time.perf_counter() - start) * 1000
         if self.out.video is not None:
-            self.out.video.write(view)
+            self.out.video.write(view if self.options.record_status else picture)
         window = self.out.window
         if window is not None:
-            window.show(view)
-            self.controller.handle_key(window.key(1), result)
+            self._wait_until_due(result)
+            if window.closed:  # closed while waiting: showing would open it again
+                self.stop_reason = "window closed"
+                return
+            self._to_window(view)
+            self._input(1, result)
             if window.closed:
                 self.stop_reason = "window closed"
+
+    def _input(self, wait_ms: int, result: FrameResult | None) -> bool:
+        """Clicks and a key from the window (waiting up to ``wait_ms`` for a key);
+        whether there was any."""
+        window = self.out.window
+        key = window.key(wait_ms)
+        clicks = getattr(window, "clicks", None) or []   # a window without a mouse: none
+        if clicks:
+            window.clicks = []
+        for x, y in clicks:
+            self.controller.click(x, y, result)
+        self.controller.handle_key(key, result)
+        return key >= 0 or bool(clicks)
+
+    def _wait_until_due(self, result: FrameResult) -> None:
+        """Playing a file at its own speed: keys keep working while waiting."""
+        pacer, window = self.options.pacer, self.out.window
+        if pacer is None or self.controller.paused:
+            return
+        while (wait := pacer.delay(result.frame.index)) > 0.002:
+            self._input(max(1, min(50, int(wait * 1000))), result)
+            if self.controller.paused or self.controller.quit or window.closed:
+                return
 
     def _hud(self) -> dict:
         return _hud(self.stats, self.source, self.pipeline, self.options.models)
 
 
-def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> dict:
-    """Three short lines: speed, per-stage ms of the last frame, active models."""
+def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> list[str]:
+    """Three lines for the status bar: speed; models; mean ms of each stage over the
+    frames that ran it, with their count (match, well under 1 ms, is left out)."""
     latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
-    stage = {k: round(v[-1], 1) for k, v in stats.stage_ms.items() if v and k != "render"}
-    hud = {"FPS": f"{stats.fps:.1f}  latency {latency:.0f} ms  "
-                  f"dropped {getattr(source, 'dropped', 0)}",
-           "ms": stage}
-    active = [m if not m.startswith("landmarks:") else f"landmarks:{pipeline.landmarks}"
+    active = [m if not m.startswith("landmarks:") else f"landmarks {pipeline.landmarks}"
               for m in (models or [])]
-    if active:
-        hud["models"] = " | ".join(active)
-    return hud
+    speed = (f"FPS {stats.fps:.1f}   latency {latency:.0f} ms   dropped "
+             f"{getattr(source, 'dropped', 0)}   frames {stats.frames}")
+    stages = "  ".join(f"{k} {statistics.fmean(v):.1f} ({len(v)})"
+                       for k, v in stats.ran_ms.items() if v and k not in ("track", "match"))
+    return [speed, "models: " + "  |  ".join(active),
+            f"mean ms (frames): {stages}" if stages else "mean ms: -"]
+
+
+def save_screenshot(view, folder: str | Path) -> str:
+    """Key p: the window's picture as a PNG; returns the message to show."""
+    folder = Path(folder)
+    path = folder / time.strftime("facelandmarks-%Y%m%d-%H%M%S.png")
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / time.strftime(f"facelandmarks-%Y%m%d-%H%M%S-{n}.png")
+    try:
+        ok = cv2.imwrite(str(path), view)
+    except cv2.error as exc:
+        return f"screenshot failed: {exc}"
+    return f"screenshot saved: {path}" if ok else f"screenshot failed: cannot write {path}"

@@ -31,11 +31,15 @@ def run_session(config: RunConfig) -> int:
                   {"--source": _source_file(config.source), **gallery_files(config.gallery)})
     headless = _headless(config)
     source = open_source(config.source, progress=config.progress)
+    if config.loop:
+        source = looping(source, config)
     with ExitStack() as stack:
         gallery = stack.enter_context(Gallery(config.gallery, readonly=True))
         print_warnings(gallery.warnings)
         pipeline = build_pipeline(config, gallery)
         stack.callback(pipeline.close)
+        if not headless:
+            preload_landmark_models(pipeline)
         sync_gallery(pipeline, progress=config.progress)
         try:
             source.start()
@@ -44,12 +48,19 @@ def run_session(config: RunConfig) -> int:
             return EXIT_BAD_INPUT
         stack.callback(source.stop)
         outputs = _open_outputs(config, source, headless, stack)
+        if outputs.window is not None:  # key l may switch to dlib: load it now, aside
+            pipeline.landmark_models.preload("dlib")
         models = [config.detector, f"landmarks:{config.landmarks}",
                   f"facenet:{config.embedder}"]
         summary, stop_reason = run(pipeline, source, outputs,
                                    LoopOptions(max_frames=config.max_frames,
                                                side_by_side=config.side_by_side,
-                                               models=models))
+                                               models=models,
+                                               pacer=pacer(config, source, headless),
+                                               name_input=_name_input(headless),
+                                               record_status=config.record_status,
+                                               screenshot_dir=str(config.output.parent
+                                                                  if config.output else ".")))
     sinks = [s for s in (outputs.video, outputs.events) if s is not None]
     failure = next((s.failed for s in sinks if s.failed), None)
     print_summary(summary, stop_reason, config, written=failure is None)
@@ -60,6 +71,35 @@ def run_session(config: RunConfig) -> int:
         print(f"error: {source.error}", file=sys.stderr)
         return EXIT_FAILED
     return exit_code(stop_reason, failed=False)
+
+
+def looping(source, config: RunConfig):
+    """``--loop``: a video file played again and again (other sources as they are)."""
+    from app.capture import VideoFileSource, open_source
+    from app.playback import LoopingSource
+
+    if not isinstance(source, VideoFileSource):
+        print("note: --loop applies to video files only", file=sys.stderr)
+        return source
+    source.stop()
+    return LoopingSource(lambda: open_source(config.source, progress=False))
+
+
+def pacer(config: RunConfig, source, headless: bool):
+    """A file in a window plays at its own frame rate x ``--speed`` (headless runs only
+    with an explicit ``--speed``); cameras, images and ``--fast`` are never held back."""
+    from app.playback import Pacer
+
+    speed = config.speed if config.speed is not None else (None if headless else 1.0)
+    fps = getattr(source, "fps", None)
+    if not speed or not fps or getattr(source, "is_live", False):
+        return None
+    return Pacer(fps, speed)
+
+
+def _name_input(headless: bool) -> str:
+    from app.names import choose_name_input
+    return "window" if headless else choose_name_input()
 
 
 def _headless(config: RunConfig) -> bool:
@@ -91,6 +131,15 @@ def _open_outputs(config: RunConfig, source, headless: bool, stack: ExitStack):
         outputs.window = Window()
         stack.callback(outputs.window.close)
     return outputs
+
+
+def preload_landmark_models(pipeline) -> None:
+    """Load every landmark model before the window opens, so the first l or s never
+    freezes the picture. dlib's loader holds the GIL for its whole load (0.6-2.3 s),
+    so loading it on a background thread would freeze the picture just the same."""
+    from app.config import LANDMARK_MODELS
+    for name in LANDMARK_MODELS:
+        pipeline.landmark_models[name]
 
 
 def _finisher(sinks: list):
@@ -154,9 +203,10 @@ def sync_gallery(pipeline, progress: bool = True) -> None:
 
 def print_summary(summary: dict, stop_reason: str | None, config: RunConfig,
                   written: bool = True) -> None:
-    stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
+    frames = summary["stage_frames"]
+    stages = ", ".join(f"{k} {v:.1f} ({frames[k]})" for k, v in summary["stage_mean_ms"].items())
     print(f"frames: {summary['frames']}  FPS: {summary['fps']:.1f}  "
-          f"median ms per stage: {stages}")
+          f"mean ms per stage over the frames that ran it (frames): {stages}")
     if "latency_ms" in summary:
         lat = summary["latency_ms"]
         print(f"capture->output latency ms: median {lat['median']}, p95 {lat['p95']}; "

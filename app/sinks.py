@@ -182,14 +182,30 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class Window:
-    """An OpenCV window: ``show(image)`` then ``key()``; ``closed`` once the user closed it."""
+    """An OpenCV window: ``show(image)`` then ``key()``; ``closed`` once the user closed it.
 
-    def __init__(self, title: str = WINDOW_TITLE):
+    Resizable, keeping the picture's proportions; each time the picture changes size
+    (side by side, status bar) the window is fitted to the screen, scaled down when the
+    picture is larger. Left clicks are queued in ``clicks`` as picture pixels."""
+
+    def __init__(self, title: str = WINDOW_TITLE, screen: tuple[int, int] | None = None):
         self.title = title
-        cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        self._screen = screen or screen_size()
+        self._size: tuple[int, int] | None = None
         self._shown = False
+        self.clicks: list[tuple[int, int]] = []
+        try:
+            cv2.setMouseCallback(title, self._on_mouse)
+        except cv2.error:  # a backend without mouse events: clicks just never come
+            pass
 
     def show(self, image: np.ndarray) -> None:
+        size = (image.shape[1], image.shape[0])
+        if size != self._size:
+            self._size = size
+            scale = fit_scale(size, self._screen)
+            cv2.resizeWindow(self.title, int(size[0] * scale), int(size[1] * scale))
         cv2.imshow(self.title, image)
         self._shown = True
 
@@ -213,3 +229,41 @@ class Window:
             cv2.waitKey(1)
         except cv2.error:
             pass
+
+    def _on_mouse(self, event, x, y, flags, param) -> None:
+        if event == cv2.EVENT_LBUTTONDOWN:
+            self.clicks.append((int(x), int(y)))
+
+
+def fit_scale(size: tuple[int, int], screen: tuple[int, int] | None) -> float:
+    """Scale (<= 1) at which a ``size`` picture fits the screen with room for the
+    window's frame and a panel."""
+    if not screen:
+        return 1.0
+    return min(1.0, 0.95 * screen[0] / size[0], 0.88 * screen[1] / size[1])
+
+
+def screen_size() -> tuple[int, int] | None:
+    """(width, height) of the X screen, None where it cannot be asked (no X11)."""
+    if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY"):
+        return None
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("X11")
+    if not name:
+        return None
+    x11 = ctypes.CDLL(name)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    for fn in (x11.XDefaultScreen, x11.XCloseDisplay):
+        fn.argtypes = [ctypes.c_void_p]
+    x11.XDisplayWidth.argtypes = x11.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        return None
+    try:
+        screen = x11.XDefaultScreen(display)
+        return x11.XDisplayWidth(display, screen), x11.XDisplayHeight(display, screen)
+    finally:
+        x11.XCloseDisplay(display)

@@ -115,6 +115,7 @@ class Tracker:
         for face in faces:
             track = self._tracks[face.track_id]
             face.track.embed_reason = self._embed_reason(track)
+            face.track.checked = track.last_embedded is not None
             face.name, face.similarity = track.name, track.similarity
         return faces
 

@@ -151,17 +151,20 @@ def build_facenet(family: str, force: bool = False) -> list[str]:
     return errors
 
 
-def build_cnn68() -> list[str]:
+def build_cnn68(force: bool = False) -> list[str]:
     """The landmark CNN is committed (fine-tuned by ``python -m models train_landmarks``);
-    when it is missing, fall back to face-api.js's original weights (needs npm)."""
+    when it is missing, fall back to face-api.js's original weights (needs npm). Its
+    .tflite files are (re)converted when missing or made from another frozen.pb."""
+    from models.cnn68_tflite import build_tflite
+
     if (CNN68_DIR / "io.json").exists() and (CNN68_DIR / "frozen.pb").exists():
         print(f"cnn68: present in {CNN68_DIR}")
-        return []
+        return build_tflite(CNN68_DIR, force=force)
     print(f"cnn68: missing; exporting face-api.js's original weights (less accurate than "
           f"the committed fine-tuned model: git checkout {CNN68_DIR.relative_to(REPO_ROOT)} "
           f"or python -m models train_landmarks)")
     from models import cnn68
-    return [] if cnn68.main([]) == 0 else ["cnn68 export failed"]
+    return [] if cnn68.main([]) == 0 else ["cnn68 export failed"]  # converts the .tflite too
 
 
 def main(argv: list[str]) -> int:
@@ -172,7 +175,7 @@ def main(argv: list[str]) -> int:
                         help="only this FaceNet family (repeatable) [all]")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    errors = build_cnn68()
+    errors = build_cnn68(force=args.force)
     for family in args.family or FACENET_FAMILIES:
         errors += build_facenet(family, force=args.force)
     print(f"models build: {time.perf_counter() - start:.0f} s, "

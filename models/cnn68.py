@@ -7,7 +7,9 @@
 2. builds the network (``build_keras_model``) and loads the uint8-quantised weights
    (``load_tfjs_weights``: value = q * scale + min);
 3. exports ``saved_model/``, ``frozen.pb`` and ``io.json`` (``export_landmark_model``,
-   reusable for fine-tuned weights) and checks both files agree on real crops;
+   reusable for fine-tuned weights) and checks both files agree on real crops, then
+   converts ``frozen.pb`` to the checked ``.tflite`` files the app runs
+   (``models.cnn68_tflite``);
 4. reports NME on ../shared/data/landmarks300w/test with dlib-HOG boxes.
 
 Architecture, from the package's src/faceFeatureExtractor and src/faceLandmarkNet:
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from app.paths import CNN68_DIR, MODELS_DIR, SHARED_DATA
+from models.crops import real_crops  # noqa: F401 -- used here and by importers
 
 NPM_SPEC = "@vladmandic/face-api@1.7.15"
 NPM_TARBALL = "vladmandic-face-api-1.7.15.tgz"
@@ -396,30 +399,6 @@ def compare_exports(out_dir: str | Path, crops: np.ndarray, keras_model=None) ->
     return float(max(np.abs(a - outputs[0]).max() for a in outputs[1:]))
 
 
-def real_crops(count: int = 16, split_dir: Path = FIT_SPLIT) -> np.ndarray:
-    """(N, 112, 112, 3) float32 RGB crops of real faces (ground-truth box, scale 1.3);
-    random images, with a warning, when the shared data folder is absent."""
-    from app.landmarks.crop import cut_square, square_for_box
-    from app.geometry import landmark_box
-    from app.lab.landmark_eval import read_pts
-
-    paths = sorted(split_dir.glob("*.jpg"))[:count]
-    if not paths:
-        print(f"warning: {split_dir} not found; checking the export on random images",
-              file=sys.stderr)
-        rng = np.random.default_rng(0)
-        return rng.uniform(0, 255, (count, INPUT_SIZE, INPUT_SIZE, 3)).astype(np.float32)
-    import cv2
-
-    crops = []
-    for path in paths:
-        image = cv2.imread(str(path))
-        box = landmark_box(read_pts(path.with_suffix(".pts")))
-        square = square_for_box(box, {"scale": 1.3, "dx": 0.0, "dy": 0.0})
-        crops.append(cut_square(image, square, INPUT_SIZE)[:, :, ::-1])
-    return np.stack(crops).astype(np.float32)
-
-
 # ---------------------------------------------------------------- crop fit and report
 
 FIT_BOXES = ("hog", "blazeface", "gt")  # box sources a crop rule can be fitted for
@@ -497,11 +476,23 @@ def main(argv: list[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     out = Path(args.out)
+    if _export_tflite(out):
+        return 1
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 1e6:.2f} MB)")
     if args.no_eval:
         return 0
     return report_nme(out)
+
+
+def _export_tflite(out: Path) -> int:
+    """The .tflite files of a new export (models.cnn68_tflite); 1 when float32 fails."""
+    from models.cnn68_tflite import build_tflite
+
+    errors = build_tflite(out, force=True)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def fit_detector_rule(model, detector: str, limit: int, split: Path = FIT_SPLIT) -> dict:

@@ -383,8 +383,8 @@ def _read_log(path: Path) -> list[dict]:
 def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str,
            extra_blocks: int = 0) -> int:
     """Export the trained weights with crop rules refitted on the training photos."""
-    from models.cnn68 import (ExportCheckError, report_nme, build_keras_model,
-                              export_landmark_model, fit_detector_rule)
+    from models.cnn68 import (ExportCheckError, _export_tflite, build_keras_model,
+                              export_landmark_model, fit_detector_rule, report_nme)
 
     model = build_keras_model(head=head, extra_blocks=extra_blocks)
     model.load_weights(weights)
@@ -398,7 +398,7 @@ def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str,
     except ExportCheckError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return report_nme(Path(out))
+    return _export_tflite(Path(out)) or report_nme(Path(out))
 
 
 def main(argv: list[str]) -> int:

@@ -148,7 +148,32 @@ def write_report(rows: list[dict], meta: dict, problems: list[str]) -> None:
                                 "diff < 1e-4; fp16 mean cosine >= 0.9999; int8 >= 0.995) and "
                                 "is within 0.01 AUC of its family's .pb"
                                 if not problems else "FAILED: " + "; ".join(problems)), ""]
-    REPORT_MD.write_text("\n".join(lines))
+    REPORT_MD.write_text("\n".join(lines + landmark_lines()))
+
+
+def landmark_lines() -> list[str]:
+    """The landmark CNN's .tflite checks, as the build recorded them in its io.json."""
+    from app.landmarks.cnn import read_io
+    from app.paths import CNN68_DIR
+
+    record = read_io(CNN68_DIR / "io.json").get("tflite")
+    if not record:
+        return ["", "Landmark CNN: no .tflite recorded in io.json; run `python -m models build`", ""]
+    lines = ["", "# Landmark CNN report", "",
+             "Recorded by `python -m models build` (`models/cnn68_tflite.py`) in "
+             "`models/landmarks/cnn68/io.json`; checks: " + record["check"] + ".", "",
+             "| file | size MB | sha256 | max abs diff vs .pb | NME | NME - .pb | ms/face 1 thread |",
+             "|---|---:|---|---:|---:|---:|---:|",
+             f"| `frozen.pb` | {(CNN68_DIR / 'frozen.pb').stat().st_size / 1e6:.2f} | "
+             f"`{record['source_sha256'][:16]}…` | (source) | {record['pb_nme']} | — | "
+             f"{record['pb_ms_per_face']} |"]
+    for row in record["variants"].values():
+        lines.append(f"| `{row['file']}` | {row['size_bytes'] / 1e6:.2f} | `{row['sha256'][:16]}…` "
+                     f"| {row['max_abs_diff']:.1e} | {row['nme']} | {row['nme_delta']:+.5f} | "
+                     f"{row['ms_per_face']} |")
+    for variant, why in record.get("rejected", {}).items():
+        lines.append(f"| {variant} (not installed) | — | — | — | — | — | {why} |")
+    return lines + [""]
 
 
 def main(argv: list[str]) -> int:

@@ -37,6 +37,11 @@ def test_bench_processes_every_frame_of_the_file(head, capsys):
     assert out["realtime"] is False and ours["frames"] == FRAMES
     assert "latency_ms" not in ours and "dropped" not in ours
     assert ours["fps_median"] > 0 and set(ours["stage_ms"]) >= {"detect", "landmarks"}
+    # a fresh process per run: start-up, memory, stages over the frames that ran them
+    assert 0 < ours["first_frame_s"] < 60 and 50 < ours["peak_rss_mb"] < 4000
+    assert ours["detector_frames"] == ours["stage_frames"]["detect"] == FRAMES
+    assert 0 < ours["stage_frames"]["embed"] < FRAMES
+    assert ours["stage_mean_ms"]["embed"] > 0 == ours["stage_ms"]["embed"]
     wide_shot, profile = ours["named"]["segments"]  # frames 0-19 Lin-Manuel, 20-39 Alex
     assert wide_shot["expect"] == "Lin-Manuel Miranda" and wide_shot["named_expected"] >= 18
     assert wide_shot["named_wrong"] == profile["named_wrong"] == 0
@@ -53,6 +58,16 @@ def test_bench_realtime_goes_through_the_camera_path_and_accounts_for_every_fram
     # paced at the file's 29.97 FPS: never faster than the file plays
     assert ours["fps_median"] <= 29.97 * 1.1
     assert "fps_ratio" not in out
+
+
+def test_bench_takes_any_clip_with_nobody_to_enrol(head, tmp_path, capsys):
+    clip = tmp_path / "plain.mp4"
+    clip.write_bytes(head.read_bytes())   # no labels file beside it
+    assert main(["bench", "--source", str(clip), "--repeat", "1"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert "gallery is empty" in captured.err
+    assert out["ours"]["frames"] == FRAMES and out["ours"]["named"]["frames_naming"] == {}
 
 
 def test_bench_refuses_bad_arguments_clearly(head, tmp_path, capsys):

@@ -253,6 +253,10 @@ def test_model_file_messages_name_the_real_remedy(tmp_path):
     shutil.copytree(CNN68_DIR, copy)
     (copy / "frozen.pb").unlink()
     with pytest.raises(FileNotFoundError, match="git checkout -- models/landmarks/cnn68"):
+        CnnLandmarks(copy, backend="pb")
+    (copy / "cnn68_fp32.tflite").unlink()   # the default backend's file: committed, or built
+    with pytest.raises(FileNotFoundError, match="git checkout -- models/landmarks/cnn68.*"
+                                                "models build"):
         CnnLandmarks(copy)
     garbage = tmp_path / "facenet_int8.tflite"
     garbage.write_bytes(b"not a model" * 100)

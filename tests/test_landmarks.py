@@ -1,4 +1,5 @@
-"""Landmark stage on real 300-W test faces: the CNN (frozen .pb and SavedModel) and dlib 68."""
+"""Landmark stage on real 300-W test faces: the CNN (frozen .pb and SavedModel) and dlib 68.
+The .tflite CNN (the app's default) is checked against the .pb in test_cnn_tflite.py."""
 from __future__ import annotations
 
 import re
@@ -150,13 +151,14 @@ def test_missing_dlib_model_raises(tmp_path):
         Dlib68Landmarks(tmp_path / "missing.dat")
 
 
-@pytest.mark.parametrize("backend", ["pb", "saved_model"])
+@pytest.mark.parametrize("backend", ["tflite", "pb", "saved_model"])
 def test_corrupt_model_file_names_its_path(tmp_path, backend):
     from app.landmarks.cnn import CnnLandmarks
 
     model_dir = tmp_path / "cnn68"
     shutil.copytree(CNN68_DIR, model_dir)
-    bad = model_dir / ("frozen.pb" if backend == "pb" else "saved_model/saved_model.pb")
+    bad = model_dir / {"tflite": "cnn68_fp32.tflite", "pb": "frozen.pb",
+                       "saved_model": "saved_model/saved_model.pb"}[backend]
     bad.write_bytes(b"this is not a protobuf \x00\xff" * 7)
     with pytest.raises(ValueError, match=re.escape(str(bad if backend == "pb" else bad.parent))):
         CnnLandmarks(model_dir, backend=backend)
@@ -188,7 +190,7 @@ def test_export_writes_a_loadable_model_dir(tmp_path, faces, head):
     io = export_landmark_model(model, tmp_path, rules)
     assert io["crop_rules"] == rules and io["input_size"] == 112
     image, _, box = faces[0]
-    with CnnLandmarks(tmp_path, detector="default") as exported:
+    with CnnLandmarks(tmp_path, backend="pb", detector="default") as exported:
         points = exported.predict(image, box)
     crop = exported._crop(image, exported._square(box))
     expected = exported._to_frame(np.asarray(model(crop[None])).reshape(68, 2),

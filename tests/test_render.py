@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import cv2
 import numpy as np
 import pytest
 
 from app.render import (HELP_KEYS, LANDMARK_COLORS, draw_faces, draw_help, draw_hud,
-                        draw_landmarks, face_label, side_by_side)
+                        draw_landmarks, face_label, header_height, side_by_side)
 from app.types import Face
 from tests.conftest import shared
 
@@ -94,7 +95,9 @@ def test_labels():
     known, unknown, pending = make_faces()
     assert face_label(known) == "#1 Zoë 0.83"
     assert face_label(unknown) == "#2 unknown 0.31"
-    assert face_label(pending) == "..."
+    assert face_label(pending) == "…"
+    pending.track.checked = True  # matched, but the gallery had nobody to compare with
+    assert face_label(pending) == "unknown"
 
 
 def test_draw_hud(image):
@@ -121,16 +124,32 @@ def test_side_by_side(image):
     faces_before, image_before = snapshot(faces), image.copy()
     dlib_faces = [Face(box=faces[0].box, score=0.9, landmarks=faces[0].landmark_sets["dlib"])]
     out = side_by_side(image, faces, dlib_faces, 4.2, 3.1, 0.043)
-    check_output(out, image, shape=(image.shape[0], 2 * image.shape[1], 3))
+    top = header_height(image)
+    check_output(out, image, shape=(top + image.shape[0], 2 * image.shape[1], 3))
     assert np.array_equal(image, image_before)
     assert_faces_equal(faces, faces_before)
     x, y = np.round(faces[0].landmarks[10]).astype(int)
-    assert tuple(int(c) for c in out[y, x]) == LANDMARK_COLORS["cnn"]
+    assert tuple(int(c) for c in out[top + y, x]) == LANDMARK_COLORS["cnn"]
     xd, yd = np.round(dlib_faces[0].landmarks[10]).astype(int)
-    assert tuple(int(c) for c in out[yd, xd + image.shape[1]]) == LANDMARK_COLORS["dlib"]
+    assert tuple(int(c) for c in out[top + yd, xd + image.shape[1]]) == LANDMARK_COLORS["dlib"]
+    # the header is a strip of its own: the picture below it is not covered
+    assert np.array_equal(out[top:, :image.shape[1]][:20, 300:],
+                          draw_faces(image, faces, LANDMARK_COLORS["cnn"])[:20, 300:])
     side_by_side(image, [], [], None, None, None)  # nothing measured yet: still draws
 
 
 def test_bad_image_is_refused():
     with pytest.raises(ValueError):
         draw_hud(np.zeros((10, 10), np.uint8), {"FPS": 1.0})
+
+
+@pytest.mark.parametrize("name", ["José Łukasz O'Brien", "Жанна", "Ωμέγα"])
+def test_names_are_drawn_in_their_own_letters(image, name):
+    """Each name is drawn with its own glyphs: not as the '?' of an ASCII-only font."""
+    from app.text import _mask
+
+    assert not np.array_equal(_mask(name, 20), _mask("?" * len(name), 20))
+    face = make_faces()[0]
+    drawn = [draw_faces(image, [dataclasses.replace(face, name=text)])
+             for text in (name, "?" * len(name))]
+    assert not np.array_equal(*drawn)

@@ -10,7 +10,8 @@ from app.capture import now_ms
 from app.gallery import Gallery
 from app.track import Tracker
 from app.types import Frame
-from app.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_view
+from app import render
+from app.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_picture, compose_view
 from tests.conftest import built_pipeline, shared
 
 
@@ -37,6 +38,7 @@ def pipeline(models, tmp_path):
     saved = models.gallery
     gallery = Gallery(tmp_path / "gallery.sqlite3")
     models.gallery, models.tracker, models.landmarks = gallery, Tracker(), "cnn"
+    models.landmark_models["dlib"]  # loaded: keys switch at once (see test_lazy_models.py)
     yield models
     models.gallery, models.landmarks = saved, "cnn"
     gallery.close()
@@ -98,7 +100,7 @@ def test_s_toggles_side_by_side_and_restores_the_mode(controller, pipeline):
 
 def test_space_pauses_and_h_toggles_help(controller):
     press(controller, [" "])
-    assert controller.paused and "paused (space to resume)" in controller.status_lines()
+    assert controller.paused and "paused: space resumes, . or n steps one frame" in controller.status_lines()
     press(controller, [" "])
     assert not controller.paused
     press(controller, ["h"])
@@ -182,11 +184,36 @@ def test_live_enrolment_stores_five_samples_then_u_undoes_it(controller, pipelin
 
     press(controller, ["u"], result)
     assert pipeline.gallery.people() == []
-    assert controller.message == "undid the last enrolment of Lin Q"
+    assert controller.message == "undo: removed Lin Q (5 samples)"
     index += 1
     assert frame_result(pipeline, lin_image, index).faces[0].name is None
     press(controller, ["u"], result)
-    assert controller.message == "nothing to undo"
+    assert controller.message.startswith("nothing to undo")
+
+
+def test_u_never_touches_people_enrolled_before_the_run(controller, pipeline, lin_image):
+    dim = frame_result(pipeline, lin_image).faces[0].embedding.shape[0]
+    earlier = np.random.default_rng(0).normal(size=(2, dim)).astype(np.float32)
+    pipeline.gallery.add_samples("Ada Earlier", earlier, pipeline.model_id)
+    pipeline.gallery.add_samples("Lin Q", earlier[:1], pipeline.model_id)
+    press(controller, ["u"])
+    assert controller.message.startswith("nothing to undo")
+    assert [(p.name, p.samples) for p in pipeline.gallery.people()] == [("Ada Earlier", 2),
+                                                                      ("Lin Q", 1)]
+    # This run adds 5 samples to the existing Lin Q; u takes back those 5 and keeps him.
+    index = 0
+    result = frame_result(pipeline, lin_image, index)
+    press(controller, ["e"], result)
+    press(controller, list("Lin Q") + [KEY_ENTER], result)
+    while controller.enrolment is not None:
+        index += 1
+        assert index < 60
+        result = frame_result(pipeline, lin_image, index)
+        controller.after_frame(result)
+    assert controller.message == "added samples to existing Lin Q (5 samples)"
+    press(controller, ["u", "u"], result)
+    assert [(p.name, p.samples) for p in pipeline.gallery.people()] == [("Ada Earlier", 2),
+                                                                      ("Lin Q", 1)]
 
 
 # -- the view ------------------------------------------------------------------------------
@@ -206,14 +233,84 @@ def test_compose_view_never_changes_the_frame(controller, pipeline, lin_image, m
     press(controller, ["h", "e"], result)  # help panel and a name prompt drawn on top
     press(controller, list("Al"), result)
     before = image.copy()
+    height, width = image.shape[:2]
+    top = render.header_height(image) if mode == "side-by-side" else 0
+    picture = compose_picture(result, controller)
+    assert picture.shape == (top + height, (2 if top else 1) * width, 3)
     for hud in (HUD, None):
         view = compose_view(result, controller, hud)
         assert np.array_equal(result.frame.image, before), "compose_view drew on the frame"
-        height, width = image.shape[:2]
-        expected = (height, 2 * width, 3) if mode == "side-by-side" else image.shape
-        assert view.shape == expected and view.dtype == np.uint8
-        assert not np.array_equal(view[:, :width], before)  # something was drawn
+        # the status bar (prompt, messages, speed) is below the picture, never over it
+        assert view.shape[0] > picture.shape[0] and view.shape[1] == picture.shape[1]
+        assert view.dtype == np.uint8
+        assert not np.array_equal(view[top:top + height, :width], before)  # drawn on
+    press(controller, [KEY_ESC, "h", "b"], result)  # no prompt, help or bar: the picture
+    assert np.array_equal(compose_view(result, controller, HUD), picture)
     if mode == "both":
         assert result.disagreement_nme is not None
-    plain = compose_view(result, None, None)
+    plain = compose_picture(result, None)
     assert plain.shape == image.shape and np.array_equal(result.frame.image, before)
+
+
+def test_enrolment_follows_the_person_onto_a_new_track(controller, pipeline, lin_image):
+    """A cut gives the person on screen a new track id: collection goes on under it."""
+    index = 0
+    result = frame_result(pipeline, lin_image, index)
+    press(controller, ["e"], result)
+    first = controller.enrolment.track_id
+    press(controller, list("Lin Q") + [KEY_ENTER], result)
+    while controller.enrolment is not None:
+        index += 1
+        assert index < 60, controller.status_lines()
+        if index == 4:
+            pipeline.tracker.reset()  # what a cut does: every face starts a new track
+        result = frame_result(pipeline, lin_image, index)
+        controller.after_frame(result)
+    assert result.faces[0].track_id != first
+    assert controller.message == "enrolled Lin Q (5 samples)"
+    assert controller.enrolled[-1].samples == 5
+
+
+def test_a_click_chooses_the_face_to_enrol(controller, pipeline):
+    left = cv2.imread(str(shared("video", "lin-manuel-miranda.png")), cv2.IMREAD_COLOR)
+    right = cv2.imread(str(shared("video", "alex-lacamoire.png")), cv2.IMREAD_COLOR)
+    height = min(left.shape[0], right.shape[0])
+    pair = np.ascontiguousarray(np.concatenate([left[:height], right[:height]], axis=1))
+    result = frame_result(pipeline, pair)
+    assert len(result.faces) == 2
+    target = max(result.faces, key=lambda f: f.box[0])  # the face on the right
+    x = int((target.box[0] + target.box[2]) / 2)
+    y = int((target.box[1] + target.box[3]) / 2)
+    controller.click(5, 5, result)
+    assert controller.message.startswith("no face there")
+    controller.click(x, y, result)
+    assert controller.message == f"face #{target.track_id} chosen: press e to enrol it"
+    press(controller, ["e"], result)
+    assert controller.enrolment.track_id == target.track_id
+
+
+def test_an_enrolment_that_finds_no_samples_times_out_saying_why(controller, pipeline,
+                                                                  lin_image):
+    result = frame_result(pipeline, lin_image)
+    press(controller, ["e"], result)
+    controller.enrolment.timeout_frames = 3
+    empty = frame_result(pipeline, np.full((240, 320, 3), 127, np.uint8), 1)
+    for _ in range(3):
+        controller.after_frame(empty)
+    assert controller.enrolment is None
+    assert controller.message.startswith("enrolment timed out: face #")
+    assert "0/5 samples in 3 frames (last problem: face not in view)" in controller.message
+    assert "nothing stored" in controller.message and pipeline.gallery.people() == []
+
+
+def test_a_name_typed_on_the_terminal_arrives_exactly(monkeypatch):
+    import time as clock
+
+    from app.names import NameRequest
+
+    monkeypatch.setattr("builtins.input", lambda prompt="": "Łucja Ødegård-Смирнова")
+    request = NameRequest("terminal")
+    deadline = clock.monotonic() + 5
+    while request.poll() is None and clock.monotonic() < deadline:
+        clock.sleep(0.01)
+    assert request.poll() == "Łucja Ødegård-Смирнова" and not request.cancelled

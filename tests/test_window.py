@@ -11,9 +11,9 @@ differently:
   the one-letter commands, but a key that needs Shift never reaches ``cv2.waitKey``.
 * ``xdotool windowfocus W`` then ``xdotool key/type`` without ``--window`` goes through
   XTEST, like a physical keyboard. Letters then arrive in lower case whatever Shift says
-  (OpenCV's Qt backend), which is why a name typed in the window is capitalised by the app
-  (``app.ui.typed_name_case``). ``windowfocus`` works without a window manager;
-  ``windowactivate`` does not.
+  (OpenCV's Qt backend), and nothing outside Latin-1 arrives at all, which is why names
+  are typed in a small Tk dialog instead (``app.names``); xdotool types any Unicode text
+  there. ``windowfocus`` works without a window manager; ``windowactivate`` does not.
 
 Closing the window the way a window manager's close button does (a WM_DELETE_WINDOW
 client message) is sent with libX11 through ctypes: ``xdotool windowclose`` destroys the
@@ -40,6 +40,9 @@ import cv2
 import numpy as np
 import pytest
 
+from app.gallery import Gallery
+from app.lab.screenshots import read_xwd
+from app.name_dialog import TITLE as NAME_DIALOG_TITLE
 from app.sinks import WINDOW_TITLE
 from tests.conftest import REPO_ROOT, shared
 
@@ -59,13 +62,15 @@ TYPE_DELAY_MS = 200      # between typed keys: cv2.waitKey keeps one key per fra
 # -- the virtual screen --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def display(tmp_path_factory):
-    """A fresh Xvfb on a free display number (Xvfb picks it: -displayfd)."""
+    """A fresh Xvfb on a free display number (Xvfb picks it: -displayfd). -noreset: an X
+    server resets when its last client leaves, and an app started during that reset cannot
+    connect (Qt aborts: "could not connect to display")."""
     log = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
     read_fd, write_fd = os.pipe()
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x900x24",
-             "-nolisten", "tcp"],
+             "-nolisten", "tcp", "-noreset"],
             pass_fds=(write_fd,), stdout=log_file, stderr=subprocess.STDOUT)
     os.close(write_fd)
     number = b""
@@ -107,7 +112,7 @@ class App:
             self.proc = subprocess.Popen(
                 [sys.executable, str(REPO_ROOT / "run_video.py"), "--source", str(source),
                  "--events", str(self.events), "--no-progress", *args],
-                cwd=REPO_ROOT, env=env, stdout=out, stderr=err,
+                cwd=REPO_ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 # Ctrl-C must raise KeyboardInterrupt even when pytest runs where SIGINT
                 # is ignored (a background job), which a child would otherwise inherit.
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -124,16 +129,19 @@ class App:
         return (f"exit code {self.proc.poll()}\n--- stdout:\n{self.stdout[-2000:]}\n"
                 f"--- stderr:\n" + "\n".join(err)[-2000:])
 
-    def event_lines(self) -> int:
-        """Lines so far: in the partial file while the run goes (app.outputs), then in
-        the events file it is moved to."""
+    def events_bytes(self) -> bytes:
+        """The events so far: in the partial file while the run goes (app.outputs), then
+        in the events file it is moved to."""
         partial = sorted(self.events.parent.glob(f"{self.events.stem}.partial-*.jsonl"))
         for path in (*partial, self.events):
             try:
-                return path.read_bytes().count(b"\n")
+                return path.read_bytes()
             except FileNotFoundError:
                 continue
-        return 0
+        return b""
+
+    def event_lines(self) -> int:
+        return self.events_bytes().count(b"\n")
 
     # waiting
     def wait_for(self, check, timeout: float, what: str) -> None:
@@ -145,13 +153,18 @@ class App:
                 pytest.fail(f"no {what} after {timeout:.0f} s\n{self.tail()}")
             time.sleep(0.05)
 
-    def wait_window(self) -> str:
-        """The window's X id, once it is there and frames are flowing through it."""
+    def wait_for_window(self) -> str:
+        """The window's X id, once it is there."""
         def found() -> bool:
             ids = self.xdotool("search", "--name", f"^{WINDOW_TITLE}$").stdout.split()
             self.window = ids[0] if ids else None
             return self.window is not None
         self.wait_for(found, WINDOW_WAIT_S, f"window named {WINDOW_TITLE!r}")
+        return self.window
+
+    def wait_window(self) -> str:
+        """The window's X id, once it is there and frames are flowing through it."""
+        self.wait_for_window()
         self.wait_for(lambda: self.event_lines() >= 3, 30, "frames in the window")
         return self.window
 
@@ -177,11 +190,24 @@ class App:
             assert done.returncode == 0, done.stderr
             time.sleep(0.15)
 
-    def type_text(self, text: str) -> None:
+    def type_text(self, text: str, window: str | None = None) -> None:
         """Keys as from a keyboard (XTEST) into the focused window, at typing speed."""
-        done = self.xdotool("windowfocus", "--sync", self.window)
+        done = self.xdotool("windowfocus", "--sync", window or self.window)
         assert done.returncode == 0, done.stderr
         done = self.xdotool("type", "--delay", str(TYPE_DELAY_MS), text)
+        assert done.returncode == 0, done.stderr
+
+    def answer_name_dialog(self, name: str) -> None:
+        """Type ``name`` into the enrolment's name dialog and press Enter."""
+        found: list[str] = []
+
+        def dialog() -> bool:
+            found[:] = self.xdotool("search", "--name", f"^{NAME_DIALOG_TITLE}$").stdout.split()
+            return bool(found)
+        self.wait_for(dialog, 20, f"the {NAME_DIALOG_TITLE!r} dialog")
+        time.sleep(0.3)
+        self.type_text(name, found[0])
+        done = self.xdotool("key", "Return")
         assert done.returncode == 0, done.stderr
 
     def close(self) -> None:
@@ -258,19 +284,21 @@ def test_keys_help_landmarks_pause_resume_quit(launch, tmp_path):
     print(f"\n[gui] q -> exit in {took:.2f} s")
 
 
-def test_live_enrolment_typed_in_the_window(launch, tmp_path, still_video):
+NAME = "José Łukasz O'Brien"
+
+
+def test_live_enrolment_stores_the_name_exactly_as_typed(launch, tmp_path, still_video):
+    pytest.importorskip("tkinter", reason="no Tk: names are typed in the OpenCV window, "
+                        "which cannot take non-Latin-1 letters")
     gallery = tmp_path / "gallery.db"
     app = launch(still_video, "--gallery", str(gallery))
     app.wait_window()
 
     app.key("e")
-    time.sleep(0.3)
-    # Typed with Shift, as a person would; the Qt window hands the app "test person".
-    app.type_text("Test Person")
-    app.type_text("\n")
-    app.wait_for(lambda: "enrolled " in app.stdout or "enrolment failed" in app.stdout,
-                 20, "the live enrolment to finish")
-    assert "enrolled Test Person (5 samples)" in app.stdout, app.tail()
+    app.answer_name_dialog(NAME)  # capitals, accents, a Polish Ł, an apostrophe
+    app.wait_for(lambda: "enrolled " in app.stdout or "enrolment" in app.stdout
+                 and "cancelled" in app.stdout, 20, "the live enrolment to finish")
+    assert f"enrolled {NAME} (5 samples)" in app.stdout, app.tail()
 
     app.key("q")
     app.wait_exit()
@@ -281,7 +309,7 @@ def test_live_enrolment_typed_in_the_window(launch, tmp_path, still_video):
                              "list"], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=60)
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines() == ["Test Person\t5 sample(s)"], listed.stdout
+    assert listed.stdout.splitlines() == [f"{NAME}\t5 sample(s)"], listed.stdout
 
 
 def test_closing_the_window_finalises_video_and_events(launch, tmp_path, display):
@@ -311,6 +339,140 @@ def test_ctrl_c_finalises_video_and_events(launch, tmp_path):
     assert app.proc.returncode == 130, app.tail()   # 128 + SIGINT, as shells expect
     assert "stopped: interrupted (Ctrl-C)" in app.stdout, app.tail()
     assert_finalised(app, output)
+
+
+def test_u_in_a_new_run_leaves_people_enrolled_before_intact(launch, tmp_path):
+    gallery = tmp_path / "gallery.db"
+    with Gallery(gallery) as g:  # enrolled before this run (by another model: no crop)
+        g.add_samples("Ada Earlier", np.eye(1, 8, dtype=np.float32), "an-earlier-model")
+    app = launch(hamilton(), "--gallery", str(gallery))
+    app.wait_window()
+    app.key("u", "u")
+    app.wait_for(lambda: app.stdout.count("nothing to undo") == 2, 5, "two 'nothing to undo'")
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+    with Gallery(gallery) as g:
+        assert [(p.name, p.samples) for p in g.people()] == [("Ada Earlier", 1)]
+
+
+def test_a_video_plays_at_its_own_speed_and_stays_at_the_end(launch, tmp_path):
+    capture = cv2.VideoCapture(str(hamilton()))
+    frames, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    app = launch(hamilton(), "--gallery", str(tmp_path / "gallery.db"))
+    app.wait_for(lambda: app.event_lines() >= 1, WINDOW_WAIT_S, "the first frame")
+    start = time.monotonic()
+    app.wait_for(lambda: app.event_lines() >= frames, 60, f"all {frames} frames")
+    took = time.monotonic() - start
+    print(f"\n[gui] {frames} frames at {fps:.2f} FPS played in {took:.2f} s")
+    assert took >= 8.5, f"{frames / fps:.2f} s of video played in {took:.2f} s"
+    time.sleep(1.5)
+    assert app.proc.poll() is None, f"the window closed at the end of the video\n{app.tail()}"
+    app.window = app.xdotool("search", "--name", f"^{WINDOW_TITLE}$").stdout.split()[0]
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0 and "stopped: quit" in app.stdout, app.tail()
+
+
+def test_a_single_image_stays_until_q(launch, tmp_path):
+    app = launch(shared("video", "lin-manuel-miranda.png"), "--gallery",
+                 str(tmp_path / "gallery.db"))
+    app.wait_for(lambda: app.event_lines() >= 1, WINDOW_WAIT_S, "the image's frame")
+    app.window = app.wait_for_window()
+    time.sleep(3)
+    assert app.proc.poll() is None, f"the image was closed without q\n{app.tail()}"
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0 and "stopped: quit" in app.stdout, app.tail()
+
+
+@pytest.fixture(scope="module")
+def cut_video(tmp_path_factory) -> Path:
+    """One person in two shots: 16 frames on the original photo, then a cut to the same
+    face smaller, elsewhere, on a light background (a new shot: a new track)."""
+    image = cv2.imread(str(shared("video", "lin-manuel-miranda.png")), cv2.IMREAD_COLOR)
+    height, width = image.shape[:2]
+    second = np.full_like(image, 200)
+    small = cv2.resize(image, (width * 3 // 4, height * 3 // 4), interpolation=cv2.INTER_AREA)
+    second[height - small.shape[0]:, width - small.shape[1]:] = small
+    path = tmp_path_factory.mktemp("cut") / "cut.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+    for i in range(200):
+        shot = image if i < 16 else second
+        shift = np.float32([[1, 0, 3 * math.sin(i / 5)], [0, 1, 2 * math.cos(i / 7)]])
+        writer.write(cv2.warpAffine(shot, shift, (width, height), borderMode=cv2.BORDER_REPLICATE))
+    writer.release()
+    return path
+
+
+def test_enrolment_of_the_person_on_screen_completes_across_a_cut(launch, tmp_path, cut_video):
+    pytest.importorskip("tkinter", reason="no Tk for the name dialog")
+    gallery = tmp_path / "gallery.db"
+    app = launch(cut_video, "--gallery", str(gallery), "--speed", "0.25")
+    app.wait_window()
+    app.key("space")          # pause in the first shot and choose the face there
+    time.sleep(0.5)
+    shown = app.event_lines()
+    assert shown < 14, f"the first shot was over before the test could pause ({shown} frames)"
+    app.key("e")
+    app.wait_for(lambda: "type the name" in app.stdout, 5, "the name question")
+    app.key("space")
+    app.answer_name_dialog(NAME)
+    app.wait_for(lambda: "enrolled " in app.stdout or "timed out" in app.stdout
+                 or "cancelled" in app.stdout, 40, "the live enrolment to finish")
+    assert "enrolment follows the same person onto track" in app.stdout, app.tail()
+    assert f"enrolled {NAME} (5 samples)" in app.stdout, app.tail()
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+
+
+def test_l_and_s_while_paused_redraw_the_points(launch, tmp_path, still_video):
+    app = launch(still_video, "--gallery", str(tmp_path / "gallery.db"))
+    app.wait_window()
+    app.key("space")
+    time.sleep(0.6)
+    face = json.loads(app.events_bytes().splitlines()[-1])["faces"][0]["box"]
+    x1, y1, x2, y2 = (int(v) for v in face)
+    region = (slice(y1, y2), slice(x1, x2))
+    cnn = screenshot(app, tmp_path / "paused-cnn.png")
+    time.sleep(0.4)
+    again = screenshot(app, tmp_path / "paused-cnn-again.png")
+    assert np.array_equal(cnn[region], again[region]), "the paused picture changed by itself"
+    app.key("l")
+    time.sleep(0.6)
+    dlib = screenshot(app, tmp_path / "paused-dlib.png")
+    changed = np.mean(np.any(cnn[region] != dlib[region], axis=2))
+    assert changed > 0.01, f"l while paused changed {changed:.1%} of the face's pixels"
+    app.key("s")
+    time.sleep(0.8)
+    both = screenshot(app, tmp_path / "paused-side-by-side.png")
+    assert both.shape[1] > cnn.shape[1], "s while paused did not show the two panels"
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+
+
+def test_first_switch_to_dlib_does_not_freeze_the_picture(launch, tmp_path, still_video):
+    app = launch(still_video, "--gallery", str(tmp_path / "gallery.db"))
+    app.wait_window()
+    app.wait_for(lambda: app.event_lines() >= 30, 10, "30 frames")
+    app.key("l")
+    pressed = time.monotonic()
+    arrivals, count = [pressed], app.event_lines()
+    while time.monotonic() - pressed < 3.0:
+        now_count = app.event_lines()
+        if now_count != count:
+            arrivals.append(time.monotonic())
+            count = now_count
+        time.sleep(0.005)
+    assert "landmarks: dlib" in app.stdout, app.tail()
+    gaps = np.diff(arrivals) * 1000
+    print(f"\n[gui] after l: {len(gaps)} frames in 3 s, longest gap {gaps.max():.0f} ms")
+    assert gaps.max() < 200, f"the picture froze for {gaps.max():.0f} ms after l"
+    app.key("q")
+    app.wait_exit()
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -383,12 +545,11 @@ def send_wm_delete_window(display: str, window: int) -> str | None:
     return None
 
 
-def screenshot(app: App, png: Path) -> None:
-    """``xwd -root`` of the screen, the window cut out as a PNG (a debugging aid only:
+def screenshot(app: App, png: Path) -> np.ndarray | None:
+    """``xwd -root`` of the screen, the window cut out (returned, and kept as a PNG;
     ImageMagick is not needed, XWD's ZPixmap is read here)."""
     if shutil.which("xwd") is None:
-        print("\n[gui] no xwd: no screenshot")
-        return
+        pytest.skip("no xwd (apt-get install x11-apps): no screenshot to compare")
     xwd = png.with_suffix(".xwd")
     subprocess.run(["xwd", "-root", "-silent", "-out", str(xwd)], timeout=20,
                    env={**os.environ, "DISPLAY": app.display}, check=True)
@@ -400,21 +561,7 @@ def screenshot(app: App, png: Path) -> None:
         w, h = int(geometry["WIDTH"]), int(geometry["HEIGHT"])
         window = image[y:y + h, x:x + w]
         cv2.imwrite(str(png), window)
-        print(f"\n[gui] screenshot after h: {png} ({w}x{h} window, pixel std "
-              f"{window.std():.0f})")
+        print(f"\n[gui] screenshot: {png} ({w}x{h} window, pixel std {window.std():.0f})")
+        return window
     except (KeyError, ValueError, struct.error) as exc:
-        print(f"\n[gui] screenshot kept as {xwd} (not converted: {exc})")
-
-
-def read_xwd(data: bytes) -> np.ndarray:
-    fields = struct.unpack(">25I", data[:100])
-    header, width, height = fields[0], fields[4], fields[5]
-    byte_order, bits, stride, colours = fields[7], fields[11], fields[12], fields[19]
-    if fields[2] != 2 or bits not in (24, 32):
-        raise ValueError(f"XWD format {fields[2]} at {bits} bits per pixel")
-    step = bits // 8
-    rows = np.frombuffer(data, np.uint8, count=stride * height, offset=header + 12 * colours)
-    pixels = rows.reshape(height, stride)[:, :width * step].reshape(height, width, step)
-    if byte_order:  # MSBFirst: xRGB / RGB
-        pixels = pixels[:, :, ::-1]
-    return np.ascontiguousarray(pixels[:, :, :3])
+        pytest.fail(f"screenshot kept as {xwd} (not converted: {exc})")

@@ -128,12 +128,12 @@ def summarise(errors: np.ndarray, seconds: np.ndarray) -> dict:
 
 
 def evaluate(data_dir, models: list[str], boxes: str, threads: int = 2, limit: int | None = None,
-             model_dir=None) -> list[dict]:
+             model_dir=None, backend: str = "tflite") -> list[dict]:
     """One summary row per model (with its per-face ``errors`` kept for plotting)."""
     faces = with_boxes(read_faces(data_dir, limit), boxes)
     rows = []
     for name in models:
-        landmarker = build_landmark_model(name, boxes, "pb", threads, model_dir)
+        landmarker = build_landmark_model(name, boxes, backend, threads, model_dir)
         try:
             errors, seconds = face_errors(landmarker, faces)
         finally:
@@ -173,7 +173,8 @@ def plot_ced(rows: list[dict], path: str | Path, max_nme: float = 0.12, title: s
 def main(args) -> int:
     rows = []
     for boxes in args.boxes:
-        rows += evaluate(args.data, args.landmarks, boxes, args.threads, args.limit)
+        rows += evaluate(args.data, args.landmarks, boxes, args.threads, args.limit,
+                         backend=getattr(args, "landmark_backend", "tflite"))
     for row in rows:
         print(json.dumps({k: v for k, v in row.items() if k != "errors"}))
     if args.plot:

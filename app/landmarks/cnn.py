@@ -1,7 +1,10 @@
 """The landmark CNN (face-api.js FaceLandmark68Net, exported by ``python -m models export_cnn68``).
 
-The model folder holds ``frozen.pb`` (run in a TF1-style session, the default),
-``saved_model/`` and ``io.json`` (tensor names, input size, crop rules). The network
+The model folder holds ``cnn68_fp32.tflite`` (and smaller variants that kept the
+accuracy; run by ai-edge-litert, the default: no TensorFlow at run time), ``frozen.pb``
+(run in a TF1-style session), ``saved_model/`` and ``io.json`` (tensor names, input
+size, crop rules, the checked .tflite files). TensorFlow is imported only by the "pb"
+and "saved_model" backends. The network
 normalises inside its graph, so this wrapper only crops, resizes and maps back;
 see ``app.landmarks.crop`` for the crop geometry.
 """
@@ -11,18 +14,24 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from app.config import LANDMARK_BACKENDS
 from app.images import check_bgr_frame, check_box
 from app.landmarks import N_POINTS
-from app.landmarks.crop import check_rule, cut_square, square_for_box, to_frame
+from app.landmarks.crop import (check_rule, cut_square, square_for_box, to_frame,
+                                to_frame_many)
+from app.logs import import_tensorflow
 from app.paths import CNN68_DIR, require_file
 
 # The fine-tuned CNN is committed; git restores it (export_cnn68 would rebuild the older
 # face-api.js weights and needs npm; train_landmarks retrains for minutes).
 BUILD_COMMAND = "git checkout -- models/landmarks/cnn68  (the committed model files)"
 BACKENDS = LANDMARK_BACKENDS
+DEFAULT_TFLITE = "cnn68_fp32.tflite"
+TFLITE_BUILD_COMMAND = (BUILD_COMMAND + ", or re-convert it from frozen.pb: "
+                        ".venv/bin/python -m models build")
 IO_KEYS = ("input_size", "channel_order", "frozen_graph", "saved_model", "crop_rules")
 
 Runner = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) float32 RGB 0..255 -> (N, 136)
@@ -31,14 +40,16 @@ Runner = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) float32 RGB 0..255 -
 class CnnLandmarks:
     """68 landmarks from the exported FaceLandmark68Net.
 
-    ``backend`` "pb" runs ``frozen.pb`` in a tf.compat.v1 Session; "saved_model" runs the
-    SavedModel's serving signature. ``detector`` names the crop rule in io.json that
+    ``backend`` "tflite" runs ``tflite`` (default: io.json's float32 file) with
+    ai-edge-litert; "pb" runs ``frozen.pb`` in a tf.compat.v1 Session; "saved_model" runs
+    the SavedModel's serving signature. ``detector`` names the crop rule in io.json that
     matches the boxes you pass ("hog", "blazeface", "default", ...). ``num_threads``
-    caps TensorFlow's intra-op threads (None: TensorFlow's default, all cores).
+    caps the runtime's threads (None: its default).
     """
 
-    def __init__(self, model_dir: str | Path = CNN68_DIR, backend: str = "pb",
-                 detector: str = "hog", num_threads: int | None = None):
+    def __init__(self, model_dir: str | Path = CNN68_DIR, backend: str = "tflite",
+                 detector: str = "hog", num_threads: int | None = None,
+                 tflite: str | Path | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
         self.model_dir = Path(model_dir)
@@ -51,7 +62,10 @@ class CnnLandmarks:
         self.detector = detector
         self.crop_rule = check_rule(rules[detector])
         self.input_size = int(self.io["input_size"])
-        if backend == "pb":
+        if backend == "tflite":
+            self._run, self._close = load_tflite(self.model_dir / (tflite or DEFAULT_TFLITE),
+                                                 num_threads)
+        elif backend == "pb":
             spec = self.io["frozen_graph"]
             self._run, self._close = load_frozen_graph(
                 self.model_dir / spec["file"], spec["input"], spec["output"], num_threads)
@@ -73,10 +87,10 @@ class CnnLandmarks:
             return np.zeros((0, N_POINTS, 2), np.float32)
         crops = np.stack([self._crop(image, square) for square in squares])
         points = self._run(crops).reshape(len(squares), N_POINTS, 2)
-        return np.stack([self._to_frame(p, s) for p, s in zip(points, squares)])
+        return to_frame_many(points, np.stack(squares))
 
     def close(self) -> None:
-        """Release the TensorFlow session (pb backend)."""
+        """Release the interpreter or TensorFlow session."""
         self._close()
 
     def __enter__(self) -> "CnnLandmarks":
@@ -90,7 +104,8 @@ class CnnLandmarks:
 
     def _crop(self, image: np.ndarray, square: np.ndarray) -> np.ndarray:
         """BGR frame -> (S, S, 3) float32 RGB 0..255 network input."""
-        return cut_square(image, square, self.input_size)[:, :, ::-1].astype(np.float32)
+        crop = cut_square(image, square, self.input_size)
+        return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32)
 
     def _to_frame(self, points01: np.ndarray, square: np.ndarray) -> np.ndarray:
         return to_frame(points01, square)
@@ -111,10 +126,47 @@ def read_io(path: str | Path) -> dict:
     return io
 
 
+def load_tflite(path: str | Path, num_threads: int | None = None
+                ) -> tuple[Runner, Callable[[], None]]:
+    """A runner for the CNN's .tflite through ai-edge-litert, and its close function.
+
+    The runner takes any number of crops but invokes the interpreter once per crop at
+    batch 1: on this 2-core EPYC a batch of 4 costs 3.9 ms a face against 1.6 ms at
+    batch 1 (XNNPACK, 1 thread; activations of one 112x112 face stay in cache), so one
+    call per frame would be 2.4x slower per face."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from app.logs import without_native_info
+
+    path = require_file(Path(path), TFLITE_BUILD_COMMAND)
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        with without_native_info():
+            interpreter.allocate_tensors()
+    except Exception as err:  # not a flatbuffer, unsupported op
+        raise ValueError(f"cannot load {path}: {type(err).__name__}: {err}; rebuild it with: "
+                         f"{TFLITE_BUILD_COMMAND}") from err
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]["index"]
+    if inp["shape"][0] != 1:
+        interpreter.resize_tensor_input(inp["index"], [1, *inp["shape"][1:]])
+        interpreter.allocate_tensors()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        outputs = []
+        for crop in np.asarray(batch, np.float32):
+            interpreter.set_tensor(inp["index"], crop[None])
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(out)[0])
+        return np.stack(outputs) if outputs else np.zeros((0, 2 * N_POINTS), np.float32)
+
+    return run, lambda: None
+
+
 def load_frozen_graph(path: str | Path, input_name: str, output_name: str,
                       num_threads: int | None = None) -> tuple[Runner, Callable[[], None]]:
     """A runner for a frozen GraphDef in a tf.compat.v1 Session, and its close function."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     path = require_file(Path(path), BUILD_COMMAND)
     try:
@@ -143,7 +195,7 @@ def load_frozen_graph(path: str | Path, input_name: str, output_name: str,
 def load_saved_model(path: str | Path, signature: str, input_name: str, output_name: str
                      ) -> Runner:
     """A runner for one signature of a TF SavedModel."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     path = Path(path)
     require_file(path / "saved_model.pb", BUILD_COMMAND)

@@ -49,15 +49,25 @@ def cut_square(image: np.ndarray, square: np.ndarray, size: int) -> np.ndarray:
     the frame, resized with area averaging when shrinking and bilinear when enlarging."""
     left, top, side = (int(v) for v in square)
     h, w = image.shape[:2]
+    if left >= 0 and top >= 0 and left + side <= w and top + side <= h:
+        canvas = image[top:top + side, left:left + side]   # inside: a view, no copy
+    else:
+        canvas = _padded(image, left, top, side)
+    if side == size:
+        return np.ascontiguousarray(canvas)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(canvas, (size, size), interpolation=interpolation)
+
+
+def _padded(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
+    """The square at left, top with zeros wherever it leaves the frame."""
+    h, w = image.shape[:2]
     canvas = np.zeros((side, side) + image.shape[2:], dtype=image.dtype)
     fx0, fy0 = max(left, 0), max(top, 0)
     fx1, fy1 = min(left + side, w), min(top + side, h)
     if fx1 > fx0 and fy1 > fy0:
         canvas[fy0 - top:fy1 - top, fx0 - left:fx1 - left] = image[fy0:fy1, fx0:fx1]
-    if side == size:
-        return canvas
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(canvas, (size, size), interpolation=interpolation)
+    return canvas
 
 
 def to_frame(points01: np.ndarray, square: np.ndarray) -> np.ndarray:
@@ -65,3 +75,10 @@ def to_frame(points01: np.ndarray, square: np.ndarray) -> np.ndarray:
     left, top, side = (float(v) for v in square)
     return (np.asarray(points01, dtype=np.float32) * side
             + np.array([left, top], dtype=np.float32) - 0.5).astype(np.float32)
+
+
+def to_frame_many(points01: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """(N, 68, 2) crop fractions of N squares (N, 3) -> frame pixels, as ``to_frame``."""
+    squares = np.asarray(squares, np.float32)
+    return (np.asarray(points01, np.float32) * squares[:, None, 2:3]
+            + squares[:, None, :2] - np.float32(0.5)).astype(np.float32)
