@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.align import CROPS
 from app.config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKENDS,
                         LANDMARK_MODELS, LANDMARK_MODES, RunConfig)
 from app.gallery import GalleryError
@@ -250,9 +251,20 @@ def _add_eval_verify(eval_sub) -> None:
     verify = eval_sub.add_parser("verify", help="verification and identification accuracy on "
                                  "a folder of per-person folders")
     verify.add_argument("--data", required=True, help="folder with one folder per person")
-    _embedder_option(verify, extra=("all",))
-    verify.add_argument("--pairs", metavar="CSV", help="score only these pairs "
-                        "(file_a,file_b,same; paths relative to --data)")
+    verify.add_argument("--embedder", default=DEFAULT_EMBEDDER, metavar="NAMES",
+                        help=f"{_EMBEDDER_HELP}; a comma list, or all [%(default)s]")
+    verify.add_argument("--pairs", metavar="CSV", help="score only these pairs (header "
+                        "file_a,file_b,same[,fold]; paths relative to --data); with a fold "
+                        "column: k-fold accuracy, threshold from the other folds")
+    verify.add_argument("--tune-pairs", metavar="CSV", help="choose the threshold on these "
+                        "pairs (default: the embedder's own threshold)")
+    verify.add_argument("--vs", choices=("face_recognition",), help="also score the peer's "
+                        "own pipeline on the same pairs (install it with: make bench-deps)")
+    verify.add_argument("--crop", choices=CROPS, help="crop for every embedder (default: "
+                        "each family's own, app.embed.FAMILIES)")
+    verify.add_argument("--cache", metavar="FILE", help="keep each photo's landmarks here "
+                        "(a pickle) to compare crops quickly; delete it when models change")
+    verify.add_argument("--scores", metavar="FILE", help="write each pair's scores (CSV)")
     verify.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     verify.set_defaults(handler=cmd_eval)
 

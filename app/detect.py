@@ -122,6 +122,7 @@ class BlazeFaceDetector:
         if model not in _SPECS:
             raise ValueError(f"unknown BlazeFace model {model!r}; expected 'short' or 'full'")
         self._spec = _SPECS[model]
+        self.model = model
         path = Path(model_path) if model_path is not None else blazeface_path(model)
         self.model_path = require_file(path, BLAZEFACE_SOURCE)
         self.score_threshold = self._spec.min_score if score_threshold is None else score_threshold

@@ -19,10 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.align import align_face
+from app.align import FIVE_POINT, crop_face
 from app.gallery import clean_name
 from app.geometry import largest
 from app.images import ImageFileError, read_image
+from app.photo_faces import detect_photo, main_face, second_chance
 from app.types import Face, Frame
 
 MIN_FACE_PX = 60          # box width; FaceNet's 160 px crop from less is mostly blur
@@ -96,15 +97,15 @@ def enroll_photos(pipeline, name: str, paths: list[str | Path],
     name = clean_name(name)
     if not paths:
         raise EnrolmentError("give at least one photo to enrol")
-    faces = [photo_face(read_photo(path), pipeline.detector, pipeline.landmarker, path)
-             for path in paths]
+    faces = [photo_face(read_photo(path), pipeline.detector, pipeline.landmarker, path,
+                        crop=pipeline.crop) for path in paths]
     warnings = [f"{path}: {problem} (enrolled anyway)" for path, face in zip(paths, faces)
                 if (problem := quality_problem(face, face.aligned))]
     crops = np.stack([face.aligned for face in faces])
     embeddings = pipeline.embedder.embed(crops)
     warnings += same_face_elsewhere(pipeline, name, embeddings, paths, force)
     person_id, created_new = pipeline.gallery.add_samples(
-        name, embeddings, pipeline.model_id, list(crops))
+        name, embeddings, pipeline.model_id, list(crops), crop=pipeline.crop)
     return PhotoEnrolment(name, person_id, created_new, len(faces), warnings)
 
 
@@ -136,30 +137,37 @@ def read_photo(path: str | Path) -> np.ndarray:
         raise EnrolmentError(f"{exc}. Nothing was enrolled") from exc
 
 
-PICKS = ("one", "largest", "best")
+PICKS = ("one", "largest", "best", "main")
 
 
 def photo_face(image: np.ndarray, detector, landmarker, path: str | Path = "photo",
-               pick: str = "one") -> Face | None:
-    """The face of a photo with its landmarks and aligned crop (``face.aligned``): the
-    one path from a photo to an aligned face (enrolment, the demo, evaluation, the
-    model toolchain's calibration crops).
+               pick: str = "one", crop: str = FIVE_POINT) -> Face | None:
+    """The face of a photo with its landmarks and ``crop`` (``face.aligned``): the one
+    path from a photo to an aligned face (enrolment, the demo, evaluation, the model
+    toolchain's calibration crops). A photo where ``detector`` finds nothing gets a second
+    chance (app.photo_faces: the other BlazeFace range).
 
     ``pick`` "one": the photo must hold exactly one face (EnrolmentError naming ``path``
-    otherwise); "largest" / "best" (highest score): that face, None when there is none."""
+    otherwise); "largest" / "best" (highest score) / "main" (big and central, FaceNet's
+    LFW rule): that face, None when there is none."""
     if pick not in PICKS:
         raise ValueError(f"unknown pick {pick!r}; expected one of {PICKS}")
-    detections = detector.detect(image)
+    detections = detect_photo(image, detector, second_chance(detector))
     if pick == "one" and len(detections) != 1:
         what = "no face" if not detections else f"{len(detections)} faces"
         raise EnrolmentError(f"{path}: found {what}; an enrolment photo must show exactly one "
                              f"face. Nothing was enrolled")
-    chosen = largest(detections) if pick == "largest" else (detections or [None])[0]
+    if pick == "largest":
+        chosen = largest(detections)
+    elif pick == "main":
+        chosen = main_face(detections, image.shape)
+    else:
+        chosen = detections[0] if detections else None
     if chosen is None:
         return None
     face = Face(box=chosen.box, score=chosen.score)
     face.landmarks = landmarker.predict(image, face.box)
-    face.aligned = align_face(image, face.landmarks)
+    face.aligned = crop_face(image, face.landmarks, crop)
     return face
 
 
@@ -295,4 +303,4 @@ class LiveEnrolment:
         if not self.done:
             raise EnrolmentError(f"only {len(self.embeddings)} of {self.wanted} samples")
         return pipeline.gallery.enrol(self.name or "", np.stack(self.embeddings),
-                                      pipeline.model_id, self.thumbnails)
+                                      pipeline.model_id, self.thumbnails, crop=pipeline.crop)

@@ -4,13 +4,17 @@ Schema (version in ``PRAGMA user_version``)::
 
     people(id, name UNIQUE COLLATE NOCASE, created)
     enrolments(id, person_id, created, created_person)      -- one row per add_samples call
-    samples(id, person_id, enrolment_id, created, thumbnail) -- one enrolled face (JPEG crop)
+    samples(id, person_id, enrolment_id, created, thumbnail, crop) -- one enrolled face
+                                  -- (JPEG crop) and the crop rule that made it (NULL: five-point)
     embeddings(sample_id, model_id, dim, vector, created)    -- float32 unit vector per model
 
 A sample (one enrolled face crop) may carry embeddings from several models; a vector
 is only ever compared with vectors of the same ``model_id``. When the embedder changes,
 :meth:`Gallery.samples_missing_model` returns the stored crops that lack an embedding
 for the new model, and :meth:`Gallery.add_embeddings` stores the re-embedded vectors.
+Each thumbnail records which crop (``app.align.CROPS``) made it, so a model that wants
+another crop is never fed it as if it were its own (see ``Pipeline.sync_gallery``).
+Version 1 files (before crops had names: all five-point) are upgraded on open.
 
 Every write is one transaction (``BEGIN IMMEDIATE``): it stores everything or nothing.
 A file that is not a gallery raises :class:`GalleryError` naming the path and is never
@@ -38,7 +42,8 @@ from app.paths import default_gallery_path
 from app.types import Match
 from app.vectors import unit_rows
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LEGACY_CROP = "five-point"  # the only crop before samples recorded theirs (schema 1)
 MAX_NAME_LENGTH = 100
 THUMBNAIL_JPEG_QUALITY = 95
 
@@ -59,7 +64,8 @@ CREATE TABLE samples (
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     enrolment_id INTEGER NOT NULL REFERENCES enrolments(id) ON DELETE CASCADE,
     created REAL NOT NULL,
-    thumbnail BLOB
+    thumbnail BLOB,
+    crop TEXT
 );
 CREATE TABLE embeddings (
     sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
@@ -129,6 +135,7 @@ class MissingSample:
     sample_id: int
     name: str
     thumbnail: np.ndarray | None  # BGR uint8, None if the sample was stored without one
+    crop: str = LEGACY_CROP       # the crop rule that made the thumbnail
 
 
 def clean_name(name: str) -> str:
@@ -199,21 +206,22 @@ class Gallery:
 
     # -- writes --------------------------------------------------------------------
     def add_samples(self, name: str, embeddings: np.ndarray, model_id: str,
-                    thumbnails: Sequence[np.ndarray | bytes | None] | None = None
-                    ) -> tuple[int, bool]:
+                    thumbnails: Sequence[np.ndarray | bytes | None] | None = None,
+                    crop: str = LEGACY_CROP) -> tuple[int, bool]:
         """Enrol face samples for ``name`` in one transaction.
 
         ``embeddings`` (N, D) made by ``model_id`` (stored as float32 unit vectors);
         ``thumbnails`` one BGR uint8 face crop (or JPEG bytes, or None) per row, kept so
-        the samples can be re-embedded by another model. Returns ``(person_id,
-        created_new)``; ``created_new`` is False when the name already existed and the
+        the samples can be re-embedded by another model, made by the crop rule ``crop``.
+        Returns ``(person_id, created_new)``; ``created_new`` is False when the name already existed and the
         samples were added to that person (names match case-insensitively).
         """
-        done = self.enrol(name, embeddings, model_id, thumbnails)
+        done = self.enrol(name, embeddings, model_id, thumbnails, crop)
         return done.person_id, done.created_person
 
     def enrol(self, name: str, embeddings: np.ndarray, model_id: str,
-              thumbnails: Sequence[np.ndarray | bytes | None] | None = None) -> Enrolled:
+              thumbnails: Sequence[np.ndarray | bytes | None] | None = None,
+              crop: str = LEGACY_CROP) -> Enrolled:
         """:meth:`add_samples`, returning the stored enrolment (its id undoes exactly it)."""
         name = clean_name(name)
         model_id = _check_model_id(model_id)
@@ -239,8 +247,8 @@ class Gallery:
                 (person_id, now, int(created_new))).lastrowid
             for vector, jpeg in zip(vectors, jpegs):
                 sample_id = cur.execute(
-                    "INSERT INTO samples(person_id, enrolment_id, created, thumbnail) "
-                    "VALUES (?, ?, ?, ?)", (person_id, enrolment_id, now, jpeg)).lastrowid
+                    "INSERT INTO samples(person_id, enrolment_id, created, thumbnail, crop) "
+                    "VALUES (?, ?, ?, ?, ?)", (person_id, enrolment_id, now, jpeg, crop)).lastrowid
                 cur.execute("INSERT INTO embeddings(sample_id, model_id, dim, vector, created) "
                             "VALUES (?, ?, ?, ?, ?)",
                             (sample_id, model_id, len(vector), _to_blob(vector), now))
@@ -371,10 +379,12 @@ class Gallery:
             return []
         with self._lock, self._errors("read"):
             rows = self._conn.execute(
-                "SELECT s.id, p.name, s.thumbnail FROM samples s JOIN people p "
+                f"SELECT s.id, p.name, s.thumbnail, {self._crop_column} FROM samples s "
+                "JOIN people p "
                 f"ON p.id = s.person_id WHERE s.id IN ({','.join('?' * len(ids))}) "
                 "ORDER BY s.id", ids).fetchall()
-        return [MissingSample(sid, name, _decode_thumbnail(blob)) for sid, name, blob in rows]
+        return [MissingSample(sid, name, _decode_thumbnail(blob), crop or LEGACY_CROP)
+                for sid, name, blob, crop in rows]
 
     def match(self, embeddings: np.ndarray, model_id: str,
               threshold: float) -> list[Match]:
@@ -525,6 +535,13 @@ class Gallery:
         if version > SCHEMA_VERSION:
             raise GalleryError(f"gallery {self.path} has schema version {version}, newer than "
                                f"this program understands ({SCHEMA_VERSION}); update the app")
+        self._crop_column = "s.crop"
+        if version == 1 and _TABLES <= tables:
+            if readonly:  # read as it is: every thumbnail of schema 1 is five-point
+                self._crop_column = "NULL"
+            else:
+                _upgrade_1_to_2(conn)
+            version = SCHEMA_VERSION
         if version == SCHEMA_VERSION and _TABLES <= tables:
             if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] not in (
                     "wal", "memory"):
@@ -597,6 +614,19 @@ class Gallery:
         if row is not None and row[0] != dim:
             raise ValueError(f"{model_id!r} embeddings in {self.path} have {row[0]} dimensions, "
                              f"got {dim}")
+
+
+def _upgrade_1_to_2(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: samples record their crop (NULL for the old ones: five-point)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE samples ADD COLUMN crop TEXT")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _check_model_id(model_id: str) -> str:

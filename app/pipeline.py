@@ -19,10 +19,11 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from app.align import align_face
+from app.align import FIVE_POINT, crop_face
 from app.config import MODE_MODELS
 from app.embed import INPUT_SIZE as EMBED_INPUT_SIZE
 from app.geometry import nme
+from app.photo_faces import recrop_thumbnail
 from app.smooth import LandmarkSmoother
 from app.track import Tracker
 from app.types import Detection, Face, Frame, FrameResult
@@ -141,6 +142,11 @@ class Pipeline:
     def model_id(self) -> str:
         return self.embedder.model_id
 
+    @property
+    def crop(self) -> str:
+        """The app.align crop this pipeline's embedder wants (five-point for test doubles)."""
+        return getattr(self.embedder, "crop", FIVE_POINT)
+
     # -- per frame -------------------------------------------------------------------
     def detect(self, image: np.ndarray, detector=None) -> tuple[list[Detection], float]:
         start = time.perf_counter()
@@ -206,7 +212,7 @@ class Pipeline:
             return np.zeros((0, 0), np.float32)
         for face in faces:
             if face.aligned is None:
-                face.aligned = align_face(image, face.landmarks)
+                face.aligned = crop_face(image, face.landmarks, self.crop)
         crops = np.stack([face.aligned for face in faces])
         return self.embedder.embed(crops)
 
@@ -214,7 +220,9 @@ class Pipeline:
     def sync_gallery(self, batch_size: int = 64,
                      on_batch: Callable[[int], None] | None = None) -> tuple[int, int]:
         """Embed, with this pipeline's embedder, the gallery samples that only another model
-        embedded (from their stored aligned crops). Returns (re-embedded, without a crop).
+        embedded: from their stored crops when made by this embedder's crop rule, else from
+        a crop re-cut out of the stored one (``recrop_thumbnail``), never an other-crop
+        thumbnail as it is. Returns (re-embedded, left out: no crop or no face in it).
 
         Streams ``batch_size`` crops at a time, each batch stored in its own transaction:
         memory stays flat for any gallery size, and an interrupted sync resumes where it
@@ -223,16 +231,23 @@ class Pipeline:
         done = lost = 0
         for start in range(0, len(ids), batch_size):
             batch = self.gallery.samples_by_id(ids[start:start + batch_size])
-            usable = [m for m in batch if m.thumbnail is not None
-                      and m.thumbnail.shape[:2] == (EMBED_INPUT_SIZE, EMBED_INPUT_SIZE)]
+            usable = [(m.sample_id, crop) for m in batch
+                      if (crop := self._stored_crop(m)) is not None]
             if usable:
-                vectors = self.embedder.embed(np.stack([m.thumbnail for m in usable]))
-                self.gallery.add_embeddings([m.sample_id for m in usable], vectors,
-                                            self.model_id)
+                vectors = self.embedder.embed(np.stack([crop for _, crop in usable]))
+                self.gallery.add_embeddings([sid for sid, _ in usable], vectors, self.model_id)
             done, lost = done + len(usable), lost + len(batch) - len(usable)
             if on_batch is not None:
                 on_batch(len(batch))
         return done, lost
+
+    def _stored_crop(self, sample) -> np.ndarray | None:
+        thumbnail = sample.thumbnail
+        if thumbnail is None or thumbnail.shape[:2] != (EMBED_INPUT_SIZE, EMBED_INPUT_SIZE):
+            return None
+        if sample.crop == self.crop:
+            return thumbnail
+        return recrop_thumbnail(thumbnail, self.crop, self.detector, self.landmark_models["cnn"])
 
     def close(self) -> None:
         self.landmark_models.close()

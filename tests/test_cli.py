@@ -226,3 +226,10 @@ def test_run_video_py_help_exits_0():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--source" in done.stdout and "--headless" in done.stdout
+
+
+def test_enroll_gives_a_face_the_video_detector_misses_a_second_chance(gallery_path, capsys):
+    # BlazeFace full-range finds nothing in this close face; the short range does
+    photo = shared("identities", "lfw-view1", "Alex_Barros", "Alex_Barros_0002.jpg")
+    assert enroll(gallery_path, "Alex Barros", photo) == 0
+    assert "enrolled Alex Barros: 1 sample(s)" in capsys.readouterr().out

@@ -118,8 +118,8 @@ def test_every_name_is_listed_and_unknown_names_are_refused():
 
 
 def test_old_bare_names_keep_their_gallery_model_id():
-    assert build_embedder("int8").model_id == "facenet-casia512:facenet_int8"
-    assert build_embedder("casia-int8").model_id == "facenet-casia512:facenet_int8"
+    assert build_embedder("int8").model_id == "facenet-casia512:facenet_int8@head-box"
+    assert build_embedder("casia-int8").model_id == "facenet-casia512:facenet_int8@head-box"
 
 
 def test_a_gallery_enrolled_with_one_family_never_matches_the_other(tmp_path, faces):

@@ -238,3 +238,29 @@ def test_bad_inputs_are_refused(path, rng):
         with pytest.raises(ValueError, match="NaN"):
             gallery.add_samples("Alice", np.full((1, DIM), np.nan), MODEL)
         assert gallery.people() == []
+
+
+def test_a_schema_1_gallery_is_upgraded_and_its_crops_are_five_point(path, rng):
+    """Files written before samples named their crop keep working: every old thumbnail
+    is taken as the five-point crop (the only one then); new samples record theirs."""
+    from app.gallery import _SCHEMA
+
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(str(path))
+    for statement in _SCHEMA.replace(",\n    crop TEXT", "").split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO people VALUES (1, 'Alice', 0)")
+    conn.execute("INSERT INTO enrolments VALUES (1, 1, 0, 1)")
+    conn.execute("INSERT INTO samples VALUES (1, 1, 1, 0, NULL)")
+    conn.commit()
+    conn.close()
+    with Gallery(path) as gallery:
+        [old] = gallery.samples_missing_model(OTHER)
+        assert old.name == "Alice" and old.crop == "five-point"
+        gallery.add_samples("Bob", unit(rng), MODEL, crops(1), crop="head-box")
+        assert [m.crop for m in gallery.samples_missing_model(OTHER)] == ["five-point", "head-box"]
+    conn = sqlite3.connect(str(path))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()

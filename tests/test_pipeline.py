@@ -223,7 +223,7 @@ def test_sample_of_another_model_is_re_embedded_from_its_crop_and_then_matched(f
     # Stored by some other embedder: a vector this pipeline must never compare with.
     other = "facenet:other-model"
     fresh.gallery.add_samples(ALEX, np.random.default_rng(0).normal(size=(1, 128)), other,
-                              [crop])
+                              [crop], crop=fresh.crop)
     fresh.gallery.add_samples("No Crop", np.random.default_rng(1).normal(size=(1, 128)),
                               other, [None])
     query = fresh.embed_faces(image, [result.faces[0]])
@@ -241,3 +241,21 @@ def test_sample_of_another_model_is_re_embedded_from_its_crop_and_then_matched(f
     result = fresh.process(Frame(0, image, now_ms()))
     assert result.faces[0].name == ALEX
     assert fresh.sync_gallery() == (0, 1)  # nothing left to do
+
+
+def test_a_thumbnail_of_another_crop_is_re_made_never_embedded_as_it_is(fresh):
+    """A sample stored by an embedder of another crop rule (here head-box, CASIA's) meets
+    this pipeline's (five-point, Keras): its stored crop is re-cut, not embedded as it is."""
+    from app.align import FIVE_POINT, HEAD_BOX, crop_face
+
+    assert fresh.crop == FIVE_POINT
+    image = photo("alex-lacamoire.png")
+    result = fresh.process(Frame(0, image, now_ms()))
+    direct = fresh.embed_faces(image, [result.faces[0]])
+    other_crop = crop_face(image, result.faces[0].landmarks, HEAD_BOX)
+    fresh.gallery.add_samples(ALEX, np.random.default_rng(0).normal(size=(1, 512)),
+                              "facenet-casia512:facenet_int8@head-box", [other_crop],
+                              crop=HEAD_BOX)
+    assert fresh.sync_gallery() == (1, 0)
+    [match] = fresh.gallery.match(direct, fresh.model_id, fresh.threshold)
+    assert match.name == ALEX and match.similarity > 0.8  # 0.83: the re-cut crop, not the photo's

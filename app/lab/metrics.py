@@ -73,3 +73,59 @@ def rank1(embeddings: np.ndarray, labels, enrolled: np.ndarray) -> float:
     sims = embeddings[~enrolled] @ embeddings[enrolled].T
     best = labels[enrolled][sims.argmax(axis=1)]
     return float((best == labels[~enrolled]).mean())
+
+
+# -- verification protocol: a pair that could not be scored (NaN: a photo without a face)
+# -- is always wrong, never dropped ---------------------------------------------------------
+def accuracy_at(scores: np.ndarray, is_positive: np.ndarray, threshold: float) -> float:
+    """Share of pairs decided right when a pair is accepted at score >= ``threshold``;
+    an unscored pair (NaN) counts as wrong whatever its label."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(is_positive, dtype=bool)
+    scored = ~np.isnan(scores)
+    right = (scores[scored] >= threshold) == labels[scored]
+    return float(right.sum() / len(scores))
+
+
+def best_threshold(scores: np.ndarray, is_positive: np.ndarray) -> float:
+    """The threshold with the highest :func:`accuracy_at` on these pairs: midway between
+    two neighbouring scores (so it does not sit on a seen score), the lowest on ties."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(is_positive, dtype=bool)
+    seen = np.unique(scores[~np.isnan(scores)])
+    if len(seen) == 0:
+        raise ValueError("no scored pairs to choose a threshold on")
+    candidates = np.concatenate([[seen[0] - 1e-6], (seen[:-1] + seen[1:]) / 2, [seen[-1] + 1e-6]])
+    accuracies = [accuracy_at(scores, labels, t) for t in candidates]
+    return float(candidates[int(np.argmax(accuracies))])
+
+
+def fold_accuracy(scores: np.ndarray, is_positive: np.ndarray, folds: np.ndarray
+                  ) -> tuple[float, float, list[float]]:
+    """LFW's protocol: for each fold, the threshold chosen on the other folds decides its
+    pairs. Returns (mean accuracy over folds, their standard deviation, thresholds)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(is_positive, dtype=bool)
+    folds = np.asarray(folds)
+    names = np.unique(folds)
+    if len(names) < 2:
+        raise ValueError("the fold protocol needs at least two folds")
+    accuracies, thresholds = [], []
+    for fold in names:
+        test = folds == fold
+        threshold = best_threshold(scores[~test], labels[~test])
+        accuracies.append(accuracy_at(scores[test], labels[test], threshold))
+        thresholds.append(threshold)
+    return float(np.mean(accuracies)), float(np.std(accuracies)), thresholds
+
+
+def worst_for_missing(scores: np.ndarray, is_positive: np.ndarray) -> np.ndarray:
+    """Scores with each unscored pair (NaN) set to the worst value for its label (a same
+    pair below every score, a different pair above), so ROC AUC and TAR@FAR count it wrong."""
+    scores = np.array(scores, dtype=np.float64)
+    labels = np.asarray(is_positive, dtype=bool)
+    missing = np.isnan(scores)
+    low, high = (np.nanmin(scores) - 1, np.nanmax(scores) + 1) if (~missing).any() else (-1, 1)
+    scores[missing & labels] = low
+    scores[missing & ~labels] = high
+    return scores

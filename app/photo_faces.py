@@ -1,0 +1,81 @@
+"""The photo path's face finding (enrolment, evaluation; never the video loop): a second
+chance for a face the first detector misses, the photo's main face, and re-cutting a
+stored gallery crop made by another crop rule.
+
+BlazeFace full-range misses some close, large faces (19 of LFW View 1's 4,992 photos);
+its short-range model, made for faces that fill the frame, finds all of them. So a photo
+where the first model finds nothing is looked at again by the other range. Video keeps
+one detector per frame (no second pass: it would cost every faceless frame twice).
+
+The main face of a photo is the one FaceNet's own LFW alignment keeps (davidsandberg/
+facenet align_dataset_mtcnn.py): the largest box area minus twice the squared distance of
+its centre from the photo's centre, i.e. big and central. In LFW View 1, 364 photos show
+more than one face; in 85 BlazeFace scores a background face highest (taking the best
+score cost keras-int8 2 points on dev train, 97.2 % vs 99.2 % with the largest face), and
+in 17 the largest face is not the central one, the person the photo is of (see
+models/README.md for what each rule scores).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from app.align import crop_face
+from app.geometry import largest
+from app.types import Detection
+
+_OTHER_RANGE = {"full": "short", "short": "full"}
+_second_chances: dict[str, object] = {}
+THUMBNAIL_PAD = 0.5  # of a stored crop's side, each way: room for the detector and new crop
+
+
+def main_face(detections: list[Detection], image_shape) -> Detection | None:
+    """The photo's main face: largest area minus 2 x squared offset from the centre (the
+    rule of FaceNet's LFW alignment), or None when there is no face."""
+    if not detections:
+        return None
+    centre = np.array([image_shape[1], image_shape[0]], np.float64) / 2
+
+    def weight(d: Detection) -> float:
+        box = np.asarray(d.box, np.float64)
+        offset = (box[:2] + box[2:]) / 2 - centre
+        return float((box[2] - box[0]) * (box[3] - box[1]) - 2.0 * (offset ** 2).sum())
+    return max(detections, key=weight)
+
+
+def detect_photo(image: np.ndarray, detector, second=None) -> list[Detection]:
+    """Faces of a still photo: ``detector``'s, else (nothing found) ``second``'s."""
+    detections = detector.detect(image)
+    if not detections and second is not None:
+        detections = second.detect(image)
+    return detections
+
+
+def second_chance(detector):
+    """The other BlazeFace range for a BlazeFace detector (built once, then kept), None
+    for any other detector."""
+    model = getattr(detector, "model", None)
+    if model not in _OTHER_RANGE:
+        return None
+    other = _OTHER_RANGE[model]
+    if other not in _second_chances:
+        from app.detect import BlazeFaceDetector
+        _second_chances[other] = BlazeFaceDetector(model=other)
+    return _second_chances[other]
+
+
+def recrop_thumbnail(thumbnail: np.ndarray, crop: str, detector, landmark_model
+                     ) -> np.ndarray | None:
+    """A stored face crop made by another crop rule -> ``crop``, or None when no face is
+    found in it. The thumbnail is padded (edge pixels repeated), its face found and
+    landmarked again, and the new crop cut from it; what the old crop left out is
+    repeated edge (Alex Lacamoire's photo: 0.83 cosine to the crop cut from the photo)."""
+    pad = int(round(thumbnail.shape[0] * THUMBNAIL_PAD))
+    padded = cv2.copyMakeBorder(thumbnail, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    face = main_face(detect_photo(padded, detector, second_chance(detector)), padded.shape)
+    if face is None:
+        return None
+    return crop_face(padded, landmark_model.predict(padded, face.box), crop)
+
+
+__all__ = ["main_face", "detect_photo", "second_chance", "recrop_thumbnail", "largest"]
