@@ -178,9 +178,9 @@ def _speed(results: dict, image: str) -> str:
               *("{p50} / {p95}".format(**live[s]["latency_ms"]) for s in sides)]]
     table = markdown_table(["", *sides], rows)
     return (f"### Speed: ours vs face_recognition\n\n![FPS, ours vs face_recognition]({image})"
-            f"\n\n{table}\n\nOurs: BlazeFace + CNN landmarks (.pb, smoothed) + FaceNet "
-            f"{results['fps'].get('embedder', 'int8')}, detection "
-            "one frame ahead on a second thread; face_recognition: HOG (upsample 1) + its "
+            f"\n\n{table}\n\nOurs: BlazeFace + CNN landmarks (.tflite, smoothed) + FaceNet "
+            f"{results['fps'].get('embedder', 'int8')}, each run a fresh process, detection "
+            "ahead of the other stages on worker threads; face_recognition: HOG (upsample 1) + its "
             "ResNet encodings, tolerance 0.6, on the same frames in the same process. Real "
             "time: the file is played through the camera path (`--realtime`); frames a side "
             "was too busy to take are dropped, as with a webcam.")

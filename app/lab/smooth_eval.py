@@ -116,7 +116,7 @@ def evaluate_models(data_dir, landmarks: list[str], photos: int = 10, frames: in
 
     rng = np.random.default_rng(seed)
     det = build_detector(detector)
-    models = {name: build_landmark_model(name, detector, "pb", threads=2) for name in landmarks}
+    models = {name: build_landmark_model(name, detector, threads=2) for name in landmarks}
     smoother_args = smoother_args or {}
     rows: dict[str, list] = {name: [] for name in landmarks}
     for face in read_faces(data_dir, photos):
