@@ -554,32 +554,20 @@ class Gallery:
         if readonly:
             raise GalleryError(f"{self.path} is an empty SQLite database, not a gallery")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn) as cur:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+                    cur.execute(statement)
+            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[sqlite3.Cursor]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
         with self._lock, self._errors(what):
             self._ensure_writable()
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+                with _immediate(self._conn) as cur:
+                    yield cur
             finally:
                 self._cache.clear()  # data_version does not change for our own commits
 
@@ -618,11 +606,20 @@ class Gallery:
 
 def _upgrade_1_to_2(conn: sqlite3.Connection) -> None:
     """Schema 1 -> 2: samples record their crop (NULL for the old ones: five-point)."""
-    conn.execute("BEGIN IMMEDIATE")
+    with _immediate(conn) as cur:
+        cur.execute("ALTER TABLE samples ADD COLUMN crop TEXT")
+        cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
+    """BEGIN IMMEDIATE ... COMMIT on ``conn``: everything or nothing (rolled back on any
+    exception)."""
+    cur = conn.cursor()
+    cur.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("ALTER TABLE samples ADD COLUMN crop TEXT")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+        yield cur
+        cur.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
