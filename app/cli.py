@@ -194,17 +194,20 @@ def _add_run(sub) -> None:
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     pace = run.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, metavar="X", help="play a file at X times its "
-                      "frame rate [1 in a window; headless runs go as fast as they can]")
+                      "frame rate, in a window [1; headless runs always go as fast as they can]")
     pace.add_argument("--fast", action="store_true", help="play a file as fast as the "
                       "machine allows, also in a window")
     run.add_argument("--loop", action="store_true", help="play a video file again from the "
                      "start each time it ends (q quits)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar for files")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (video "
+                     "files, re-embedding the gallery after an embedder change)")
     run.set_defaults(handler=cmd_run)
 
 
 def _add_enroll(sub) -> None:
-    enroll = sub.add_parser("enroll", help="enrol a person from photos (one face each)")
+    enroll = sub.add_parser("enroll", help="enrol a person from photos (one face each)",
+                            description="Enrol a person from photos that each show exactly "
+                            "one face; all photos are checked before anything is stored.")
     enroll.add_argument("--name", required=True, help="the person's name")
     enroll.add_argument("photos", nargs="+", metavar="PHOTO")
     enroll.add_argument("--force", action="store_true", help="enrol even if the face already "
@@ -214,7 +217,9 @@ def _add_enroll(sub) -> None:
 
 
 def _add_people(sub) -> None:
-    people = sub.add_parser("people", help="list, remove or rename enrolled people")
+    people = sub.add_parser("people", help="list, remove or rename enrolled people",
+                            description="people list | people remove NAME | "
+                            "people rename OLD NEW")
     _gallery_option(people)
     people.add_argument("action", choices=("list", "remove", "rename"))
     people.add_argument("names", nargs="*", metavar="NAME")
@@ -331,8 +336,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                         help="face detector [%(default)s]")
     _embedder_option(parser)
     parser.add_argument("--threads", type=int, default=1,
-                        help="threads per model; detection already runs beside the other "
-                        "stages, so 1 is fastest on 2 cores [%(default)s]")
+                        help="threads per model [%(default)s]; for run, 1 is fastest on 2 "
+                        "cores (detection already runs beside the other stages)")
 
 
 def _gallery_option(parser: argparse.ArgumentParser) -> None:

@@ -1,5 +1,5 @@
 """Builds the stages a :class:`~app.config.RunConfig` names (the composition root's half
-that knows concrete classes; ``app.cli`` wires them into the main loop)."""
+that knows concrete classes; ``app.session`` wires them into the main loop)."""
 from __future__ import annotations
 
 import sys

@@ -19,9 +19,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
+
+from app.paths import REPO_ROOT
 
 NAME_INPUTS = ("auto", "dialog", "terminal", "window")
 
@@ -52,10 +55,15 @@ class NameRequest:
         self._name: str | None = None
         self._proc: subprocess.Popen | None = None
         if kind == "dialog":
+            # cwd: ``app`` is importable from the repository root whatever the user's folder
             self._proc = subprocess.Popen([sys.executable, "-m", "app.name_dialog"],
-                                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                          cwd=REPO_ROOT)
         elif kind == "terminal":
-            threading.Thread(target=self._ask_terminal, name="name-prompt", daemon=True).start()
+            self._lines = _TerminalLines.shared()
+            self._lines.drain()  # lines typed before this question are not its answer
+            print("\nname of the face being enrolled (Enter to confirm; empty cancels): ",
+                  end="", flush=True)
         else:
             raise ValueError(f"unknown name input {kind!r}; expected dialog or terminal")
 
@@ -65,6 +73,11 @@ class NameRequest:
 
     def poll(self) -> str | None:
         """The name once given (None while waiting, or when cancelled)."""
+        if self.kind == "terminal" and not self.cancelled and self._name is None:
+            line = self._lines.next_line()
+            if line is not None:
+                self._name = line if line.strip() else None
+                self.cancelled = self._name is None
         if self._proc is not None and self._proc.poll() is not None:
             out = self._proc.stdout.read()
             self._proc = None
@@ -82,18 +95,57 @@ class NameRequest:
             self._proc.wait(2)
         self._proc = None
 
-    def _ask_terminal(self) -> None:
+
+class _TerminalLines:
+    """Lines typed on the terminal, read by one thread for the whole process.
+
+    A request that was cancelled (timed out, Esc) cannot take back a blocked ``input()``;
+    with one reader feeding a queue, the next question gets the next line instead of a
+    stale thread swallowing it. Reads the file descriptor directly (no buffered object
+    that interpreter shutdown would wait on)."""
+
+    _instance: "_TerminalLines | None" = None
+    _lock = threading.Lock()
+
+    def __init__(self):
+        self._queue: queue.Queue = queue.Queue()
+        self.ended = False
+        threading.Thread(target=self._read, name="terminal-lines", daemon=True).start()
+
+    @classmethod
+    def shared(cls) -> "_TerminalLines":
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def drain(self) -> None:
+        while self.next_line() is not None:
+            pass
+
+    def next_line(self) -> str | None:
+        """The next whole line, "" at the end of input, None when nothing is waiting."""
+        if self.ended and self._queue.empty():
+            return ""
         try:
-            name = input("\nname of the face being enrolled (Enter to confirm; empty "
-                         "cancels): ")
-        except (EOFError, OSError):
-            name = ""
-        if self.cancelled:
-            return
-        if name.strip():
-            self._name = name
-        else:
-            self.cancelled = True
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _read(self) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(sys.stdin.fileno(), 4096)
+            except (OSError, ValueError, AttributeError):
+                chunk = b""
+            if not chunk:
+                self.ended = True
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self._queue.put(line.decode("utf-8", "replace").rstrip("\r"))
 
 
 def typed_name_case(name: str) -> str:

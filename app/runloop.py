@@ -185,6 +185,7 @@ class Outputs:
 class LoopOptions:
     max_frames: int | None = None
     side_by_side: bool = False
+    landmarks: str | None = None  # the mode that leaving side by side returns to (--landmarks)
     models: list[str] = field(default_factory=list)   # the HUD's "models" line
     pacer: Pacer | None = None   # a file in the window: play at its frame rate (--speed)
     record_status: bool = False  # --output also records the status bar
@@ -206,7 +207,8 @@ class MainLoop:
     def __init__(self, pipeline: Pipeline, source, outputs: Outputs, options: LoopOptions):
         self.pipeline, self.source, self.out, self.options = pipeline, source, outputs, options
         self.controller = Controller(pipeline, side_by_side=options.side_by_side,
-                                     name_input=options.name_input)
+                                     name_input=options.name_input,
+                                     mode_after_side_by_side=options.landmarks)
         self.stats = RunStats()
         self.last: FrameResult | None = None
         self.stop_reason: str | None = None
@@ -373,7 +375,7 @@ class MainLoop:
             if self.controller.paused or self.controller.quit or window.closed:
                 return
 
-    def _hud(self) -> dict:
+    def _hud(self) -> list[str]:
         return _hud(self.stats, self.source, self.pipeline, self.options.models)
 
 

@@ -24,9 +24,12 @@ def run_session(config: RunConfig) -> int:
     from app.factory import build_pipeline
     from app.gallery import Gallery
     from app.outputs import check_outputs, exit_code, gallery_files
+    from app.sinks import check_video_name
     from app.runloop import LoopOptions, run
 
     # Before anything is opened for writing: no output may be an input or another output.
+    if config.output:
+        check_video_name(config.output)
     check_outputs({"--output": config.output, "--events": config.events},
                   {"--source": _source_file(config.source), **gallery_files(config.gallery)})
     headless = _headless(config)
@@ -34,6 +37,7 @@ def run_session(config: RunConfig) -> int:
     if config.loop:
         source = looping(source, config)
     with ExitStack() as stack:
+        stack.callback(source.stop)  # also when the gallery or a model fails to open
         gallery = stack.enter_context(Gallery(config.gallery, readonly=True))
         print_warnings(gallery.warnings)
         pipeline = build_pipeline(config, gallery)
@@ -46,15 +50,13 @@ def run_session(config: RunConfig) -> int:
         except CameraError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        stack.callback(source.stop)
         outputs = _open_outputs(config, source, headless, stack)
-        if outputs.window is not None:  # key l may switch to dlib: load it now, aside
-            pipeline.landmark_models.preload("dlib")
         models = [config.detector, f"landmarks:{config.landmarks}",
                   f"facenet:{config.embedder}"]
         summary, stop_reason = run(pipeline, source, outputs,
                                    LoopOptions(max_frames=config.max_frames,
                                                side_by_side=config.side_by_side,
+                                               landmarks=config.landmarks,
                                                models=models,
                                                pacer=pacer(config, source, headless),
                                                name_input=_name_input(headless),
@@ -86,11 +88,11 @@ def looping(source, config: RunConfig):
 
 
 def pacer(config: RunConfig, source, headless: bool):
-    """A file in a window plays at its own frame rate x ``--speed`` (headless runs only
-    with an explicit ``--speed``); cameras, images and ``--fast`` are never held back."""
+    """A file in a window plays at its own frame rate x ``--speed``; headless runs,
+    cameras, images and ``--fast`` are never held back."""
     from app.playback import Pacer
 
-    speed = config.speed if config.speed is not None else (None if headless else 1.0)
+    speed = None if headless else (config.speed if config.speed is not None else 1.0)
     fps = getattr(source, "fps", None)
     if not speed or not fps or getattr(source, "is_live", False):
         return None
@@ -197,8 +199,9 @@ def sync_gallery(pipeline, progress: bool = True) -> None:
         print(f"gallery: embedded {done} stored sample(s) with {pipeline.model_id} "
               f"(they were enrolled with another embedder)")
     if lost:
-        print(f"warning: {lost} gallery sample(s) have no stored face crop and were made by "
-              f"another embedder; they are ignored (re-enrol those people)", file=sys.stderr)
+        print(f"warning: {lost} gallery sample(s) were made by another embedder and have no "
+              f"usable face crop for this one (none stored, or no face found when re-cutting "
+              f"it); they are ignored (re-enrol those people)", file=sys.stderr)
 
 
 def print_summary(summary: dict, stop_reason: str | None, config: RunConfig,

@@ -100,6 +100,16 @@ def frame_event(result: FrameResult, t_ms: float) -> dict:
                       for face in result.faces]}
 
 
+def check_video_name(path: str | Path) -> Path:
+    """``path`` if its suffix names a container we write, else OutputError (checked
+    before anything slow starts)."""
+    path = Path(path)
+    if path.suffix.lower() not in CONTAINERS:
+        raise OutputError(f"--output {path}: use a file name ending in "
+                          f"{', '.join(CONTAINERS)} (.mp4: H.264, plays in browsers)")
+    return path
+
+
 class VideoSink:
     """Annotated frames to a video file at the source frame rate (``app.video_out``:
     H.264 in fragmented mp4, playable even after kill -9; Motion JPEG for .avi).
@@ -110,9 +120,7 @@ class VideoSink:
     error sets ``failed`` and raises :class:`~app.outputs.WriteFailed`."""
 
     def __init__(self, path: str | Path, fps: float):
-        path = Path(path)
-        if path.suffix.lower() not in CONTAINERS:
-            raise OutputError(f"--output {path}: use a .mp4 (or .avi) file name")
+        path = check_video_name(path)
         import_av()
         self.pending = PendingFile(path, "--output")
         self.path = self.pending.target

@@ -24,11 +24,11 @@ MESSAGE_SECONDS = 3.0
 
 class Controller:
     """Keys: q/Esc quit, l cycle landmarks, s side by side, e enrol, u undo, space pause,
-    . or n one frame on while paused, h help. While the name prompt is open, keys type
+    . or n one frame on while paused, p screenshot, b status bar, h help. While the name prompt is open, keys type
     the name (Enter confirms, Esc cancels, Backspace deletes)."""
 
     def __init__(self, pipeline, side_by_side: bool = False, clock=time.monotonic,
-                 name_input: str = "window"):
+                 name_input: str = "window", mode_after_side_by_side: str | None = None):
         self.pipeline = pipeline
         self.name_input = name_input          # "dialog", "terminal" or "window" (app.names)
         self.asking: NameRequest | None = None  # a dialog / terminal prompt being answered
@@ -41,7 +41,9 @@ class Controller:
         self.enrolment: LiveEnrolment | None = None
         self._message: tuple[str, float] | None = None
         self._clock = clock
-        self._mode_before_sbs = pipeline.landmarks
+        # What leaving side by side returns to: the run's --landmarks when it started in
+        # side by side (the pipeline then runs "both"), else the mode before s was pressed.
+        self._mode_before_sbs = mode_after_side_by_side or pipeline.landmarks
         self.enrolled: list = []              # this run's enrolments (Enrolled), oldest first
         self.at_end: str | None = None        # "end of video" / "single image": holding it
         self._step = False                    # one frame on, while paused
@@ -90,6 +92,7 @@ class Controller:
                 return
             self.enrolment.name = typed_name_case(name)
             self.prompt = None
+            self._store_if_ready()
         elif key in (KEY_BACKSPACE, KEY_DELETE):
             self.prompt = self.prompt[:-1]
         elif 32 <= key < 127:
@@ -187,6 +190,8 @@ class Controller:
                 self.enrolment.name = clean_name(name)
             except ValueError as exc:
                 self.cancel_enrolment(f"enrolment cancelled: {exc}")
+                return
+            self._store_if_ready()
 
     def cancel_enrolment(self, why: str) -> None:
         if self.asking is not None:
@@ -231,20 +236,30 @@ class Controller:
         if enrolment.timed_out:
             self.cancel_enrolment(f"enrolment timed out: {enrolment.summary}; nothing "
                                   f"stored, press e to try again")
-        elif enrolment.done and enrolment.name is not None:
-            self.enrolment = None
-            try:
-                stored = enrolment.store(self.pipeline)
-            except (GalleryError, EnrolmentError, ValueError) as exc:
-                self.say(f"enrolment failed: {exc}")
-                return
-            self.enrolled.append(stored)
-            self.pipeline.tracker.forget_names("enrolled")
-            verb = "enrolled" if stored.created_person else "added samples to existing"
-            self.say(f"{verb} {enrolment.name} ({enrolment.wanted} samples)")
+        else:
+            self._store_if_ready()
+
+    def _store_if_ready(self) -> None:
+        """Store the live enrolment once it has its samples and its name, whichever came
+        last (the name may arrive after the video ended or while paused)."""
+        enrolment = self.enrolment
+        if enrolment is None or not enrolment.done or enrolment.name is None:
+            return
+        self.enrolment = None
+        try:
+            stored = enrolment.store(self.pipeline)
+        except (GalleryError, EnrolmentError, ValueError) as exc:
+            self.say(f"enrolment failed: {exc}")
+            return
+        self.enrolled.append(stored)
+        self.pipeline.tracker.forget_names("enrolled")
+        verb = "enrolled" if stored.created_person else "added samples to existing"
+        self.say(f"{verb} {enrolment.name} ({enrolment.wanted} samples)")
 
     def finish(self) -> list[str]:
         """At exit: close a pending dialog; lines reporting this run's enrolments."""
+        self.poll_name()
+        self._store_if_ready()
         lines = [f"enrolled in this window: {e.name} ({e.samples} samples)"
                  for e in self.enrolled]
         if self.enrolment is not None:

@@ -303,14 +303,61 @@ def test_an_enrolment_that_finds_no_samples_times_out_saying_why(controller, pip
     assert "nothing stored" in controller.message and pipeline.gallery.people() == []
 
 
-def test_a_name_typed_on_the_terminal_arrives_exactly(monkeypatch):
-    import time as clock
+def test_a_name_typed_on_the_terminal_arrives_exactly_even_after_a_cancelled_question():
+    """A cancelled question (timed-out enrolment) must not swallow the next one's answer,
+    and the process exits cleanly with the reader still waiting on stdin."""
+    import json
+    import subprocess
+    import sys
 
-    from app.names import NameRequest
+    from app.paths import REPO_ROOT
 
-    monkeypatch.setattr("builtins.input", lambda prompt="": "Łucja Ødegård-Смирнова")
-    request = NameRequest("terminal")
-    deadline = clock.monotonic() + 5
-    while request.poll() is None and clock.monotonic() < deadline:
-        clock.sleep(0.01)
-    assert request.poll() == "Łucja Ødegård-Смирнова" and not request.cancelled
+    child = ("import json, time\n"
+             "from app.names import NameRequest\n"
+             "first = NameRequest('terminal'); first.cancel()\n"
+             "second = NameRequest('terminal')\n"
+             "print('ready', flush=True)\n"
+             "deadline = time.monotonic() + 10\n"
+             "while second.poll() is None and not second.cancelled "
+             "and time.monotonic() < deadline:\n"
+             "    time.sleep(0.01)\n"
+             "print(json.dumps([second.poll(), second.cancelled]), flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", child], cwd=REPO_ROOT, text=True,
+                            encoding="utf-8", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        while "ready" not in proc.stdout.readline():
+            pass
+        proc.stdin.write("Łucja Ødegård-Смирнова\n")
+        proc.stdin.flush()
+        answer = proc.stdout.readline().strip().split(": ")[-1]
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+    assert json.loads(answer) == ["Łucja Ødegård-Смирнова", False]
+
+
+def test_a_name_given_after_the_last_frame_still_stores_the_enrolment(controller, pipeline,
+                                                                      lin_image):
+    """The video may end (or the user pause) while the name is being typed: the samples
+    are in, so Enter stores them at once, with no further frame."""
+    result = frame_result(pipeline, lin_image, 0)
+    controller.after_frame(result)
+    press(controller, ["e"], result)
+    index = 0
+    while not controller.enrolment.done:
+        index += 1
+        assert index < 60
+        result = frame_result(pipeline, lin_image, index)
+        controller.after_frame(result)
+    press(controller, list("Ada") + [KEY_ENTER], result)  # no frame after this
+    assert controller.enrolment is None
+    assert [(p.name, p.samples) for p in pipeline.gallery.people()] == [("Ada", 5)]
+    assert controller.finish() == ["enrolled in this window: Ada (5 samples)"]
+
+
+def test_leaving_a_side_by_side_start_returns_to_the_run_s_landmarks(pipeline):
+    pipeline.landmarks = "both"  # what --side-by-side --landmarks dlib runs
+    controller = Controller(pipeline, side_by_side=True, clock=Clock(),
+                            mode_after_side_by_side="dlib")
+    press(controller, ["s"])
+    assert not controller.side_by_side and pipeline.landmarks == "dlib"

@@ -49,20 +49,22 @@ def build_gallery(path: Path, people: int, seed: int = 0) -> None:
 
 def switch_child(gallery_path: str, embedder_name: str) -> dict:
     """In this process: sync the gallery to ``embedder_name``; seconds and peak RSS."""
-    from app.session import sync_gallery
-    from app.factory import build_embedder
+    from app.config import RunConfig
+    from app.factory import build_pipeline
     from app.gallery import Gallery
-    from app.pipeline import Pipeline
+    from app.session import sync_gallery
 
+    config = RunConfig(source="", gallery=gallery_path, embedder=embedder_name, threads=2)
     with Gallery(gallery_path, readonly=True) as gallery:
-        pipe = Pipeline.__new__(Pipeline)   # only what sync_gallery uses
-        pipe.embedder, pipe.gallery = build_embedder(embedder_name, threads=2), gallery
+        # the whole pipeline: a sample cut by another crop is re-cut with its models
+        pipe = build_pipeline(config, gallery)
         rss_before = _peak_rss_mb()
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):
             sync_gallery(pipe, progress=True)
         seconds = time.perf_counter() - start
         models = gallery.models()
+        pipe.close()
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(_peak_rss_mb()),
             "peak_rss_mb_before_sync": round(rss_before), "embeddings": models}
 
