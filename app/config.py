@@ -21,6 +21,10 @@ FAMILY_EMBEDDERS = tuple(f"{family}-{variant}" for family in FACENET_FAMILIES
 EMBEDDER_ALIASES = {variant: f"casia-{variant}" for variant in EMBEDDER_VARIANTS}
 EMBEDDERS = (*FAMILY_EMBEDDERS, *EMBEDDER_ALIASES)
 DEFAULT_EMBEDDER = "keras-int8"   # chosen by measurement: models/README.md
+# Exit codes of every command: 0 done, 1 a runtime failure (camera lost, model error, an
+# output that could not be written), 2 bad input; 128 + SIGINT / SIGTERM, as shells expect.
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 
 @dataclass(frozen=True)

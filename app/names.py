@@ -41,6 +41,7 @@ def choose_name_input(wanted: str = "auto") -> str:
 
 
 def _display() -> bool:
+    """An X11 display for Tk (unlike OpenCV's window, Tk needs X: XWayland sets DISPLAY)."""
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY"))
     return True

@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143   # 128 + SIGINT / SIGTERM, as shells expect
+from app.config import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
 
 
 class OutputError(ValueError):
@@ -121,12 +121,12 @@ class PendingFile:
 def exit_code(stop_reason: str | None, failed: bool) -> int:
     """0 done, 1 an output failed, 130 Ctrl-C, 143 SIGTERM."""
     if failed:
-        return 1
+        return EXIT_FAILED
     if stop_reason and stop_reason.startswith("interrupted"):
         return EXIT_INTERRUPTED
     if stop_reason and stop_reason.startswith("terminated"):
         return EXIT_TERMINATED
-    return 0
+    return EXIT_OK
 
 
 def _umask() -> int:

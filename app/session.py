@@ -13,9 +13,9 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from app.config import RunConfig
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+# the exit codes live with the settings; the CLI takes them from here
+from app.config import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED,  # noqa: F401
+                        EXIT_OK, RunConfig)
 
 
 def run_session(config: RunConfig) -> int:
