@@ -105,9 +105,13 @@ def peak_rss_mb() -> float | None:
     except OSError:
         pass
     import resource
+    return round(ru_maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), 1)
+
+
+def ru_maxrss_mb(ru_maxrss: int) -> float:
+    """getrusage's / wait4's ru_maxrss in MB (kB on Linux, bytes on macOS)."""
     import sys
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / 1024 / (1024 if sys.platform == "darwin" else 1), 1)
+    return ru_maxrss / 1024 / (1024 if sys.platform == "darwin" else 1)
 
 
 def _ran(stage: str, result: FrameResult) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from app.config import DEFAULT_EMBEDDER
+from app.runloop import peak_rss_mb, ru_maxrss_mb
 
 PEER_TOLERANCE = 0.6      # face_recognition's default compare_faces tolerance
 PEER_UPSAMPLE = 1         # face_locations' default
@@ -118,7 +118,7 @@ def _run_ours_process(video: Path, gallery_path: Path, embedder: str, events_pat
             "stage_mean_ms": summary.get("stage_mean_ms", {}),
             "stage_frames": summary.get("stage_frames", {}), "frames": summary["frames"],
             "first_frame_s": round(first - started, 3) if first else float("nan"),
-            "peak_rss_mb": summary.get("peak_rss_mb") or round(_rss_mb(usage.ru_maxrss), 1),
+            "peak_rss_mb": summary.get("peak_rss_mb") or round(ru_maxrss_mb(usage.ru_maxrss), 1),
             "named": _named(names_by_frame(frames), labels),
             "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"]}
 
@@ -154,7 +154,7 @@ def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_
     named = names_by_frame(frames)
     return {"fps": summary["fps"], "stage_ms": summary["stage_ms"], "frames": summary["frames"],
             "first_frame_s": round(first_frame.get("s", float("nan")), 2),
-            "peak_rss_mb": round(_peak_rss_mb(), 1), "named": _named(named, labels),
+            "peak_rss_mb": peak_rss_mb(), "named": _named(named, labels),
             "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"]}
 
 
@@ -308,12 +308,6 @@ def _realtime(runs: list[dict]) -> dict:
             "dropped": median([r["dropped"] for r in runs])}
 
 
-def _peak_rss_mb() -> float:
-    return _rss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-def _rss_mb(ru_maxrss: int) -> float:
-    return ru_maxrss / 1024 / (1024 if sys.platform == "darwin" else 1)
 
 
 def machine() -> str:

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 from app.paths import REPO_ROOT, SHARED_DATA
+from app.runloop import peak_rss_mb, ru_maxrss_mb
 
 OLD_MODEL = "synthetic-old-model:v1"
 CLIP = SHARED_DATA / "video" / "short_hamilton_clip.mp4"
@@ -58,19 +58,15 @@ def switch_child(gallery_path: str, embedder_name: str) -> dict:
     with Gallery(gallery_path, readonly=True) as gallery:
         # the whole pipeline: a sample cut by another crop is re-cut with its models
         pipe = build_pipeline(config, gallery)
-        rss_before = _peak_rss_mb()
+        rss_before = peak_rss_mb()
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):
             sync_gallery(pipe, progress=True)
         seconds = time.perf_counter() - start
         models = gallery.models()
         pipe.close()
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(_peak_rss_mb()),
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
             "peak_rss_mb_before_sync": round(rss_before), "embeddings": models}
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _child_peak_mb(command: list[str]) -> tuple[float, float, int]:
@@ -79,7 +75,7 @@ def _child_peak_mb(command: list[str]) -> tuple[float, float, int]:
     proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
+    return time.perf_counter() - start, ru_maxrss_mb(usage.ru_maxrss), proc.returncode
 
 
 def cmd_switch(args) -> int:
