@@ -38,7 +38,8 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from app.paths import default_gallery_path
+# default_gallery_path is re-exported: callers and tests take it from here too
+from app.paths import default_gallery_path  # noqa: F401
 from app.types import Match
 from app.vectors import unit_rows
 
@@ -179,8 +180,7 @@ class Gallery:
         self._cache: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
         self._cache_version: int | None = None
         self._create = create
-        self._checked = False          # PRAGMA quick_check passed on this connection
-        self.writable = False
+        self.writable = False          # a read-write connection, past SQLite's quick_check
         self.warnings: list[str] = []  # for the caller to show (e.g. readable by others)
         if self.path.is_dir():
             raise GalleryError(f"gallery path {self.path} is a folder; expected a file")
@@ -438,7 +438,7 @@ class Gallery:
         except BaseException:
             conn.close()
             raise
-        self.writable = self._checked = True
+        self.writable = True
         return conn
 
     def _connect_readonly(self) -> sqlite3.Connection:
@@ -476,17 +476,15 @@ class Gallery:
             raise
 
     def _ensure_writable(self) -> None:
-        """Before the first write: reopen read-write if opened read-only, then make sure
-        the file passes SQLite's quick_check (never write into a damaged gallery)."""
-        if not self.writable:
-            if not self._create and not self.path.exists():
-                raise GalleryNotFound(f"no gallery at {self.path}")
-            conn = self._connect_writable()
-            self._conn.close()
-            self._conn = conn
-        if not self._checked:
-            self._quick_check(self._conn)
-            self._checked = True
+        """Before the first write: reopen read-write if opened read-only (the read-write
+        connection passes SQLite's quick_check first: never write into a damaged gallery)."""
+        if self.writable:
+            return
+        if not self._create and not self.path.exists():
+            raise GalleryNotFound(f"no gallery at {self.path}")
+        conn = self._connect_writable()
+        self._conn.close()
+        self._conn = conn
 
     def _quick_check(self, conn: sqlite3.Connection) -> None:
         """GalleryError with a way to recover if SQLite finds the file damaged (a 10,000-
