@@ -23,7 +23,6 @@ import numpy as np
 
 from app.align import FIVE_POINT, HEAD_BOX
 from app.config import EMBEDDER_ALIASES as ALIASES
-from app.config import EMBEDDER_VARIANTS as VARIANTS
 from app.config import FAMILY_EMBEDDERS as EMBEDDERS
 from app.logs import import_tensorflow, without_native_info
 from app.paths import (BUILD_COMMAND, FACENET_FAMILIES, REBUILD_COMMAND, facenet_pb_path,

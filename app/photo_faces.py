@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from app.align import crop_face
-from app.geometry import largest
+from app.geometry import box_area
 from app.types import Detection
 
 _OTHER_RANGE = {"full": "short", "short": "full"}
@@ -39,7 +39,7 @@ def main_face(detections: list[Detection], image_shape) -> Detection | None:
     def weight(d: Detection) -> float:
         box = np.asarray(d.box, np.float64)
         offset = (box[:2] + box[2:]) / 2 - centre
-        return float((box[2] - box[0]) * (box[3] - box[1]) - 2.0 * (offset ** 2).sum())
+        return float(box_area(box) - 2.0 * (offset ** 2).sum())
     return max(detections, key=weight)
 
 
@@ -77,5 +77,3 @@ def recrop_thumbnail(thumbnail: np.ndarray, crop: str, detector, landmark_model
         return None
     return crop_face(padded, landmark_model.predict(padded, face.box), crop)
 
-
-__all__ = ["main_face", "detect_photo", "second_chance", "recrop_thumbnail", "largest"]

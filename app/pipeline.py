@@ -89,6 +89,7 @@ class Pipeline:
                  detector_factory: Callable[[], object] | None = None):
         self.detector = detector
         self.detector_factory = detector_factory   # more detectors for parallel workers
+        self._spare_detectors: list = []           # built by detect_functions, then kept
         self.landmark_models = landmark_models
         self.embedder = embedder
         self.gallery = gallery
@@ -156,7 +157,7 @@ class Pipeline:
     def detect_functions(self, count: int) -> list[Callable]:
         """``count`` detect functions, each with its own detector (the first is
         ``self.detector``; the others are built once and kept) for parallel workers."""
-        spares = self.__dict__.setdefault("_spare_detectors", [])
+        spares = self._spare_detectors
         while self.detector_factory is not None and len(spares) < count - 1:
             spares.append(self.detector_factory())
         return [self.detect] + [lambda image, d=d: self.detect(image, d)

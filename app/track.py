@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.geometry import iou_matrix
-from app.types import Face, TrackState
+from app.types import Face
 
 
 @dataclass
