@@ -168,6 +168,12 @@ class App:
         self.wait_for(lambda: self.event_lines() >= 3, 30, "frames in the window")
         return self.window
 
+    def quit_cleanly(self) -> None:
+        """q, then the app must exit with status 0."""
+        self.key("q")
+        self.wait_exit()
+        assert self.proc.returncode == 0, self.tail()
+
     def wait_exit(self, timeout: float = EXIT_WAIT_S) -> float:
         start = time.monotonic()
         try:
@@ -300,9 +306,7 @@ def test_live_enrolment_stores_the_name_exactly_as_typed(launch, tmp_path, still
                  and "cancelled" in app.stdout, 20, "the live enrolment to finish")
     assert f"enrolled {NAME} (5 samples)" in app.stdout, app.tail()
 
-    app.key("q")
-    app.wait_exit()
-    assert app.proc.returncode == 0, app.tail()
+    app.quit_cleanly()
     assert "stopped: quit" in app.stdout, app.tail()
 
     listed = subprocess.run([sys.executable, "-m", "app", "people", "--gallery", str(gallery),
@@ -349,9 +353,7 @@ def test_u_in_a_new_run_leaves_people_enrolled_before_intact(launch, tmp_path):
     app.wait_window()
     app.key("u", "u")
     app.wait_for(lambda: app.stdout.count("nothing to undo") == 2, 5, "two 'nothing to undo'")
-    app.key("q")
-    app.wait_exit()
-    assert app.proc.returncode == 0, app.tail()
+    app.quit_cleanly()
     with Gallery(gallery) as g:
         assert [(p.name, p.samples) for p in g.people()] == [("Ada Earlier", 1)]
 
@@ -423,9 +425,7 @@ def test_enrolment_of_the_person_on_screen_completes_across_a_cut(launch, tmp_pa
                  or "cancelled" in app.stdout, 40, "the live enrolment to finish")
     assert "enrolment follows the same person onto track" in app.stdout, app.tail()
     assert f"enrolled {NAME} (5 samples)" in app.stdout, app.tail()
-    app.key("q")
-    app.wait_exit()
-    assert app.proc.returncode == 0, app.tail()
+    app.quit_cleanly()
 
 
 def test_l_and_s_while_paused_redraw_the_points(launch, tmp_path, still_video):
@@ -449,9 +449,7 @@ def test_l_and_s_while_paused_redraw_the_points(launch, tmp_path, still_video):
     time.sleep(0.8)
     both = screenshot(app, tmp_path / "paused-side-by-side.png")
     assert both.shape[1] > cnn.shape[1], "s while paused did not show the two panels"
-    app.key("q")
-    app.wait_exit()
-    assert app.proc.returncode == 0, app.tail()
+    app.quit_cleanly()
 
 
 def test_first_switch_to_dlib_does_not_freeze_the_picture(launch, tmp_path, still_video):
