@@ -144,8 +144,8 @@ def photo_face(image: np.ndarray, detector, landmarker, path: str | Path = "phot
                pick: str = "one", crop: str = FIVE_POINT) -> Face | None:
     """The face of a photo with its landmarks and ``crop`` (``face.aligned``): the one
     path from a photo to an aligned face (enrolment, the demo, evaluation, the model
-    toolchain's calibration crops). A photo where ``detector`` finds nothing gets a second
-    chance (app.photo_faces: the other BlazeFace range).
+    toolchain's calibration crops). A photo is also looked at by a second detector
+    (app.photo_faces: the other BlazeFace range), which finds faces the first misses.
 
     ``pick`` "one": the photo must hold exactly one face (EnrolmentError naming ``path``
     otherwise); "largest" / "best" (highest score) / "main" (big and central, FaceNet's

@@ -11,6 +11,9 @@ from app.types import Detection
 from tests.conftest import shared
 
 MISSED_BY_FULL_RANGE = ("identities", "lfw-view1", "Alex_Barros", "Alex_Barros_0002.jpg")
+# Full range finds only the man at the top left; the photo is of Rumsfeld, in the middle.
+CENTRE_MISSED_BY_FULL_RANGE = ("identities", "lfw-view1", "Donald_Rumsfeld",
+                               "Donald_Rumsfeld_0041.jpg")
 
 
 class _Fixed:
@@ -26,11 +29,13 @@ def _det(x1, y1, x2, y2, score):
     return Detection(np.array([x1, y1, x2, y2], np.float32), score)
 
 
-def test_second_chance_only_when_the_first_finds_nothing():
-    image = np.zeros((10, 10, 3), np.uint8)
-    found, second = _Fixed([_det(0, 0, 5, 5, 0.9)]), _Fixed([_det(1, 1, 4, 4, 0.8)])
-    assert detect_photo(image, found, second) == found.detections and second.calls == 0
-    assert detect_photo(image, _Fixed([]), second) == second.detections
+def test_the_second_range_adds_only_faces_the_first_did_not_find():
+    image = np.zeros((100, 100, 3), np.uint8)
+    first = _Fixed([_det(0, 0, 50, 50, 0.9)])
+    same, new = _det(2, 2, 48, 48, 0.8), _det(60, 60, 90, 90, 0.7)
+    assert detect_photo(image, first, _Fixed([same, new])) == first.detections + [new]
+    assert detect_photo(image, _Fixed([]), _Fixed([same])) == [same]
+    assert detect_photo(image, first, None) == first.detections
 
 
 def test_the_main_face_is_big_and_central_not_the_best_scored():
@@ -89,5 +94,21 @@ def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
         assert face is not None and face.aligned.shape == (160, 160, 3)
         x1, y1, x2, y2 = head_box(face.landmarks)  # the face LFW centres on
         assert abs((x1 + x2) / 2 - 125) < 25 and abs((y1 + y2) / 2 - 125) < 30
+    finally:
+        landmarks.close()
+
+
+def test_the_central_face_full_range_misses_is_the_main_face():
+    from app.enroll import photo_face
+    from app.factory import build_detector, build_landmark_model
+
+    image = cv2.imread(str(shared(*CENTRE_MISSED_BY_FULL_RANGE)))
+    detector, landmarks = build_detector("blazeface"), build_landmark_model("cnn")
+    try:
+        boxes = [d.box for d in detector.detect(image)]
+        assert boxes and all((b[0] + b[2]) / 2 < 90 for b in boxes)  # only the neighbour
+        face = photo_face(image, detector, landmarks, pick="main")
+        nose = face.landmarks[30]                  # LFW centres the photo on its person
+        assert np.abs(nose - 125).max() < 25, nose
     finally:
         landmarks.close()
