@@ -2,8 +2,9 @@
 
 :class:`DetectAhead` reads ``source`` on a reader thread and hands each frame to the
 next free detector worker (each with its own detector: interpreters are not thread
-safe). :meth:`get` returns ``(frame, detections, detect_ms)`` in frame order, or None at
-the end; an exception in any thread is re-raised there.
+safe). :meth:`get` returns ``(frame, *detect(frame.image))`` (detections, detect_ms and what
+else the detect function returns) in frame order, or None at the end; an exception in
+any thread is re-raised there.
 
 One worker keeps a live camera's latency lowest. For files two workers detect two
 frames at once: on 2 cores the detector (one thread, ~3.5 ms a frame alone, 6-8 ms beside
@@ -95,12 +96,12 @@ class DetectAhead:
                 return
             seq, frame = item
             try:
-                detections, ms = detect(frame.image)
+                found = detect(frame.image)
             except BaseException as exc:
                 self._fail(exc)
                 return
             with self._cond:
-                self._done[seq] = (frame, detections, ms)
+                self._done[seq] = (frame, *found)
                 self._cond.notify_all()
 
     def _fail(self, exc: BaseException) -> None:

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from app.align import FIVE_POINT, HEAD_BOX
+from app.align import FIVE_POINT, FIVE_POINT_TIGHT, HEAD_BOX
 from app.config import EMBEDDER_ALIASES as ALIASES
 from app.config import FAMILY_EMBEDDERS as EMBEDDERS
 from app.logs import import_tensorflow, without_native_info
@@ -82,13 +82,14 @@ def gallery_model_id(family: Family, variant: str) -> str:
 # the two models spread their scores differently: each accepts 0.1 % of different-person
 # pairs, measured on every different-person pair of the 3,443 LFW View 1 dev-train photos
 # (5.9 M pairs; the family's int8 model and crop, main face per photo). FAR 1e-3 falls at
-# 0.511 for Keras (five-point; same-person pairs accepted 97.7 %; 0.45: FAR 0.32 %, 0.55:
-# 0.04 %) and at 0.509 for CASIA (head-box; 92.9 %; 0.45: 0.36 %, 0.55: 0.04 %): both 0.51.
+# 0.507 for Keras (five-point-tight; same-person pairs accepted 97.8 %; 0.45: FAR 0.30 %,
+# 0.55: 0.04 %) and at 0.509 for CASIA (head-box; 92.9 %; 0.45: 0.36 %, 0.55: 0.04 %):
+# both 0.51.
 # Before (5-celebrity's 4987 pairs, five-point crops): Keras 0.40, CASIA 0.50.
 # Hamilton clip and more: models/README.md ("Recognition threshold per family").
 FAMILIES = {
     "casia": Family("casia", "facenet-casia512", 512, preprocess_casia, 0.51, HEAD_BOX),
-    "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.51, FIVE_POINT),
+    "keras": Family("keras", "facenet-keras128", 128, prewhiten, 0.51, FIVE_POINT_TIGHT),
 }
 assert tuple(FAMILIES) == FACENET_FAMILIES
 

@@ -78,4 +78,5 @@ def build_pipeline(config: RunConfig, gallery) -> Pipeline:
                     landmarks="both" if config.side_by_side else config.landmarks,
                     smoother=LandmarkSmoother() if config.smooth else None,
                     cuts=CutDetector(),
-                    detector_factory=lambda: build_detector(config.detector, config.threads))
+                    detector_factory=lambda: build_detector(config.detector, config.threads),
+                    worker_landmarks=True)

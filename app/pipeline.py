@@ -6,6 +6,12 @@ builds them from a :class:`~app.config.RunConfig`. Per frame::
     detections, ms = pipeline.detect(frame.image)      # may run on another thread
     result = pipeline.process(frame, detections, ms)   # faces with ids, names, landmarks
 
+The run loop's detection workers (:meth:`Pipeline.detect_functions`) also run the CNN
+on the boxes they found, each with its own interpreter, when the mode is "cnn": per-face
+work then spreads over both cores instead of waiting on the main thread (a 2x2 mosaic of
+four faces ran the CNN 4 times a frame there). ``process`` uses those points when the
+mode is still the one they were made for, and landmarks the faces itself otherwise.
+
 Only faces whose track asks for it (new, jumped, or not verified for 15 frames; see
 ``app.track``) are aligned and embedded, all in one embedder call per frame. Landmarks
 are smoothed per track (One Euro filter, ``app.smooth``) when a smoother is given.
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -27,6 +33,14 @@ from app.photo_faces import recrop_thumbnail
 from app.smooth import LandmarkSmoother
 from app.track import Tracker
 from app.types import Detection, Face, Frame, FrameResult
+
+
+@dataclass
+class EarlyLandmarks:
+    """Landmarks a detection worker made for its frame's detections, in detection order."""
+    mode: str
+    points: np.ndarray   # (N, 68, 2)
+    ms: float
 
 
 class LazyModels:
@@ -52,6 +66,11 @@ class LazyModels:
 
     def ready(self, name: str) -> bool:
         return name in self._models
+
+    def build_another(self, name: str):
+        """A new instance of ``name`` that nobody else uses (one per worker thread:
+        interpreters are not thread safe); the caller closes it."""
+        return self._factories[name]()
 
     def _build_quietly(self, name: str) -> None:
         try:
@@ -86,10 +105,12 @@ class Pipeline:
     def __init__(self, detector, landmark_models: LazyModels, embedder, gallery,
                  threshold: float, landmarks: str = "cnn", tracker: Tracker | None = None,
                  smoother: LandmarkSmoother | None = None, cuts=None,
-                 detector_factory: Callable[[], object] | None = None):
+                 detector_factory: Callable[[], object] | None = None,
+                 worker_landmarks: bool = False):
         self.detector = detector
         self.detector_factory = detector_factory   # more detectors for parallel workers
-        self._spare_detectors: list = []           # built by detect_functions, then kept
+        self.worker_landmarks = worker_landmarks   # workers also run the CNN (see above)
+        self._workers: list[tuple] = []            # (detector, cnn or None) per worker
         self.landmark_models = landmark_models
         self.embedder = embedder
         self.gallery = gallery
@@ -155,24 +176,39 @@ class Pipeline:
         return detections, _ms_since(start)
 
     def detect_functions(self, count: int) -> list[Callable]:
-        """``count`` detect functions, each with its own detector (the first is
-        ``self.detector``; the others are built once and kept) for parallel workers."""
-        spares = self._spare_detectors
-        while self.detector_factory is not None and len(spares) < count - 1:
-            spares.append(self.detector_factory())
-        return [self.detect] + [lambda image, d=d: self.detect(image, d)
-                                for d in spares[:count - 1]]
+        """Up to ``count`` functions for parallel workers, ``image -> (detections,
+        detect_ms, EarlyLandmarks or None)``, each with its own detector (the first is
+        ``self.detector``; the others are built once and kept) and, with
+        ``worker_landmarks``, its own CNN. Without a ``detector_factory``: one."""
+        while len(self._workers) < count and (not self._workers or self.detector_factory):
+            detector = self.detector_factory() if self._workers else self.detector
+            cnn = self.landmark_models.build_another("cnn") if self.worker_landmarks else None
+            self._workers.append((detector, cnn))
+        return [lambda image, d=d, c=c: self._detect_ahead(image, d, c)
+                for d, c in self._workers[:count]]
+
+    def _detect_ahead(self, image: np.ndarray, detector, cnn) -> tuple:
+        detections, detect_ms = self.detect(image, detector)
+        if cnn is None or self._landmarks != "cnn" or not detections:
+            return detections, detect_ms, None
+        start = time.perf_counter()
+        points = cnn.predict_many(image, [d.box for d in detections])
+        return detections, detect_ms, EarlyLandmarks("cnn", points, _ms_since(start))
 
     def process(self, frame: Frame, detections: list[Detection] | None = None,
-                detect_ms: float | None = None) -> FrameResult:
-        """Everything after detection for one frame (detects first if not given)."""
+                detect_ms: float | None = None,
+                early: EarlyLandmarks | None = None) -> FrameResult:
+        """Everything after detection for one frame (detects first if not given; uses a
+        worker's ``early`` landmarks when made for the current mode)."""
         if detections is None:
             detections, detect_ms = self.detect(frame.image)
         self._switch_when_loaded()
         stage_ms = {"detect": detect_ms or 0.0}
         faces = [Face(box=d.box, score=d.score) for d in detections]
         result = FrameResult(frame, faces, stage_ms)
-        self._landmarks_stage(frame.image, result)
+        if early is not None and early.mode != self._landmarks:
+            early = None
+        self._landmarks_stage(frame.image, result, early)
 
         start = time.perf_counter()
         if self.cuts is not None and self.cuts.is_cut(frame.image):
@@ -252,6 +288,9 @@ class Pipeline:
 
     def close(self) -> None:
         self.landmark_models.close()
+        for _, cnn in self._workers:
+            if cnn is not None:
+                cnn.close()
         close = getattr(self.embedder, "close", None)
         if close is not None:
             close()
@@ -263,14 +302,18 @@ class Pipeline:
                                  for n in MODE_MODELS[self._pending]):
             self.landmarks = self._pending
 
-    def _landmarks_stage(self, image: np.ndarray, result: FrameResult) -> None:
+    def _landmarks_stage(self, image: np.ndarray, result: FrameResult,
+                         early: EarlyLandmarks | None = None) -> None:
         faces, names = result.faces, MODE_MODELS[self._landmarks]
         sets: dict[str, np.ndarray] = {}
         total = 0.0
         for name in names:
             start = time.perf_counter()
-            sets[name] = self._predict(name, image, [f.box for f in faces])
-            ms = _ms_since(start)
+            if early is not None:   # mode "cnn": one model, made on a worker
+                sets[name], ms = early.points, early.ms
+            else:
+                sets[name] = self._predict(name, image, [f.box for f in faces])
+                ms = _ms_since(start)
             total += ms
             if faces:
                 result.landmark_ms_per_face[name] = ms / len(faces)

@@ -30,8 +30,11 @@ def test_five_points_picks_eye_centres_nose_and_mouth_corners():
     np.testing.assert_array_equal(five_points(pts), [[10, 20], [30, 20], [20, 30], [12, 40], [28, 40]])
 
 
-def test_align_face_puts_the_points_on_the_template():
+@pytest.mark.parametrize("crop", ["five-point", "five-point-tight"])
+def test_align_face_puts_the_points_on_the_template(crop):
     import cv2
+
+    from app.align import TIGHT_SCALE, crop_face, five_point_template
 
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
     target = FACENET_TEMPLATE * 2 + [30, 10]  # a face at twice template scale, shifted
@@ -40,11 +43,18 @@ def test_align_face_puts_the_points_on_the_template():
         cv2.circle(image, tuple(int(v) for v in point.round()), 8, colour, -1)
     pts = np.zeros((68, 2), np.float32)
     pts[36:42], pts[42:48], pts[30], pts[48], pts[54] = target
-    crop = align_face(image, pts)
-    assert crop.shape == (FACENET_SIZE, FACENET_SIZE, 3) and crop.dtype == np.uint8
-    for point, colour in zip(FACENET_TEMPLATE, colours):
+    scale = TIGHT_SCALE if crop == "five-point-tight" else 1.0
+    out = crop_face(image, pts, crop)
+    assert out.shape == (FACENET_SIZE, FACENET_SIZE, 3) and out.dtype == np.uint8
+    template = five_point_template(scale)
+    for point, colour in zip(template, colours):
         x, y = point.round().astype(int)
-        np.testing.assert_array_equal(crop[y, x], colour)
+        np.testing.assert_array_equal(out[y, x], colour)
+    spread = np.linalg.norm(template[1] - template[0]) / np.linalg.norm(
+        FACENET_TEMPLATE[1] - FACENET_TEMPLATE[0])
+    assert spread == pytest.approx(scale)     # tight: the eyes further apart, a larger face
+    if crop == "five-point":
+        np.testing.assert_array_equal(out, align_face(image, pts))
 
 
 @pytest.mark.parametrize("bad", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32)])

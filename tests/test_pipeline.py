@@ -243,19 +243,46 @@ def test_sample_of_another_model_is_re_embedded_from_its_crop_and_then_matched(f
     assert fresh.sync_gallery() == (0, 1)  # nothing left to do
 
 
-def test_a_thumbnail_of_another_crop_is_re_made_never_embedded_as_it_is(fresh):
-    """A sample stored by an embedder of another crop rule (here head-box, CASIA's) meets
-    this pipeline's (five-point, Keras): its stored crop is re-cut, not embedded as it is."""
-    from app.align import FIVE_POINT, HEAD_BOX, crop_face
+@pytest.mark.parametrize("crop, model_id, dim", [
+    ("head-box", "facenet-casia512:facenet_int8@head-box", 512),      # CASIA's crop
+    ("five-point", "facenet-keras128:facenet_keras_int8", 128)])      # Keras's old crop
+def test_a_thumbnail_of_another_crop_is_re_made_never_embedded_as_it_is(fresh, crop,
+                                                                         model_id, dim):
+    """A sample stored by an embedder of another crop rule meets this pipeline's
+    (five-point-tight, Keras): its stored crop is re-cut, not embedded as it is."""
+    from app.align import FIVE_POINT_TIGHT, crop_face
 
-    assert fresh.crop == FIVE_POINT
+    assert fresh.crop == FIVE_POINT_TIGHT and fresh.model_id != model_id
     image = photo("alex-lacamoire.png")
     result = fresh.process(Frame(0, image, now_ms()))
     direct = fresh.embed_faces(image, [result.faces[0]])
-    other_crop = crop_face(image, result.faces[0].landmarks, HEAD_BOX)
-    fresh.gallery.add_samples(ALEX, np.random.default_rng(0).normal(size=(1, 512)),
-                              "facenet-casia512:facenet_int8@head-box", [other_crop],
-                              crop=HEAD_BOX)
+    other_crop = crop_face(image, result.faces[0].landmarks, crop)
+    fresh.gallery.add_samples(ALEX, np.random.default_rng(0).normal(size=(1, dim)),
+                              model_id, [other_crop], crop=crop)
     assert fresh.sync_gallery() == (1, 0)
     [match] = fresh.gallery.match(direct, fresh.model_id, fresh.threshold)
-    assert match.name == ALEX and match.similarity > 0.8  # 0.83: the re-cut crop, not the photo's
+    assert match.name == ALEX and match.similarity > 0.8  # the re-cut crop, not the photo's
+    stored = fresh.gallery._vectors(fresh.model_id)[2][0]
+    as_it_was = fresh.embedder.embed(other_crop[None])[0]
+    assert float(stored @ as_it_was) < 0.99   # embedded as it is: 0.997 (the thumbnail is JPEG)
+
+
+def test_detection_workers_landmark_the_faces_they_find_with_their_own_cnn(fresh):
+    image = two_face_photo()
+    detect_a, detect_b = fresh.detect_functions(2)
+    detections, _, early = detect_a(image)
+    assert len(detections) == 2 and early.mode == "cnn" and early.points.shape == (2, 68, 2)
+    own = fresh.landmark_models["cnn"]
+    workers_cnn = {id(cnn) for _, cnn in fresh._workers}
+    assert id(own) not in workers_cnn and len(workers_cnn) == 2   # no interpreter shared
+    np.testing.assert_allclose(detect_b(image)[2].points, early.points, atol=1e-4)
+    np.testing.assert_allclose(early.points,
+                               own.predict_many(image, [d.box for d in detections]), atol=1e-4)
+    result = fresh.process(Frame(0, image, now_ms()), detections, 1.0, early)
+    assert np.array_equal(np.stack([f.landmarks for f in result.faces]), early.points)
+
+    fresh.landmarks = "dlib"     # a key switched models after the worker ran: not used
+    assert detect_a(image)[2] is None
+    result = fresh.process(Frame(1, image, now_ms()), detections, 1.0, early)
+    assert result.faces[0].landmark_model == "dlib"
+    assert not np.array_equal(result.faces[0].landmarks, early.points[0])
