@@ -341,10 +341,10 @@ def test_embedder_switch_streams_in_batches_and_resumes(tmp_path):
     rng = np.random.default_rng(4)
     crops = rng.integers(0, 255, (3, 160, 160, 3), np.uint8)
     with Gallery(tmp_path / "g.sqlite3") as gallery:
-        for i in range(150):
-            gallery.add_samples(f"person {i}", rng.normal(size=(1, 8)), "old-model",
-                                [crops[i % 3]])
         embedder = build_embedder("keras-int8", threads=1)
+        for i in range(150):   # thumbnails of the embedder's own crop rule: used as stored
+            gallery.add_samples(f"person {i}", rng.normal(size=(1, 8)), "old-model",
+                                [crops[i % 3]], crop=embedder.crop)
         pipe = _bare_pipeline(embedder, gallery)
         batches = []
 
