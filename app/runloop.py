@@ -309,7 +309,7 @@ class MainLoop:
             self.last = self.pipeline.relandmark(self.last)
             self._shown_mode = self.pipeline.landmarks
         picture = compose_picture(self.last, self.controller)
-        self._to_window(window_view(picture, self.controller, self._hud()))
+        self._to_window(window_view(picture, self.controller, self._hud(self.last)))
         self._redraw_at = time.perf_counter() + 0.25
 
     def _to_window(self, view) -> None:
@@ -341,7 +341,7 @@ class MainLoop:
         picture = compose_picture(result, self.controller)
         view = None
         if self.out.window is not None or self.options.record_status:
-            view = window_view(picture, self.controller, self._hud())
+            view = window_view(picture, self.controller, self._hud(result))
         result.stage_ms["render"] = (time.perf_counter() - start) * 1000
         if self.out.video is not None:
             self.out.video.write(view if self.options.record_status else picture)
@@ -379,22 +379,41 @@ class MainLoop:
             if self.controller.paused or self.controller.quit or window.closed:
                 return
 
-    def _hud(self) -> list[str]:
-        return _hud(self.stats, self.source, self.pipeline, self.options.models)
+    def _hud(self, shown: FrameResult) -> list[str]:
+        return _hud(self.stats, self.source, self.pipeline, self.options.models,
+                    shown.frame.index)
 
 
-def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None) -> list[str]:
+def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None,
+         frame_index: int = 0) -> list[str]:
     """Three lines for the status bar: speed; models; mean ms of each stage over the
     frames that ran it, with their count (match, well under 1 ms, is left out)."""
-    latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
     active = [m if not m.startswith("landmarks:") else f"landmarks {pipeline.landmarks}"
               for m in (models or [])]
-    speed = (f"FPS {stats.fps:.1f}   latency {latency:.0f} ms   dropped "
-             f"{getattr(source, 'dropped', 0)}   frames {stats.frames}")
+    speed = f"FPS {stats.fps:.1f}   " + _position(stats, source, frame_index)
     stages = "  ".join(f"{k} {statistics.fmean(v):.1f} ({len(v)})"
                        for k, v in stats.ran_ms.items() if v and k not in ("track", "match"))
     return [speed, "models: " + "  |  ".join(active),
             f"mean ms (frames): {stages}" if stages else "mean ms: -"]
+
+
+def _position(stats: RunStats, source, frame_index: int) -> str:
+    """A camera: latency of the last frame and frames dropped. A file: where playback is,
+    the shown frame (1-based) and time (its latency would only be the time a frame
+    waited to be due)."""
+    if getattr(source, "is_live", False):
+        latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
+        return (f"latency {latency:.0f} ms   dropped {getattr(source, 'dropped', 0)}   "
+                f"frames {stats.frames}")
+    total, fps = getattr(source, "frame_count", None), getattr(source, "fps", None)
+    frame = f"frame {frame_index + 1}" + (f" / {total}" if total else "")
+    if not fps or not total or total < 2:
+        return frame
+    return f"{frame}   {_clock(frame_index / fps)} / {_clock(total / fps)}"
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
 def save_screenshot(view, folder: str | Path) -> str:

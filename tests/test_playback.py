@@ -84,3 +84,18 @@ def test_stats_leave_paused_time_out_and_average_only_frames_that_ran_a_stage(tm
     assert summary["fps"] > 20, "the pause was counted as playing time"
     message = save_screenshot(np.full((8, 8, 3), 7, np.uint8), tmp_path)
     assert message.startswith("screenshot saved: ") and len(list(tmp_path.glob("*.png"))) == 1
+
+
+def test_status_bar_shows_a_files_position_and_a_cameras_latency():
+    from types import SimpleNamespace
+
+    from app.runloop import RunStats, _position
+
+    stats = RunStats()
+    stats.latency_ms.append(41.6)
+    clip = SimpleNamespace(is_live=False, frame_count=275, fps=29.97)
+    assert _position(stats, clip, 92) == "frame 93 / 275   0:03.1 / 0:09.2"
+    image = SimpleNamespace(is_live=False, frame_count=1, fps=None)
+    assert _position(stats, image, 0) == "frame 1 / 1"
+    camera = SimpleNamespace(is_live=True, dropped=3)
+    assert _position(stats, camera, 7).startswith("latency 42 ms   dropped 3")
