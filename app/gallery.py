@@ -179,6 +179,7 @@ class Gallery:
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
         self._cache_version: int | None = None
+        self._held: dict[str, dict[int, np.ndarray]] = {}  # model -> sample -> vector
         self._create = create
         self.writable = False          # a read-write connection, past SQLite's quick_check
         self.warnings: list[str] = []  # for the caller to show (e.g. readable by others)
@@ -281,6 +282,29 @@ class Gallery:
                             (sample_id, model_id, len(vector), _to_blob(vector), now))
         return len(ids)
 
+    def can_write(self) -> bool:
+        """Whether a write could succeed here (the file and its folder are writable)."""
+        if self.writable:
+            return True
+        if not os.access(self.path.parent, os.W_OK):   # False on a read-only file system
+            return False
+        return not self.path.exists() or os.access(self.path, os.W_OK)
+
+    def hold_embeddings(self, sample_ids: Sequence[int], embeddings: np.ndarray,
+                        model_id: str) -> int:
+        """Like :meth:`add_embeddings` for a gallery that cannot be written (a read-only
+        folder): the vectors are matched against for as long as this object lives, never
+        stored. Returns how many."""
+        model_id = _check_model_id(model_id)
+        vectors = unit_rows(embeddings)
+        if len(sample_ids) != len(vectors):
+            raise ValueError(f"got {len(sample_ids)} sample ids for {len(vectors)} embeddings")
+        with self._lock:
+            self._held.setdefault(model_id, {}).update(
+                (int(i), v) for i, v in zip(sample_ids, vectors))
+            self._cache.pop(model_id, None)
+        return len(vectors)
+
     def remove(self, name: str) -> int:
         """Delete a person and all their samples; returns the number of samples removed."""
         name = clean_name(name)
@@ -365,12 +389,14 @@ class Gallery:
         return self.samples_by_id(self.missing_sample_ids(model_id))
 
     def missing_sample_ids(self, model_id: str) -> list[int]:
-        """Ids of the samples with no embedding by ``model_id``, in order."""
+        """Ids of the samples with no embedding by ``model_id`` (stored or held), in order."""
         model_id = _check_model_id(model_id)
+        held = self._held.get(model_id, {})
         with self._lock, self._errors("read"):
             return [r[0] for r in self._conn.execute(
                 "SELECT s.id FROM samples s WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
-                "WHERE e.sample_id = s.id AND e.model_id = ?) ORDER BY s.id", (model_id,))]
+                "WHERE e.sample_id = s.id AND e.model_id = ?) ORDER BY s.id", (model_id,))
+                if r[0] not in held]
 
     def samples_by_id(self, sample_ids: Sequence[int]) -> list[MissingSample]:
         """The stored crops of these samples (decoded), in id order."""
@@ -510,21 +536,34 @@ class Gallery:
                 self._cache.clear()
                 self._cache_version = version
             if model_id not in self._cache:
-                rows = self._conn.execute(
-                    "SELECT p.name, e.dim, e.vector FROM embeddings e "
-                    "JOIN samples s ON s.id = e.sample_id JOIN people p ON p.id = s.person_id "
-                    "WHERE e.model_id = ? ORDER BY p.id, s.id", (model_id,)).fetchall()
+                rows = [(pid, sid, name, _from_blob(blob, dim, self.path))
+                        for pid, sid, name, dim, blob in self._conn.execute(
+                            "SELECT p.id, s.id, p.name, e.dim, e.vector FROM embeddings e "
+                            "JOIN samples s ON s.id = e.sample_id "
+                            "JOIN people p ON p.id = s.person_id WHERE e.model_id = ?",
+                            (model_id,))]
+                rows = sorted(rows + self._held_rows(model_id), key=lambda r: r[:2])
                 names: list[str] = []
                 person_of = np.zeros(len(rows), np.int64)
-                vectors = []
-                for i, (name, dim, blob) in enumerate(rows):
+                for i, (_, _, name, _) in enumerate(rows):
                     if not names or names[-1] != name:
                         names.append(name)
                     person_of[i] = len(names) - 1
-                    vectors.append(_from_blob(blob, dim, self.path))
-                matrix = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
+                matrix = (np.stack([r[3] for r in rows]) if rows
+                          else np.zeros((0, 0), np.float32))
                 self._cache[model_id] = (names, person_of, matrix)
             return self._cache[model_id]
+
+    def _held_rows(self, model_id: str) -> list[tuple]:
+        """(person id, sample id, name, vector) of the held vectors whose sample exists."""
+        held = self._held.get(model_id)
+        if not held:
+            return []
+        ids = list(held)
+        found = self._conn.execute(
+            "SELECT p.id, s.id, p.name FROM samples s JOIN people p ON p.id = s.person_id "
+            f"WHERE s.id IN ({','.join('?' * len(ids))})", ids).fetchall()
+        return [(pid, sid, name, held[sid]) for pid, sid, name in found]
 
     def _init_schema(self, conn: sqlite3.Connection, readonly: bool) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]

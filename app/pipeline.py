@@ -263,7 +263,9 @@ class Pipeline:
 
         Streams ``batch_size`` crops at a time, each batch stored in its own transaction:
         memory stays flat for any gallery size, and an interrupted sync resumes where it
-        stopped (samples already done are no longer missing). ``on_batch(n)`` after each."""
+        stopped (samples already done are no longer missing). ``on_batch(n)`` after each.
+        A gallery that cannot be written (a read-only folder) holds the vectors in memory
+        for this run instead (``Gallery.hold_embeddings``)."""
         ids = self.gallery.missing_sample_ids(self.model_id)
         done = lost = 0
         for start in range(0, len(ids), batch_size):
@@ -272,7 +274,9 @@ class Pipeline:
                       if (crop := self._stored_crop(m)) is not None]
             if usable:
                 vectors = self.embedder.embed(np.stack([crop for _, crop in usable]))
-                self.gallery.add_embeddings([sid for sid, _ in usable], vectors, self.model_id)
+                keep = (self.gallery.add_embeddings if self.gallery.can_write()
+                        else self.gallery.hold_embeddings)   # read-only: for this run
+                keep([sid for sid, _ in usable], vectors, self.model_id)
             done, lost = done + len(usable), lost + len(batch) - len(usable)
             if on_batch is not None:
                 on_batch(len(batch))

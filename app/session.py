@@ -195,9 +195,14 @@ def sync_gallery(pipeline, progress: bool = True) -> None:
     finally:
         if bar is not None:
             bar.close()
-    if done:
+    if done and not pipeline.gallery.can_write():
+        print(f"warning: gallery {pipeline.gallery.path} is read-only here: {done} stored "
+              f"sample(s) enrolled with another embedder or crop were embedded with "
+              f"{pipeline.model_id} for this run only (run once where it can be written "
+              f"to keep them)", file=sys.stderr)
+    elif done:
         print(f"gallery: embedded {done} stored sample(s) with {pipeline.model_id} "
-              f"(they were enrolled with another embedder)")
+              f"(they were enrolled with another embedder or crop)")
     if lost:
         print(f"warning: {lost} gallery sample(s) were made by another embedder and have no "
               f"usable face crop for this one (none stored, or no face found when re-cutting "

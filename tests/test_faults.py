@@ -215,6 +215,24 @@ def test_reading_commands_work_from_a_read_only_folder(tmp_path, enrolled):
         assert [f["name"] for f in names] == [LIN]
 
 
+def test_a_gallery_of_another_embedder_in_a_read_only_folder_is_re_embedded_in_memory(
+        tmp_path):
+    folder, view = tmp_path / "folder", tmp_path / "readonly"
+    folder.mkdir()
+    made = app("enroll", "--gallery", folder / "people.sqlite3", "--embedder", "casia-int8",
+               "--name", LIN, lin_photo())
+    assert made.returncode == 0, made.stderr
+    before = digest(folder / "people.sqlite3")
+    with mounted(view, f"--bind {folder} {view}", f"-o remount,bind,ro {view}"):
+        done = run_video("--source", lin_photo(), "--gallery", view / "people.sqlite3",
+                         "--events", tmp_path / "ev.jsonl")   # Keras, the default
+        assert done.returncode == 0, done.stderr
+        assert "read-only here" in done.stderr and "for this run only" in done.stderr
+        names = json.loads((tmp_path / "ev.jsonl").read_text().splitlines()[0])["faces"]
+        assert [f["name"] for f in names] == [LIN]
+    assert digest(folder / "people.sqlite3") == before
+
+
 def test_reading_commands_never_create_a_gallery(tmp_path):
     typo = tmp_path / "typo" / "x.db"
     listed = app("people", "list", "--gallery", typo)

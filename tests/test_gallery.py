@@ -264,3 +264,23 @@ def test_a_schema_1_gallery_is_upgraded_and_its_crops_are_five_point(path, rng):
     conn = sqlite3.connect(str(path))
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     conn.close()
+
+
+def test_held_embeddings_are_matched_with_the_stored_ones_and_never_written(path, rng):
+    alice, bob, carol = unit(rng, 2), unit(rng, 1), unit(rng, 1)
+    with Gallery(path) as gallery:
+        gallery.add_samples("Alice", unit(rng, 2, 8), OTHER, crops(2))
+        gallery.add_samples("Bob", bob, MODEL, crops(1))
+        gallery.add_samples("Carol", unit(rng, 1, 8), OTHER, crops(1))
+    before = path.read_bytes()
+    with Gallery(path, readonly=True) as gallery:
+        missing = gallery.missing_sample_ids(MODEL)
+        assert len(missing) == 3                               # Alice's two, Carol's
+        assert gallery.hold_embeddings(missing, np.concatenate([alice, carol]), MODEL) == 3
+        assert gallery.missing_sample_ids(MODEL) == []
+        queries = np.concatenate([near(alice[1:], rng), near(bob, rng), near(carol, rng)])
+        assert [m.name for m in gallery.match(queries, MODEL, T)] == ["Alice", "Bob", "Carol"]
+        assert gallery.models() == {OTHER: 3, MODEL: 1}        # what is stored, unchanged
+        with pytest.raises(ValueError, match="sample ids"):
+            gallery.hold_embeddings([1], alice, MODEL)
+    assert path.read_bytes() == before
