@@ -63,7 +63,7 @@ CROP_RULES = {
 
 # ---------------------------------------------------------------- network
 
-HEADS = ("avgpool", "gdconv", "flatten")
+HEADS = ("avgpool", "gdconv", "flatten", "heatmap")
 
 
 def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool",
@@ -79,7 +79,11 @@ def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool",
     initialises either to compute exactly what the average-pool head computes.
 
     ``extra_blocks`` residual blocks (two 3x3 separable convs) on the 7x7x256 map add
-    capacity where it is cheap; ``widen_head`` starts them as the identity."""
+    capacity where it is cheap; ``widen_head`` starts them as the identity.
+
+    "heatmap" is integral regression on a 14x14 map (``models.heatmap_head``): one
+    heatmap per point from dense2's map and the upsampled dense3 map, each point the
+    softmax-weighted mean of the cell centres (its head layers start random)."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     import tensorflow as tf
@@ -88,14 +92,19 @@ def build_keras_model(name: str = "face_landmark_68_net", head: str = "avgpool",
     image = tf.keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
     x = layers.Normalization(mean=list(MEAN_RGB), variance=[255.0 ** 2] * 3,
                              name="normalize")(image)
+    maps = []
     for index, channels in enumerate(BLOCK_CHANNELS):
         x = _dense_block(layers, x, channels, f"dense{index}", first=index == 0)
+        maps.append(x)
     for index in range(extra_blocks):
         y = layers.SeparableConv2D(BLOCK_CHANNELS[-1], 3, padding="same", activation="relu",
                                    name=f"extra{index}_a")(x)
         y = layers.SeparableConv2D(BLOCK_CHANNELS[-1], 3, padding="same",
                                    name=f"extra{index}_b")(y)
         x = layers.ReLU(name=f"extra{index}_relu")(layers.Add(name=f"extra{index}_add")([x, y]))
+    if head == "heatmap":
+        from models.heatmap_head import heatmap_head
+        return tf.keras.Model(image, heatmap_head(layers, maps[2], x, N_POINTS), name=name)
     if head == "avgpool":
         x = layers.AveragePooling2D(7, strides=2, padding="valid", name="avg_pool")(x)
     else:  # 1/49 here keeps the learnt weights at the pooled head's scale (Adam's steps
@@ -247,7 +256,7 @@ def face_api_model(npm_dir: str | Path | None = None, head: str = "avgpool",
 def widen_head(avgpool_model, head: str = "flatten", extra_blocks: int = 0):
     """A ``head`` model that computes what ``avgpool_model`` computes (the head scales
     features by 1/49): every position gets weight 1 ("gdconv") or the pooled fc weights
-    ("flatten"), so training starts from there."""
+    ("flatten"), so training starts from there. "heatmap" gets the backbone only."""
     model = build_keras_model(head=head, extra_blocks=extra_blocks)
     for layer in avgpool_model.layers:
         if layer.weights and (head == "gdconv" or layer.name != "fc"):
@@ -256,6 +265,8 @@ def widen_head(avgpool_model, head: str = "flatten", extra_blocks: int = 0):
         last = model.get_layer(f"extra{index}_b")
         last.set_weights([np.zeros_like(w) if i > 0 else w
                           for i, w in enumerate(last.get_weights())])
+    if head == "heatmap":  # no fc; the heatmap layers keep their random start
+        return model
     if head == "gdconv":
         gd = model.get_layer("gdconv")
         gd.set_weights([np.ones_like(w) for w in gd.get_weights()])

@@ -107,3 +107,32 @@ def test_training_logs_validation_nme_and_resumes_where_it_stopped(tmp_path):
     assert all(0 < r["val_nme"] < 0.2 for r in resumed)
     assert resumed[-1]["val_nme"] == pytest.approx(straight[-1]["val_nme"], abs=1e-6)
     assert (tmp_path / "b" / "best.weights.h5").exists()
+
+
+def test_heatmap_head_puts_a_point_at_its_peak_cell_in_the_output_layout():
+    """Soft-argmax of a sharp one-hot heatmap is that cell's centre, as x0, y0, x1, ..."""
+    from models.heatmap_head import SoftArgmax
+
+    logits = np.zeros((2, 14, 14, 3), np.float32)
+    cells = [(0, 0), (13, 2), (5, 9)]  # (row, column) of point 0, 1, 2
+    for k, (row, col) in enumerate(cells):
+        logits[:, row, col, k] = 100.0
+    out = np.asarray(SoftArgmax()(logits))
+    expected = [[(col + 0.5) / 14, (row + 0.5) / 14] for row, col in cells]
+    np.testing.assert_allclose(out, np.tile(np.ravel(expected), (2, 1)), atol=1e-5)
+    flat = np.asarray(SoftArgmax()(np.zeros((1, 14, 14, 1), np.float32)))
+    np.testing.assert_allclose(flat, [[0.5, 0.5]], atol=1e-6)  # uniform map: the centre
+
+
+def test_heatmap_head_keeps_the_backbone_and_the_output_shape():
+    from models.cnn68 import build_keras_model, widen_head
+
+    pooled = build_keras_model()
+    model = widen_head(pooled, "heatmap")
+    crops = np.random.default_rng(5).uniform(0, 255, (3, 112, 112, 3)).astype(np.float32)
+    out = np.asarray(model(crops))
+    assert out.shape == (3, 136) and ((out > 0) & (out < 1)).all()
+    for name in ("dense2_conv3", "dense3_conv3"):
+        for a, b in zip(model.get_layer(name).get_weights(),
+                        pooled.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
