@@ -51,6 +51,7 @@ def cmd_enroll(args) -> int:
     from app.enroll import EnrolmentError, enroll_photos, read_photo
     from app.factory import build_pipeline
     from app.gallery import Gallery, clean_name
+    from app.session import sync_gallery
 
     clean_name(args.name)
     try:  # bad photos fail before the models load (seconds) and before the gallery opens
@@ -65,6 +66,9 @@ def cmd_enroll(args) -> int:
         print_warnings(gallery.warnings)
         pipeline = build_pipeline(config, gallery)
         try:
+            # people enrolled with another embedder or crop are re-embedded first, so the
+            # check for the same face under another name sees them
+            sync_gallery(pipeline)
             report = enroll_photos(pipeline, args.name, args.photos, force=args.force)
         except EnrolmentError as exc:
             print(f"error: {exc}", file=sys.stderr)

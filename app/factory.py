@@ -79,4 +79,12 @@ def build_pipeline(config: RunConfig, gallery) -> Pipeline:
                     smoother=LandmarkSmoother() if config.smooth else None,
                     cuts=CutDetector(),
                     detector_factory=lambda: build_detector(config.detector, config.threads),
-                    worker_landmarks=True)
+                    worker_landmarks=_worker_landmarks(config))
+
+
+def _worker_landmarks(config: RunConfig) -> bool:
+    """Whether detection workers get their own CNN: for the .tflite CNN (light) when it
+    may be used (CNN landmarks, or a window whose keys may switch to them); the
+    TensorFlow backends are references, kept on the main thread."""
+    return config.landmark_backend == "tflite" and (config.landmarks == "cnn"
+                                                    or not config.headless)

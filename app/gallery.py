@@ -179,7 +179,8 @@ class Gallery:
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
         self._cache_version: int | None = None
-        self._held: dict[str, dict[int, np.ndarray]] = {}  # model -> sample -> vector
+        # model -> (sample id, its created time) -> vector: ids alone may be reused
+        self._held: dict[str, dict[tuple[int, float], np.ndarray]] = {}
         self._create = create
         self.writable = False          # a read-write connection, past SQLite's quick_check
         self.warnings: list[str] = []  # for the caller to show (e.g. readable by others)
@@ -297,11 +298,20 @@ class Gallery:
         stored. Returns how many."""
         model_id = _check_model_id(model_id)
         vectors = unit_rows(embeddings)
-        if len(sample_ids) != len(vectors):
-            raise ValueError(f"got {len(sample_ids)} sample ids for {len(vectors)} embeddings")
-        with self._lock:
-            self._held.setdefault(model_id, {}).update(
-                (int(i), v) for i, v in zip(sample_ids, vectors))
+        ids = [int(i) for i in sample_ids]
+        if len(ids) != len(vectors):
+            raise ValueError(f"got {len(ids)} sample ids for {len(vectors)} embeddings")
+        with self._lock, self._errors("read"):
+            created = {}
+            for start in range(0, len(ids), 500):   # under SQLite's parameter limit
+                chunk = ids[start:start + 500]
+                created.update(self._conn.execute(
+                    f"SELECT id, created FROM samples WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall())
+            held = self._held.setdefault(model_id, {})
+            for sample_id, vector in zip(ids, vectors):
+                if sample_id in created:
+                    held[(sample_id, created[sample_id])] = vector
             self._cache.pop(model_id, None)
         return len(vectors)
 
@@ -393,10 +403,10 @@ class Gallery:
         model_id = _check_model_id(model_id)
         held = self._held.get(model_id, {})
         with self._lock, self._errors("read"):
-            return [r[0] for r in self._conn.execute(
-                "SELECT s.id FROM samples s WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
-                "WHERE e.sample_id = s.id AND e.model_id = ?) ORDER BY s.id", (model_id,))
-                if r[0] not in held]
+            return [sid for sid, created in self._conn.execute(
+                "SELECT s.id, s.created FROM samples s WHERE NOT EXISTS (SELECT 1 FROM "
+                "embeddings e WHERE e.sample_id = s.id AND e.model_id = ?) ORDER BY s.id",
+                (model_id,)) if (sid, created) not in held]
 
     def samples_by_id(self, sample_ids: Sequence[int]) -> list[MissingSample]:
         """The stored crops of these samples (decoded), in id order."""
@@ -555,15 +565,15 @@ class Gallery:
             return self._cache[model_id]
 
     def _held_rows(self, model_id: str) -> list[tuple]:
-        """(person id, sample id, name, vector) of the held vectors whose sample exists."""
+        """(person id, sample id, name, vector) of the held vectors whose sample still
+        exists (same id and created time)."""
         held = self._held.get(model_id)
         if not held:
             return []
-        ids = list(held)
-        found = self._conn.execute(
-            "SELECT p.id, s.id, p.name FROM samples s JOIN people p ON p.id = s.person_id "
-            f"WHERE s.id IN ({','.join('?' * len(ids))})", ids).fetchall()
-        return [(pid, sid, name, held[sid]) for pid, sid, name in found]
+        rows = self._conn.execute("SELECT p.id, s.id, s.created, p.name FROM samples s "
+                                  "JOIN people p ON p.id = s.person_id").fetchall()
+        return [(pid, sid, name, held[(sid, created)]) for pid, sid, created, name in rows
+                if (sid, created) in held]
 
     def _init_schema(self, conn: sqlite3.Connection, readonly: bool) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -406,6 +406,8 @@ def _position(stats: RunStats, source, frame_index: int) -> str:
         return (f"latency {latency:.0f} ms   dropped {getattr(source, 'dropped', 0)}   "
                 f"frames {stats.frames}")
     total, fps = getattr(source, "frame_count", None), getattr(source, "fps", None)
+    if total:
+        frame_index %= total   # --loop keeps counting across plays
     frame = f"frame {frame_index + 1}" + (f" / {total}" if total else "")
     if not fps or not total or total < 2:
         return frame
@@ -413,7 +415,8 @@ def _position(stats: RunStats, source, frame_index: int) -> str:
 
 
 def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+    tenths = round(seconds * 10)   # rounded first: 59.96 s is 1:00.0, not 0:60.0
+    return f"{tenths // 600}:{tenths % 600 / 10:04.1f}"
 
 
 def save_screenshot(view, folder: str | Path) -> str:

@@ -179,9 +179,13 @@ def print_warnings(warnings: list[str]) -> None:
 
 
 def sync_gallery(pipeline, progress: bool = True) -> None:
-    """Re-embed stored crops another embedder made, in batches with a progress bar,
-    saying what happened."""
+    """Re-embed stored crops another embedder or crop rule made, in batches with a
+    progress bar, saying what happened."""
     total = len(pipeline.gallery.missing_sample_ids(pipeline.model_id))
+    if total and not pipeline.gallery.can_write():
+        print(f"note: gallery {pipeline.gallery.path} is read-only here, so the {total} "
+              f"sample(s) re-embedded now are kept for this run only (again at every start)",
+              file=sys.stderr)
     bar = None
     if total and progress:
         from tqdm import tqdm
@@ -204,9 +208,9 @@ def sync_gallery(pipeline, progress: bool = True) -> None:
         print(f"gallery: embedded {done} stored sample(s) with {pipeline.model_id} "
               f"(they were enrolled with another embedder or crop)")
     if lost:
-        print(f"warning: {lost} gallery sample(s) were made by another embedder and have no "
-              f"usable face crop for this one (none stored, or no face found when re-cutting "
-              f"it); they are ignored (re-enrol those people)", file=sys.stderr)
+        print(f"warning: {lost} gallery sample(s) were made by another embedder or crop and "
+              f"have no usable face crop for this one (none stored, or no face found when "
+              f"re-cutting it); they are ignored (re-enrol those people)", file=sys.stderr)
 
 
 def print_summary(summary: dict, stop_reason: str | None, config: RunConfig,

@@ -159,6 +159,10 @@ class Controller:
             self.say(f"{self.at_end}: no more frames to take samples from; enrol from "
                      f"photos instead: python -m app enroll --name NAME PHOTO")
             return
+        if not self.pipeline.gallery.can_write():
+            self.say(f"cannot enrol: gallery {self.pipeline.gallery.path} is read-only "
+                     f"here; copy it to a folder you can write to and pass that --gallery")
+            return
         face = None
         if last is not None:
             face = (self.chosen and pick_face(last.faces, last.frame.image, self.chosen)) \

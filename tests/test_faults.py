@@ -250,6 +250,15 @@ def test_invisible_characters_in_names_are_refused(gallery_copy):
         assert done.returncode == 2 and "invisible or control character" in done.stderr
 
 
+def test_the_same_face_is_found_among_people_enrolled_with_another_embedder(tmp_path):
+    gallery = tmp_path / "g.sqlite3"
+    made = app("enroll", "--gallery", gallery, "--embedder", "casia-int8", "--name", LIN,
+               lin_photo())
+    assert made.returncode == 0, made.stderr
+    again = app("enroll", "--gallery", gallery, "--name", "Someone Else", lin_photo())
+    assert again.returncode == 2 and f"already matches {LIN!r}" in again.stderr
+
+
 def test_the_same_face_under_another_name_needs_force(gallery_copy):
     before = digest(gallery_copy)
     done = app("enroll", "--gallery", gallery_copy, "--name", "Someone Else", lin_photo())
@@ -329,8 +338,10 @@ def test_kill_9_leaves_a_playable_h264_video(tmp_path, enrolled):
 
 
 def _start_run(gallery: Path, out: Path, events: Path | None):
-    args = [sys.executable, "-m", "app", "run", "--headless", "--no-progress", "--source",
-            str(clip()), "--gallery", str(gallery), "--output", str(out)]
+    """A run that goes on until it is stopped (--loop: at 180 FPS the clip alone can end
+    before the signal arrives)."""
+    args = [sys.executable, "-m", "app", "run", "--headless", "--no-progress", "--loop",
+            "--source", str(clip()), "--gallery", str(gallery), "--output", str(out)]
     if events is not None:
         args += ["--events", str(events)]
     return subprocess.Popen(args, cwd=REPO_ROOT, env=ENV, stdout=subprocess.DEVNULL,

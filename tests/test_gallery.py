@@ -283,4 +283,10 @@ def test_held_embeddings_are_matched_with_the_stored_ones_and_never_written(path
         assert gallery.models() == {OTHER: 3, MODEL: 1}        # what is stored, unchanged
         with pytest.raises(ValueError, match="sample ids"):
             gallery.hold_embeddings([1], alice, MODEL)
-    assert path.read_bytes() == before
+        assert path.read_bytes() == before
+        with Gallery(path) as writer:   # someone else replaces Carol: her sample id is reused
+            writer.remove("Carol")
+            writer.add_samples("Dave", unit(rng, 1, 8), OTHER, crops(1))
+        [carol_again] = gallery.match(near(carol, rng), MODEL, T)
+        assert carol_again.name is None                       # not Dave with Carol's vector
+        assert len(gallery.missing_sample_ids(MODEL)) == 1    # Dave's sample

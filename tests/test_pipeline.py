@@ -286,3 +286,16 @@ def test_detection_workers_landmark_the_faces_they_find_with_their_own_cnn(fresh
     result = fresh.process(Frame(1, image, now_ms()), detections, 1.0, early)
     assert result.faces[0].landmark_model == "dlib"
     assert not np.array_equal(result.faces[0].landmarks, early.points[0])
+
+
+@pytest.mark.parametrize("landmarks, backend, headless, expected", [
+    ("cnn", "tflite", True, True), ("dlib", "tflite", True, False),
+    ("dlib", "tflite", False, True),          # a window may switch to the CNN with a key
+    ("cnn", "pb", True, False)])               # TensorFlow backends stay on the main thread
+def test_workers_get_a_cnn_only_where_it_may_be_used(landmarks, backend, headless, expected):
+    from app.config import RunConfig
+    from app.factory import _worker_landmarks
+
+    config = RunConfig(source="x.mp4", landmarks=landmarks, landmark_backend=backend,
+                       headless=headless)
+    assert _worker_landmarks(config) is expected

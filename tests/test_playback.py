@@ -86,6 +86,13 @@ def test_stats_leave_paused_time_out_and_average_only_frames_that_ran_a_stage(tm
     assert message.startswith("screenshot saved: ") and len(list(tmp_path.glob("*.png"))) == 1
 
 
+def test_clock_rounds_before_it_splits_minutes():
+    from app.runloop import _clock
+
+    assert [_clock(t) for t in (0, 3.08, 59.96, 61.25, 600)] == \
+        ["0:00.0", "0:03.1", "1:00.0", "1:01.2", "10:00.0"]
+
+
 def test_status_bar_shows_a_files_position_and_a_cameras_latency():
     from types import SimpleNamespace
 
@@ -95,6 +102,7 @@ def test_status_bar_shows_a_files_position_and_a_cameras_latency():
     stats.latency_ms.append(41.6)
     clip = SimpleNamespace(is_live=False, frame_count=275, fps=29.97)
     assert _position(stats, clip, 92) == "frame 93 / 275   0:03.1 / 0:09.2"
+    assert _position(stats, clip, 275 + 92) == "frame 93 / 275   0:03.1 / 0:09.2"  # --loop
     image = SimpleNamespace(is_live=False, frame_count=1, fps=None)
     assert _position(stats, image, 0) == "frame 1 / 1"
     camera = SimpleNamespace(is_live=True, dropped=3)

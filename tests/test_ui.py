@@ -119,6 +119,14 @@ def test_e_without_a_face_says_so(controller, pipeline):
     assert controller.enrolment is None
 
 
+def test_e_with_a_read_only_gallery_says_so_before_taking_samples(controller, pipeline,
+                                                                   lin_image, monkeypatch):
+    monkeypatch.setattr(pipeline.gallery, "can_write", lambda: False)  # a read-only folder
+    press(controller, ["e"], frame_result(pipeline, lin_image))
+    assert "read-only" in controller.message and controller.enrolment is None
+    assert controller.prompt is None
+
+
 def test_name_prompt_takes_every_key_as_text(controller, pipeline, lin_image):
     result = frame_result(pipeline, lin_image)
     press(controller, ["e"], result)
