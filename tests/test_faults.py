@@ -344,8 +344,11 @@ def _start_run(gallery: Path, out: Path, events: Path | None):
             "--source", str(clip()), "--gallery", str(gallery), "--output", str(out)]
     if events is not None:
         args += ["--events", str(events)]
+    # Ctrl-C as a terminal gives it: a shell's background job (CI started with `&`) has
+    # SIGINT ignored, which the child would inherit, and the app rightly leaves it so.
     return subprocess.Popen(args, cwd=REPO_ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_frames(proc, folder: Path, pattern: str, min_bytes: int = 20_000) -> None:
