@@ -307,10 +307,10 @@ def test_source_folder_and_odd_sized_photo_to_mp4(tmp_path, enrolled):
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_run_finalises_and_exits_like_a_shell(tmp_path, enrolled, signum, code):
     out, events = tmp_path / "o.mp4", tmp_path / "e.jsonl"
-    proc = _start_run(enrolled, out, events)
-    _wait_for_frames(proc, tmp_path, "e.partial-*.jsonl")
-    proc.send_signal(signum)
-    assert proc.wait(timeout=60) == code
+    with _running(enrolled, out, events) as proc:
+        _wait_for_frames(proc, tmp_path, "e.partial-*.jsonl")
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == code
     last = json.loads(events.read_text().splitlines()[-1])
     assert last["summary"]["stopped"].startswith(("interrupted", "terminated"))
     assert frames_in(out) == last["summary"]["frames"] > 0
@@ -324,11 +324,11 @@ def test_kill_9_leaves_a_playable_h264_video(tmp_path, enrolled):
     played = []
     for i in range(tries):
         out = tmp_path / f"o{i}.mp4"
-        proc = _start_run(enrolled, out, None)
-        _wait_for_frames(proc, tmp_path, f"o{i}.partial-*.mp4")
-        time.sleep(rng.uniform(0.0, 2.0))
-        proc.kill()
-        proc.wait(timeout=30)
+        with _running(enrolled, out, None) as proc:
+            _wait_for_frames(proc, tmp_path, f"o{i}.partial-*.mp4")
+            time.sleep(rng.uniform(0.0, 2.0))
+            proc.kill()
+            proc.wait(timeout=30)
         partial = next(tmp_path.glob(f"o{i}.partial-*.mp4"))
         with av.open(str(partial)) as container:
             assert container.streams.video[0].codec_context.name == "h264"
@@ -337,18 +337,25 @@ def test_kill_9_leaves_a_playable_h264_video(tmp_path, enrolled):
     print(f"kill -9: {sum(n > 0 for n in played)} of {tries} files play; frames {played}")
 
 
-def _start_run(gallery: Path, out: Path, events: Path | None):
+@contextlib.contextmanager
+def _running(gallery: Path, out: Path, events: Path | None):
     """A run that goes on until it is stopped (--loop: at 180 FPS the clip alone can end
-    before the signal arrives)."""
+    before the signal arrives); killed on the way out, should a test fail first."""
     args = [sys.executable, "-m", "app", "run", "--headless", "--no-progress", "--loop",
             "--source", str(clip()), "--gallery", str(gallery), "--output", str(out)]
     if events is not None:
         args += ["--events", str(events)]
     # Ctrl-C as a terminal gives it: a shell's background job (CI started with `&`) has
     # SIGINT ignored, which the child would inherit, and the app rightly leaves it so.
-    return subprocess.Popen(args, cwd=REPO_ROOT, env=ENV, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def _wait_for_frames(proc, folder: Path, pattern: str, min_bytes: int = 20_000) -> None:
