@@ -265,10 +265,7 @@ class Gallery:
         Replaces any vector the same model made for those samples before.
         """
         model_id = _check_model_id(model_id)
-        vectors = unit_rows(embeddings)
-        ids = [int(i) for i in sample_ids]
-        if len(ids) != len(vectors):
-            raise ValueError(f"got {len(ids)} sample ids for {len(vectors)} embeddings")
+        ids, vectors = _ids_and_vectors(sample_ids, embeddings)
         if not ids:
             return 0
         now = time.time()
@@ -297,10 +294,7 @@ class Gallery:
         folder): the vectors are matched against for as long as this object lives, never
         stored. Returns how many."""
         model_id = _check_model_id(model_id)
-        vectors = unit_rows(embeddings)
-        ids = [int(i) for i in sample_ids]
-        if len(ids) != len(vectors):
-            raise ValueError(f"got {len(ids)} sample ids for {len(vectors)} embeddings")
+        ids, vectors = _ids_and_vectors(sample_ids, embeddings)
         with self._lock, self._errors("read"):
             created = {}
             for start in range(0, len(ids), 500):   # under SQLite's parameter limit
@@ -458,7 +452,7 @@ class Gallery:
     def _connect_writable(self) -> sqlite3.Connection:
         """Read-write, creating the folder (0700) and file (0600) when missing."""
         _create_private(self.path)
-        if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+        if not self.can_write():
             raise GalleryError(f"gallery {self.path} is read-only here (SQLite needs to write "
                                f"the file and its folder {self.path.parent}); reading works, "
                                f"but to change it copy it to a folder you can write to and "
@@ -671,6 +665,16 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _ids_and_vectors(sample_ids: Sequence[int], embeddings: np.ndarray
+                     ) -> tuple[list[int], np.ndarray]:
+    """Sample ids as ints and their embeddings as unit rows, one row per id."""
+    vectors = unit_rows(embeddings)
+    ids = [int(i) for i in sample_ids]
+    if len(ids) != len(vectors):
+        raise ValueError(f"got {len(ids)} sample ids for {len(vectors)} embeddings")
+    return ids, vectors
 
 
 def _check_model_id(model_id: str) -> str:

@@ -27,7 +27,6 @@ import ctypes.util
 import json
 import math
 import os
-import select
 import shutil
 import signal
 import struct
@@ -41,7 +40,7 @@ import numpy as np
 import pytest
 
 from app.gallery import Gallery
-from app.lab.screenshots import read_xwd
+from app.lab.screenshots import read_xwd, virtual_screen
 from app.name_dialog import TITLE as NAME_DIALOG_TITLE
 from app.sinks import WINDOW_TITLE
 from tests.conftest import REPO_ROOT, shared
@@ -62,39 +61,12 @@ TYPE_DELAY_MS = 200      # between typed keys: cv2.waitKey keeps one key per fra
 # -- the virtual screen --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def display(tmp_path_factory):
-    """A fresh Xvfb on a free display number (Xvfb picks it: -displayfd). -noreset: an X
-    server resets when its last client leaves, and an app started during that reset cannot
-    connect (Qt aborts: "could not connect to display")."""
-    log = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
-    read_fd, write_fd = os.pipe()
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x900x24",
-             "-nolisten", "tcp", "-noreset"],
-            pass_fds=(write_fd,), stdout=log_file, stderr=subprocess.STDOUT)
-    os.close(write_fd)
-    number = b""
-    deadline = time.monotonic() + 15
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([read_fd], [], [], 0.5)
-        if ready:
-            chunk = os.read(read_fd, 16)
-            if not chunk:
-                break  # Xvfb exited
-            number += chunk
-    os.close(read_fd)
-    if not number.strip().isdigit():
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"Xvfb did not start: {log.read_text(errors='replace')[-1000:]}")
-    name = f":{number.decode().strip()}"
-    yield name
-    proc.terminate()
+    """A fresh Xvfb on a free display number (``app.lab.screenshots.virtual_screen``)."""
     try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        with virtual_screen(tmp_path_factory.mktemp("xvfb") / "xvfb.log") as name:
+            yield name
+    except RuntimeError as exc:   # Xvfb did not start (pytest never throws into fixtures)
+        pytest.fail(str(exc))
 
 
 # -- the app -----------------------------------------------------------------------------

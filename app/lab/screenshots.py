@@ -166,37 +166,55 @@ def app_window(display: str, source: Path, gallery: Path):
     try:
         yield AppWindow(display, proc, events)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10)
 
 
 @contextmanager
-def virtual_screen():
-    """A fresh Xvfb on a free display number (Xvfb picks it: -displayfd)."""
+def virtual_screen(log: Path | None = None):
+    """A fresh Xvfb on a free display number (Xvfb picks it: -displayfd); yields the
+    display name (":N"). -noreset: an X server resets when its last client leaves, and an
+    app started during that reset cannot connect (Qt aborts: "could not connect to
+    display"). Xvfb's output goes to ``log`` when given; RuntimeError (with its tail) when
+    it does not start within 15 s."""
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
-                             f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp", "-noreset"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    with open(log or os.devnull, "wb") as log_file:
+        proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
+                                 f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp",
+                                 "-noreset"],
+                                pass_fds=(write_fd,), stdout=log_file,
+                                stderr=subprocess.STDOUT)
     os.close(write_fd)
-    number = b""
-    while not number.endswith(b"\n") and select.select([read_fd], [], [], 15)[0]:
-        chunk = os.read(read_fd, 16)
-        if not chunk:
-            break
-        number += chunk
-    os.close(read_fd)
+    number = _read_display_number(read_fd, deadline=time.monotonic() + 15)
     try:
         if not number.strip().isdigit():
-            raise RuntimeError("Xvfb did not start")
+            tail = log.read_text(errors="replace")[-1000:] if log else ""
+            raise RuntimeError(f"Xvfb did not start: {tail}")
         yield f":{number.decode().strip()}"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc, 5)
+
+
+def _read_display_number(read_fd: int, deadline: float) -> bytes:
+    """What Xvfb writes to -displayfd (the number and a newline), closing ``read_fd``."""
+    number = b""
+    while not number.endswith(b"\n") and time.monotonic() < deadline:
+        if select.select([read_fd], [], [], 0.5)[0]:
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                break  # Xvfb exited
+            number += chunk
+    os.close(read_fd)
+    return number
+
+
+def stop(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # -- inputs ------------------------------------------------------------------------------------
