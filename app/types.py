@@ -34,7 +34,7 @@ class Match:
 
 @dataclass
 class TrackState:
-    """What the tracker says of a face this frame (``app.track``)."""
+    """What the tracker says of a face this frame (``app.stages.track``)."""
     embed_reason: str | None = None   # "new", "jump", "reverify", ... or None: not due
     event: str | None = None          # "new" or "jump" in the frame where that happened
     checked: bool = False             # matched against the gallery at least once

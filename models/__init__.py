@@ -1,1 +1,2 @@
-"""Model toolchain: build, convert, export and verify every model file the app uses."""
+"""The model files (built here by ``python -m models build``) and their notes; the toolchain
+that builds them is ``app.toolchain`` (this package only keeps ``python -m models`` working)."""

@@ -1,37 +1,8 @@
-"""``python -m models <command> [args]``: the model toolchain's entry point.
-
-Each command lives in its own module with a ``main(argv) -> int``; modules are
-imported only when their command runs, so ``--help`` stays fast.
-"""
-from __future__ import annotations
-
-import importlib
+"""``python -m models <command> [args]``: the model toolchain (``app.toolchain``), run from
+a source checkout. Installed, the same commands are ``facelandmarks models <command>``."""
 import sys
 
-COMMANDS = {
-    "train_landmarks": ("models.train_landmarks", "fine-tune the landmark CNN on 300-W train and export it"),
-    "build": ("models.build", "build every missing model file (FaceNet .tflite variants, ...)"),
-    "verify": ("models.verify", "check every model against its source; write models/REPORT.md"),
-    "export_cnn68": ("models.cnn68", "rebuild the landmark CNN from face-api.js weights and export it"),
-}
-
-
-def usage() -> str:
-    lines = ["usage: python -m models <command> [args]", "", "commands:"]
-    lines += [f"  {name:<14} {help_}" for name, (_, help_) in COMMANDS.items()]
-    return "\n".join(lines)
-
-
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return 0
-    if argv[0] not in COMMANDS:
-        print(f"unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:])
-
+from app.toolchain.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

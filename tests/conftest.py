@@ -37,7 +37,7 @@ def built_pipeline(gallery_path: Path):
     closed afterwards; module fixtures wrap it so models load once per module."""
     from app.config import RunConfig
     from app.factory import build_pipeline
-    from app.gallery import Gallery
+    from app.people.gallery import Gallery
 
     gallery = Gallery(gallery_path)
     pipe = build_pipeline(RunConfig(gallery=gallery_path, progress=False), gallery)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from app.align import FACENET_SIZE, FACENET_TEMPLATE, align_face, five_points, similarity_transform
+from app.stages.align import FACENET_SIZE, FACENET_TEMPLATE, align_face, five_points, similarity_transform
 
 
 def test_similarity_transform_recovers_a_known_transform():
@@ -34,7 +34,7 @@ def test_five_points_picks_eye_centres_nose_and_mouth_corners():
 def test_align_face_puts_the_points_on_the_template(crop):
     import cv2
 
-    from app.align import TIGHT_SCALE, crop_face, five_point_template
+    from app.stages.align import TIGHT_SCALE, crop_face, five_point_template
 
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
     target = FACENET_TEMPLATE * 2 + [30, 10]  # a face at twice template scale, shifted

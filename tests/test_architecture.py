@@ -1,10 +1,14 @@
 """The house rules, checked from the source: arrows run one way, no module-import cycles,
 typed records instead of free-form dicts, functions short enough to read at once.
 
-Rooms: the runtime (``app`` without ``app.lab`` and the CLI), the lab (``app.lab``), the
-CLI (``app.cli``, ``app.__main__``) and the toolchain (``models``). The CLI may use the
-lab, the lab and the toolchain may use the runtime, the toolchain may use the lab; the
-runtime uses neither.
+Rooms: the runtime (``app`` without ``app.lab``, ``app.toolchain`` and the CLI), the lab
+(``app.lab``), the CLI (``app.cli``, ``app.__main__``) and the toolchain (``app.toolchain``
+and the ``models`` shim). The CLI may use the lab and the toolchain, the lab and the
+toolchain may use the runtime, the toolchain may use the lab; the runtime uses neither.
+
+Wings of the runtime: ``stages`` import only each other and types/config/paths/logs;
+the ``window`` imports no source and no output; only the composition root (``factory``)
+and the stages' own modules construct concrete stages. No runtime class is over 250 lines.
 """
 from __future__ import annotations
 
@@ -31,15 +35,25 @@ def sources() -> dict[str, ast.Module]:
             for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
 
 
-def imports(tree: ast.Module, modules: set[str]) -> set[str]:
+def absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The absolute module a (possibly relative) ``from X import`` names."""
+    if node.level == 0:
+        return node.module or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    base = package[:len(package) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports(module: str, tree: ast.Module, modules: set[str], is_package: bool) -> set[str]:
     """Project modules imported anywhere in ``tree`` (top level or inside functions)."""
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom):
+            target = absolute(module, is_package, node)
             # "from app.lab import bench" imports the module app.lab.bench
-            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+            names = [f"{target}.{alias.name}" for alias in node.names] + [target]
         else:
             continue
         found |= {name for name in names if name in modules}
@@ -49,15 +63,21 @@ def imports(tree: ast.Module, modules: set[str]) -> set[str]:
 def graph() -> dict[str, set[str]]:
     trees = sources()
     modules = set(trees)
-    return {name: imports(tree, modules) - {name} for name, tree in trees.items()}
+    packages = {name for name in modules if (ROOT / name.replace(".", "/")).is_dir()}
+    return {name: imports(name, tree, modules, name in packages) - {name}
+            for name, tree in trees.items()}
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def room(module: str) -> str:
     if module in CLI_MODULES:
         return "cli"
-    if module == "app.lab" or module.startswith("app.lab."):
+    if within(module, "app.lab"):
         return "lab"
-    if module.startswith("models"):
+    if within(module, "app.toolchain") or within(module, "models"):
         return "toolchain"
     return "runtime"
 
@@ -104,7 +124,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 ALLOWED = {"runtime": {"runtime"}, "lab": {"runtime", "lab"},
            "toolchain": {"runtime", "lab", "toolchain"},
-           "cli": {"runtime", "lab", "cli"}}
+           "cli": {"runtime", "lab", "cli", "toolchain"}}
 
 
 def test_arrows_run_one_way():
@@ -134,3 +154,46 @@ def test_functions_are_short():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert long == []
+
+
+MAX_CLASS_LINES = 250
+STAGE_SHARED = {"app.types", "app.config", "app.paths", "app.logs"}
+# Concrete stages: only the composition root builds them (the lab and toolchain measure
+# them one by one, so they may too).
+CONCRETE_STAGES = {"BlazeFaceDetector", "HogDetector", "CnnLandmarks", "Dlib68Landmarks",
+                   "TfliteEmbedder", "PbEmbedder", "Tracker", "LandmarkSmoother", "CutDetector"}
+COMPOSITION_ROOT = {"app.factory"}
+
+
+def test_stages_import_only_stages_and_shared_types():
+    wrong = [f"{src} imports {dst}" for src, targets in sorted(graph().items())
+             if within(src, "app.stages") for dst in sorted(targets)
+             if not within(dst, "app.stages") and dst not in STAGE_SHARED]
+    assert wrong == []
+
+
+def test_window_imports_no_source_or_output():
+    wrong = [f"{src} imports {dst}" for src, targets in sorted(graph().items())
+             if within(src, "app.window") for dst in sorted(targets)
+             if within(dst, "app.sources") or within(dst, "app.outputs")]
+    assert wrong == []
+
+
+def test_only_the_composition_root_constructs_stages():
+    wrong = [f"{name}:{node.lineno} builds {node.func.id}"
+             for name, tree in sources().items()
+             if room(name) == "runtime" and name not in COMPOSITION_ROOT
+             and not within(name, "app.stages")
+             for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id in CONCRETE_STAGES]
+    assert wrong == []
+
+
+def test_runtime_classes_are_small():
+    big = [f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+           for name, tree in sources().items() if room(name) == "runtime"
+           for node in ast.walk(tree)
+           if isinstance(node, ast.ClassDef)
+           and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES]
+    assert big == []

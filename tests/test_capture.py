@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.capture import (CameraError, CameraSource, FrameClock, ImageSource, VideoFileSource,
+from app.sources.capture import (CameraError, CameraSource, FrameClock, ImageSource, VideoFileSource,
                          now_ms, open_source, realtime_video)
 from tests.conftest import shared
 
@@ -353,7 +353,7 @@ def test_camera_through_the_main_loop_shows_fresh_frames_once_and_counts_drops(p
                                                                                tmp_path):
     from app.lab import scoring
     from app.runloop import LoopOptions, Outputs, run
-    from app.sinks import EventsWriter
+    from app.outputs.sinks import EventsWriter
 
     # The detect-ahead thread and the camera slot buffer about 3 frames, so the 200 ms
     # hiccup (6 camera frames) must cost frames; the few frames shown late right after

@@ -12,7 +12,7 @@ import pytest
 
 from app.lab import scoring
 from app.cli import main
-from app.gallery import Gallery
+from app.people.gallery import Gallery
 from tests.conftest import REPO_ROOT, shared
 
 LIN = "Lin-Manuel Miranda"

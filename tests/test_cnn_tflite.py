@@ -24,14 +24,14 @@ def _recorded() -> dict:
 
 @pytest.fixture(scope="module")
 def crops():
-    from models.cnn68 import real_crops
+    from app.toolchain.cnn68 import real_crops
 
     return real_crops(12, shared("landmarks300w", "test"))
 
 
 @pytest.fixture(scope="module")
 def pb_outputs(crops):
-    from app.landmarks.cnn import load_frozen_graph
+    from app.stages.landmarks.cnn import load_frozen_graph
 
     run, close = load_frozen_graph(CNN68_DIR / "frozen.pb", "image:0", "landmarks:0")
     try:
@@ -51,7 +51,7 @@ def faces():
 
 
 def test_every_kept_variant_is_recorded_and_made_from_this_frozen_pb():
-    from models.cnn68_tflite import REQUIRED, sha256, stale_variants
+    from app.toolchain.cnn68_tflite import REQUIRED, sha256, stale_variants
 
     record = _recorded()
     assert set(REQUIRED) <= set(record["variants"])
@@ -64,7 +64,7 @@ def test_every_kept_variant_is_recorded_and_made_from_this_frozen_pb():
 
 @pytest.mark.parametrize("variant", sorted(MAX_DIFF))
 def test_tflite_matches_frozen_pb_on_real_crops(variant, crops, pb_outputs):
-    from app.landmarks.cnn import load_tflite
+    from app.stages.landmarks.cnn import load_tflite
 
     if variant not in _recorded()["variants"]:
         pytest.skip(f"{variant} was not kept by the build")
@@ -79,7 +79,7 @@ def test_tflite_matches_frozen_pb_on_real_crops(variant, crops, pb_outputs):
 
 @pytest.mark.parametrize("variant", sorted(MAX_DIFF))
 def test_tflite_and_pb_backends_place_the_same_points(variant, faces):
-    from app.landmarks.cnn import CnnLandmarks
+    from app.stages.landmarks.cnn import CnnLandmarks
 
     if variant not in _recorded()["variants"]:
         pytest.skip(f"{variant} was not kept by the build")
@@ -94,7 +94,7 @@ def test_tflite_and_pb_backends_place_the_same_points(variant, faces):
 
 
 def test_a_changed_frozen_pb_makes_every_variant_stale(tmp_path):
-    from models.cnn68_tflite import VARIANTS, stale_variants
+    from app.toolchain.cnn68_tflite import VARIANTS, stale_variants
 
     model_dir = tmp_path / "cnn68"
     shutil.copytree(CNN68_DIR, model_dir, ignore=shutil.ignore_patterns("saved_model"))
@@ -105,9 +105,9 @@ def test_a_changed_frozen_pb_makes_every_variant_stale(tmp_path):
 
 def test_conversion_of_a_new_export_matches_its_frozen_pb(tmp_path, crops):
     """What every export (train_landmarks, export_cnn68) runs, on random weights."""
-    from app.landmarks.cnn import load_frozen_graph, load_tflite
-    from models.cnn68 import build_keras_model, export_landmark_model
-    from models.cnn68_tflite import convert
+    from app.stages.landmarks.cnn import load_frozen_graph, load_tflite
+    from app.toolchain.cnn68 import build_keras_model, export_landmark_model
+    from app.toolchain.cnn68_tflite import convert
 
     export_landmark_model(build_keras_model(), tmp_path, {"default": {"scale": 1.2, "dx": 0,
                                                                       "dy": 0.1}},

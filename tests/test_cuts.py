@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 
-from app.cuts import CutDetector
+from app.stages.cuts import CutDetector
 from tests.conftest import shared
 
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from app.detect_ahead import DetectAhead
+from app.sources.detect_ahead import DetectAhead
 from app.types import Frame
 
 

@@ -272,8 +272,8 @@ def test_the_same_face_under_another_name_needs_force(gallery_copy):
 
 # -- 12: messages naming the real remedy ------------------------------------------------------
 def test_model_file_messages_name_the_real_remedy(tmp_path):
-    from app.embed import TfliteEmbedder
-    from app.landmarks.cnn import CnnLandmarks
+    from app.stages.embed import TfliteEmbedder
+    from app.stages.landmarks.cnn import CnnLandmarks
     from app.paths import CNN68_DIR
 
     copy = tmp_path / "cnn68"
@@ -375,7 +375,7 @@ def _wait_for_frames(proc, folder: Path, pattern: str, min_bytes: int = 20_000) 
 # -- 4: re-embedding a big gallery streams, resumes, never duplicates ----------------------------
 def test_embedder_switch_streams_in_batches_and_resumes(tmp_path):
     from app.factory import build_embedder
-    from app.gallery import Gallery
+    from app.people.gallery import Gallery
 
     rng = np.random.default_rng(4)
     crops = rng.integers(0, 255, (3, 160, 160, 3), np.uint8)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from app.types import Match
-from app.gallery import (Gallery, GalleryError, GalleryLockedError,
+from app.people.gallery import (Gallery, GalleryError, GalleryLockedError,
                          PersonNotFound, default_gallery_path)
 
 MODEL = "facenet-casia512:facenet_fp32"
 OTHER = "facenet-casia512:facenet_int8"
-T = 0.5  # a cosine threshold; the app's depend on the embedder family (app.embed.FAMILIES)
+T = 0.5  # a cosine threshold; the app's depend on the embedder family (app.stages.embed.FAMILIES)
 DIM = 16
 
 
@@ -243,7 +243,7 @@ def test_bad_inputs_are_refused(path, rng):
 def test_a_schema_1_gallery_is_upgraded_and_its_crops_are_five_point(path, rng):
     """Files written before samples named their crop keep working: every old thumbnail
     is taken as the five-point crop (the only one then); new samples record theirs."""
-    from app.gallery import _SCHEMA
+    from app.people.gallery import _SCHEMA
 
     path.parent.mkdir(parents=True)
     conn = sqlite3.connect(str(path))

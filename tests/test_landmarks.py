@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app.landmarks import LandmarkModel
-from app.landmarks.crop import cut_square, square_for_box, to_frame
-from app.geometry import nme
+from app.stages.landmarks import LandmarkModel
+from app.stages.landmarks.crop import cut_square, square_for_box, to_frame
+from app.stages.geometry import nme
 from app.paths import CNN68_DIR, REPO_ROOT
 from tests.conftest import shared
 
@@ -36,7 +36,7 @@ def faces():
 
 @pytest.fixture(scope="module")
 def cnn_pb():
-    from app.landmarks.cnn import CnnLandmarks
+    from app.stages.landmarks.cnn import CnnLandmarks
 
     with CnnLandmarks(backend="pb") as model:
         yield model
@@ -44,14 +44,14 @@ def cnn_pb():
 
 @pytest.fixture(scope="module")
 def cnn_saved_model():
-    from app.landmarks.cnn import CnnLandmarks
+    from app.stages.landmarks.cnn import CnnLandmarks
 
     return CnnLandmarks(backend="saved_model")
 
 
 @pytest.fixture(scope="module")
 def dlib68():
-    from app.landmarks.dlib68 import Dlib68Landmarks
+    from app.stages.landmarks.dlib68 import Dlib68Landmarks
 
     return Dlib68Landmarks()
 
@@ -138,14 +138,14 @@ def test_wrong_image_shape_or_dtype_raises(name, request):
 
 
 def test_missing_model_dir_names_the_build_command(tmp_path):
-    from app.landmarks.cnn import CnnLandmarks
+    from app.stages.landmarks.cnn import CnnLandmarks
 
     with pytest.raises(FileNotFoundError, match="git checkout -- models/landmarks/cnn68"):
         CnnLandmarks(tmp_path / "nowhere")
 
 
 def test_missing_dlib_model_raises(tmp_path):
-    from app.landmarks.dlib68 import Dlib68Landmarks
+    from app.stages.landmarks.dlib68 import Dlib68Landmarks
 
     with pytest.raises(FileNotFoundError, match="make setup"):
         Dlib68Landmarks(tmp_path / "missing.dat")
@@ -153,7 +153,7 @@ def test_missing_dlib_model_raises(tmp_path):
 
 @pytest.mark.parametrize("backend", ["tflite", "pb", "saved_model"])
 def test_corrupt_model_file_names_its_path(tmp_path, backend):
-    from app.landmarks.cnn import CnnLandmarks
+    from app.stages.landmarks.cnn import CnnLandmarks
 
     model_dir = tmp_path / "cnn68"
     shutil.copytree(CNN68_DIR, model_dir)
@@ -165,7 +165,7 @@ def test_corrupt_model_file_names_its_path(tmp_path, backend):
 
 
 def test_unknown_detector_or_backend_raises():
-    from app.landmarks.cnn import CnnLandmarks
+    from app.stages.landmarks.cnn import CnnLandmarks
 
     with pytest.raises(ValueError, match="crop rule"):
         CnnLandmarks(detector="no-such-detector")
@@ -174,7 +174,7 @@ def test_unknown_detector_or_backend_raises():
 
 
 def test_landmark_modules_do_not_import_tensorflow():
-    code = ("import sys, app.landmarks, app.landmarks.dlib68, app.landmarks.cnn; "
+    code = ("import sys, app.stages.landmarks, app.stages.landmarks.dlib68, app.stages.landmarks.cnn; "
             "sys.exit('tensorflow' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
 
@@ -182,8 +182,8 @@ def test_landmark_modules_do_not_import_tensorflow():
 @pytest.mark.parametrize("head", ["avgpool", "flatten"])
 def test_export_writes_a_loadable_model_dir(tmp_path, faces, head):
     """The reusable export that train_landmarks uses: SavedModel == .pb == Keras."""
-    from app.landmarks.cnn import CnnLandmarks
-    from models.cnn68 import build_keras_model, export_landmark_model
+    from app.stages.landmarks.cnn import CnnLandmarks
+    from app.toolchain.cnn68 import build_keras_model, export_landmark_model
 
     model = build_keras_model(head=head)  # random weights stand in for fine-tuned ones
     rules = {"default": {"scale": 1.2, "dx": 0.0, "dy": 0.1}}

@@ -4,11 +4,11 @@ Uses the .h5 and the files ``make setup`` built (models/cache, models/facenet_ke
 import numpy as np
 import pytest
 
-from app.embed import PbEmbedder, prewhiten
+from app.stages.embed import PbEmbedder, prewhiten
 from app.paths import KERAS_SAVED_MODEL
-from models import keras_facenet
-from models.build import MAX_FLOAT_DIFF, check_step, install
-from models.faces import aligned_faces
+from app.toolchain import keras_facenet
+from app.toolchain.build import MAX_FLOAT_DIFF, check_step, install
+from app.toolchain.faces import aligned_faces
 
 
 @pytest.fixture(scope="module")

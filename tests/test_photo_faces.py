@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app.align import HEAD_BOX, crop_face, head_box, head_box_transform
-from app.geometry import largest
-from app.photo_faces import detect_photo, main_face
+from app.stages.align import HEAD_BOX, crop_face, head_box, head_box_transform
+from app.stages.geometry import largest
+from app.people.photo_faces import detect_photo, main_face
 from app.types import Detection
 from tests.conftest import shared
 
@@ -85,7 +85,7 @@ def test_level_crop_puts_the_eyes_level_and_keeps_an_upright_face_as_it_is():
 
 
 def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
-    from app.enroll import photo_face
+    from app.people.enroll import photo_face
     from app.factory import build_detector, build_landmark_model
 
     image = cv2.imread(str(shared(*MISSED_BY_FULL_RANGE)))
@@ -101,7 +101,7 @@ def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
 
 
 def test_the_central_face_full_range_misses_is_the_main_face():
-    from app.enroll import photo_face
+    from app.people.enroll import photo_face
     from app.factory import build_detector, build_landmark_model
 
     image = cv2.imread(str(shared(*CENTRE_MISSED_BY_FULL_RANGE)))
@@ -119,7 +119,7 @@ def test_the_central_face_full_range_misses_is_the_main_face():
 def test_a_one_face_photo_stays_one_face_though_the_short_range_fires_on_a_hand():
     from app.factory import build_detector
     from app.lab.datasets import celebrity_photos
-    from app.photo_faces import second_chance
+    from app.people.photo_faces import second_chance
 
     photos = celebrity_photos()   # the short-range model finds a "face" at 0.52 on a hand
     image = cv2.imread(str(photos / "val" / "jerry_seinfeld" /

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from app.lab import scoring
-from app.capture import VideoFileSource, now_ms
-from app.enroll import enroll_photos
-from app.gallery import Gallery
+from app.sources.capture import VideoFileSource, now_ms
+from app.people.enroll import enroll_photos
+from app.people.gallery import Gallery
 from app.runloop import Outputs, run
-from app.sinks import EventsWriter
-from app.track import Tracker
+from app.outputs.sinks import EventsWriter
+from app.stages.track import Tracker
 from app.types import Frame, Match
 from tests.conftest import built_pipeline, shared
 
@@ -250,7 +250,7 @@ def test_a_thumbnail_of_another_crop_is_re_made_never_embedded_as_it_is(fresh, c
                                                                          model_id, dim):
     """A sample stored by an embedder of another crop rule meets this pipeline's
     (five-point-tight, Keras): its stored crop is re-cut, not embedded as it is."""
-    from app.align import FIVE_POINT_TIGHT, crop_face
+    from app.stages.align import FIVE_POINT_TIGHT, crop_face
 
     assert fresh.crop == FIVE_POINT_TIGHT and fresh.model_id != model_id
     image = photo("alex-lacamoire.png")

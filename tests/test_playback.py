@@ -1,11 +1,11 @@
-"""Playback pacing (app.playback): frames due on the file's clock, re-anchored after a
+"""Playback pacing (app.sources.playback): frames due on the file's clock, re-anchored after a
 pause; --loop plays a real clip again with increasing frame indices."""
 from __future__ import annotations
 
 import pytest
 
-from app.capture import open_source
-from app.playback import LoopingSource, Pacer
+from app.sources.capture import open_source
+from app.sources.playback import LoopingSource, Pacer
 from tests.conftest import shared
 
 

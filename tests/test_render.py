@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.render import (HELP_KEYS, LANDMARK_COLORS, draw_faces, draw_help, draw_hud,
+from app.window.render import (HELP_KEYS, LANDMARK_COLORS, draw_faces, draw_help, draw_hud,
                         draw_landmarks, face_label, header_height, side_by_side)
 from app.types import Face
 from tests.conftest import shared
@@ -146,7 +146,7 @@ def test_bad_image_is_refused():
 @pytest.mark.parametrize("name", ["José Łukasz O'Brien", "Жанна", "Ωμέγα"])
 def test_names_are_drawn_in_their_own_letters(image, name):
     """Each name is drawn with its own glyphs: not as the '?' of an ASCII-only font."""
-    from app.text import _mask
+    from app.window.text import _mask
 
     assert not np.array_equal(_mask(name, 20), _mask("?" * len(name), 20))
     face = make_faces()[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.smooth import LandmarkSmoother, OneEuroFilter
+from app.stages.smooth import LandmarkSmoother, OneEuroFilter
 from app.lab.smooth_eval import jitter, lag_frames
 from app.types import Face
 

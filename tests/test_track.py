@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.geometry import iou_matrix
-from app.track import Tracker
+from app.stages.geometry import iou_matrix
+from app.stages.track import Tracker
 from app.types import Face
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.landmarks.crop import cut_square, to_frame
+from app.stages.landmarks.crop import cut_square, to_frame
 from app.types import LEFT_EYE, OUTER_EYE_CORNERS, RIGHT_EYE
-from models.train_landmarks import (FLIP_INDEX, Augment, augment_sample, crop_transform,
+from app.toolchain.train_landmarks import (FLIP_INDEX, Augment, augment_sample, crop_transform,
                                     flip_points, split_indices, warp_crop)
 
 
@@ -67,7 +67,7 @@ def test_validation_split_is_stable_and_disjoint():
 
 @pytest.mark.parametrize("head,extra_blocks", [("gdconv", 0), ("flatten", 0), ("gdconv", 2)])
 def test_learnt_heads_start_as_the_average_pool_head(head, extra_blocks):
-    from models.cnn68 import build_keras_model, widen_head
+    from app.toolchain.cnn68 import build_keras_model, widen_head
 
     pooled = build_keras_model()
     crops = np.random.default_rng(4).uniform(0, 255, (3, 112, 112, 3)).astype(np.float32)
@@ -84,7 +84,7 @@ def test_training_logs_validation_nme_and_resumes_where_it_stopped(tmp_path):
     import json
     import shutil
 
-    from models.train_landmarks import train
+    from app.toolchain.train_landmarks import train
     from tests.conftest import shared
 
     data = tmp_path / "data"
@@ -111,7 +111,7 @@ def test_training_logs_validation_nme_and_resumes_where_it_stopped(tmp_path):
 
 def test_heatmap_head_puts_a_point_at_its_peak_cell_in_the_output_layout():
     """Soft-argmax of a sharp one-hot heatmap is that cell's centre, as x0, y0, x1, ..."""
-    from models.heatmap_head import SoftArgmax
+    from app.toolchain.heatmap_head import SoftArgmax
 
     logits = np.zeros((2, 14, 14, 3), np.float32)
     cells = [(0, 0), (13, 2), (5, 9)]  # (row, column) of point 0, 1, 2
@@ -125,7 +125,7 @@ def test_heatmap_head_puts_a_point_at_its_peak_cell_in_the_output_layout():
 
 
 def test_heatmap_head_keeps_the_backbone_and_the_output_shape():
-    from models.cnn68 import build_keras_model, widen_head
+    from app.toolchain.cnn68 import build_keras_model, widen_head
 
     pooled = build_keras_model()
     model = widen_head(pooled, "heatmap")

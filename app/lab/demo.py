@@ -17,15 +17,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.paths import REPO_ROOT
+from ..paths import REPO_ROOT
 
 SETTINGS_FILE = REPO_ROOT / "assets" / "demo.json"
 
 
 def run_demo(out_dir: Path, headless: bool = False, camera: str = "0") -> int:
-    from app.session import run_session
-    from app.config import RunConfig
-    from app.sinks import display_available
+    from ..session import run_session
+    from ..config import RunConfig
+    from ..outputs.sinks import display_available
 
     if camera != "none" and not headless and display_available() and _camera_opens(camera):
         print(f"camera {camera} opened: running live (press h for keys, e to enrol yourself)")
@@ -49,12 +49,12 @@ def run_demo(out_dir: Path, headless: bool = False, camera: str = "0") -> int:
 
 
 def _photos() -> Path:
-    from app.lab.datasets import celebrity_photos
+    from .datasets import celebrity_photos
     return celebrity_photos()
 
 
 def _camera_opens(camera: str) -> bool:
-    from app.capture import CameraError, CameraSource
+    from ..sources.capture import CameraError, CameraSource
     source = CameraSource(camera, reconnect_attempts=0)
     try:
         source.start()
@@ -71,10 +71,10 @@ def person_name(folder: str) -> str:
 
 def enrol_people(train_dir: Path, gallery_path: Path, per_person: int) -> None:
     """Enrol every person folder from its first ``per_person`` single-face photos."""
-    from app.config import RunConfig
-    from app.enroll import EnrolmentError, enroll_photos, photo_face, read_photo
-    from app.factory import build_pipeline
-    from app.gallery import Gallery
+    from ..config import RunConfig
+    from ..people.enroll import EnrolmentError, enroll_photos, photo_face, read_photo
+    from ..factory import build_pipeline
+    from ..people.gallery import Gallery
 
     with Gallery(gallery_path) as gallery:
         pipeline = build_pipeline(RunConfig(source="", gallery=gallery_path), gallery)
@@ -140,7 +140,7 @@ def ken_burns(image: np.ndarray, t: float, size: tuple[int, int]) -> np.ndarray:
 
 
 def _report(events_path: Path, truth: list[str]) -> None:
-    from app.lab.scoring import names_by_frame, read_events
+    from .scoring import names_by_frame, read_events
 
     events, _ = read_events(events_path)
     named = names_by_frame(events)

@@ -7,7 +7,7 @@ the pairs name are processed. Accuracy is never chosen on the pairs it scores:
 - a ``fold`` column: k-fold accuracy (LFW: 10 folds), each fold decided by the threshold
   that is best on the other folds; the mean and standard deviation over folds;
 - else with ``--tune-pairs CSV``: the threshold best on those pairs decides the scored ones;
-- else: the embedder family's own threshold (``app.embed.FAMILIES``).
+- else: the embedder family's own threshold (``app.stages.embed.FAMILIES``).
 
 A pair whose photo yields no face counts as wrong (a same pair rejected, a different pair
 accepted) in every figure, and the count is printed. ROC AUC and TAR at FAR 1e-2 / 1e-3
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.lab.metrics import (accuracy_at, best_threshold, fold_accuracy, rank1, roc_auc,
+from .metrics import (accuracy_at, best_threshold, fold_accuracy, rank1, roc_auc,
                              tar_at_far, worst_for_missing)
-from app.lab.tables import markdown_table
+from .tables import markdown_table
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 PEER = "face_recognition"
@@ -84,8 +84,8 @@ def main(args) -> int:
 
 def parse_embedders(text: str) -> list[str]:
     """``keras-int8,casia-int8`` or ``all`` -> embedder names, each checked now."""
-    from app.config import FAMILY_EMBEDDERS
-    from app.embed import resolve_embedder
+    from ..config import FAMILY_EMBEDDERS
+    from ..stages.embed import resolve_embedder
 
     names = list(FAMILY_EMBEDDERS) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
     if not names:
@@ -129,20 +129,20 @@ def all_pairs(data: Path) -> tuple[Pairs, dict[str, str]]:
 
 # -- faces and embeddings --------------------------------------------------------------------
 def crop_name(variant: str) -> str:
-    from app.embed import resolve_embedder
+    from ..stages.embed import resolve_embedder
     return resolve_embedder(variant)[0].crop
 
 
 def find_crops(data: Path, files: list[str], crop_names: list[str],
                cache: str | None = None) -> dict[str, dict]:
     """crop name -> file -> its crop, or None (no face). The app's photo path
-    (``app.enroll.photo_face``: second-chance detection, the main face, CNN landmarks);
+    (``app.people.enroll.photo_face``: second-chance detection, the main face, CNN landmarks);
     each photo is read, detected and landmarked once for all crops, its landmarks kept in
     ``cache`` (a pickle) when given, so crop variants are compared quickly."""
-    from app.align import crop_face
-    from app.config import RunConfig
-    from app.enroll import photo_face, read_photo
-    from app.factory import build_detector, build_landmark_model
+    from ..stages.align import crop_face
+    from ..config import RunConfig
+    from ..people.enroll import photo_face, read_photo
+    from ..factory import build_detector, build_landmark_model
 
     points = read_cache(cache)
     before = len(points)
@@ -180,7 +180,7 @@ def read_cache(cache: str | None) -> dict:
 
 def embed_crops(variant: str, crops: dict, batch: int = 64) -> dict:
     """file -> unit embedding (None where there is no crop)."""
-    from app.factory import build_embedder
+    from ..factory import build_embedder
 
     embedder = build_embedder(variant, threads=2)
     names = [name for name, crop in crops.items() if crop is not None]
@@ -228,7 +228,7 @@ def pair_scores(name: str, vectors: dict, pairs: Pairs) -> np.ndarray:
 def own_threshold(name: str) -> float:
     if name == PEER:
         return -PEER_TOLERANCE
-    from app.embed import resolve_embedder
+    from ..stages.embed import resolve_embedder
     return resolve_embedder(name)[0].threshold
 
 

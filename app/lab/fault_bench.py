@@ -7,7 +7,7 @@ child process and reports its peak resident memory; ``--run`` also measures the 
 ``run`` command (all models loaded) on one photo.
 
 ``python -m app.lab.fault_bench codec``: ms per frame to encode the Hamilton clip's 275
-frames with the annotated-video writer (H.264 fragmented mp4, ``app.video_out``) and with
+frames with the annotated-video writer (H.264 fragmented mp4, ``app.outputs.video``) and with
 ``cv2.VideoWriter`` mp4v (the old writer), median of ``--repeat`` runs, and file sizes.
 Run both under ``flock /tmp/bench.lock``. The kill -9 measurement is the fault test:
 ``FAULT_KILL_TRIES=20 pytest -s tests/test_faults.py -k kill_9``.
@@ -28,8 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.paths import REPO_ROOT, SHARED_DATA
-from app.runloop import peak_rss_mb, ru_maxrss_mb
+from ..paths import REPO_ROOT, SHARED_DATA
+from ..runloop import peak_rss_mb, ru_maxrss_mb
 
 OLD_MODEL = "synthetic-old-model:v1"
 CLIP = SHARED_DATA / "video" / "short_hamilton_clip.mp4"
@@ -38,7 +38,7 @@ PHOTO = SHARED_DATA / "video" / "lin-manuel-miranda.png"
 
 def build_gallery(path: Path, people: int, seed: int = 0) -> None:
     """``people`` persons with one smooth random 160x160 crop (about 5 kB as JPEG) each."""
-    from app.gallery import Gallery
+    from ..people.gallery import Gallery
     rng = np.random.default_rng(seed)
     with Gallery(path) as gallery:
         for i in range(people):
@@ -49,10 +49,10 @@ def build_gallery(path: Path, people: int, seed: int = 0) -> None:
 
 def switch_child(gallery_path: str, embedder_name: str) -> dict:
     """In this process: sync the gallery to ``embedder_name``; seconds and peak RSS."""
-    from app.config import RunConfig
-    from app.factory import build_pipeline
-    from app.gallery import Gallery
-    from app.session import sync_gallery
+    from ..config import RunConfig
+    from ..factory import build_pipeline
+    from ..people.gallery import Gallery
+    from ..session import sync_gallery
 
     config = RunConfig(source="", gallery=gallery_path, embedder=embedder_name, threads=2)
     with Gallery(gallery_path, readonly=True) as gallery:
@@ -88,7 +88,7 @@ def cmd_switch(args) -> int:
         if args.run:
             for_run = Path(tmp) / "for_run.sqlite3"
             for_run.write_bytes(path.read_bytes())
-        done = subprocess.run([sys.executable, "-m", "app.lab.fault_bench", "switch-child",
+        done = subprocess.run([sys.executable, "-m", f"{__package__}.fault_bench", "switch-child",
                                str(path), args.embedder], cwd=REPO_ROOT,
                               stdout=subprocess.PIPE, text=True, check=True)
         result = {"people": args.people, **json.loads(done.stdout)}
@@ -103,7 +103,7 @@ def cmd_switch(args) -> int:
 
 
 def cmd_codec(args) -> int:
-    from app.video_out import VideoEncoder
+    from ..outputs.video import VideoEncoder
 
     cap = cv2.VideoCapture(str(CLIP))
     frames = []

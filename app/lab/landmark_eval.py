@@ -27,8 +27,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from app.factory import build_landmark_model
-from app.geometry import box_iou, landmark_box, nme
+from ..factory import build_landmark_model
+from ..stages.geometry import box_iou, landmark_box, nme
 
 BOX_SOURCES = ("hog", "blazeface", "gt")
 FAIL_NME = 0.1          # a face whose NME exceeds this counts as a failure
@@ -80,7 +80,7 @@ def box_finder(source: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray | N
         return lambda image, points: landmark_box(points)
     if source not in BOX_SOURCES:
         raise ValueError(f"unknown box source {source!r}; expected one of {BOX_SOURCES}")
-    from app.factory import build_detector
+    from ..factory import build_detector
 
     detector = build_detector(source)
     return lambda image, points: matching_box(points, [d.box for d in detector.detect(image)])
@@ -146,7 +146,7 @@ def evaluate(data_dir, models: list[str], boxes: str, threads: int = 2, limit: i
 def plot_ced(rows: list[dict], path: str | Path, max_nme: float = 0.12, title: str = "") -> Path:
     """Cumulative error distribution: share of all faces (misses never count) with
     NME <= x, one line per row ({"landmarks", "boxes", "errors"})."""
-    from app.lab.plots import pyplot, save_figure
+    from .plots import pyplot, save_figure
 
     plt = pyplot()
     xs = np.linspace(0, max_nme, 241)

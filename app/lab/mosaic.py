@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.paths import SHARED_DATA
+from ..paths import SHARED_DATA
 
 DEFAULT_CLIP = SHARED_DATA / "video" / "short_hamilton_clip.mp4"
 DEFAULT_OUT = Path("/tmp/hamilton_mosaic.mp4")

@@ -24,10 +24,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.config import LANDMARK_MODELS as CONFIG_LANDMARK_MODELS
-from app.lab.plots import pyplot, save_figure
-from app.lab.tables import markdown_table
-from app.paths import REPO_ROOT as REPO, SHARED_DATA
+from ..config import LANDMARK_MODELS as CONFIG_LANDMARK_MODELS
+from .plots import pyplot, save_figure
+from .tables import markdown_table
+from ..paths import REPO_ROOT as REPO, SHARED_DATA
 
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
@@ -43,7 +43,7 @@ BUSY_LOAD = 1.0           # 1-minute load average from which the section says th
 # -- measuring --------------------------------------------------------------------------------
 def measure(repeat: int) -> dict:
     """Every measurement of the section, with the machine and its load before starting."""
-    from app.lab import bench
+    from . import bench
 
     for path in (CLIP, LANDMARK_TEST):
         if not path.exists():
@@ -67,7 +67,7 @@ def meta(machine: str) -> dict:
 
 def measure_landmarks(data: Path) -> list[dict]:
     """``eval landmarks`` rows; per-face errors kept (NaN -> None) for the CED plot."""
-    from app.lab.landmark_eval import evaluate
+    from .landmark_eval import evaluate
 
     rows = evaluate(data, LANDMARK_MODELS, LANDMARK_BOXES)
     return [{**row, "errors": [None if math.isnan(e) else round(float(e), 5)
@@ -124,7 +124,7 @@ def plot_fps(fps: dict, path: Path) -> Path:
 
 def plot_landmarks(rows: list[dict], path: Path, title: str) -> Path:
     """The landmark eval's own CED plot (NaN = a face the detector missed)."""
-    from app.lab.landmark_eval import plot_ced
+    from .landmark_eval import plot_ced
 
     rows = [{**row, "errors": [math.nan if e is None else e for e in row["errors"]]}
             for row in rows]

@@ -2,7 +2,7 @@
 
 For each annotated photo in DIR (``.jpg`` + ``.pts``), two synthetic clips are made
 from the photo itself and run through the detector, the landmark model and the app's
-:class:`~app.smooth.LandmarkSmoother`:
+:class:`~app.stages.smooth.LandmarkSmoother`:
 
 * **still**: the photo repeated ``--frames`` times with camera sensor noise (Gaussian,
   sigma ``--sensor-noise`` grey levels), so the detector's box wobbles the way it does
@@ -25,10 +25,10 @@ import json
 import cv2
 import numpy as np
 
-from app.factory import build_landmark_model
-from app.lab.landmark_eval import matching_box, read_faces
-from app.smooth import DEFAULT_FPS, LandmarkSmoother
-from app.types import OUTER_EYE_CORNERS, Face
+from ..factory import build_landmark_model
+from .landmark_eval import matching_box, read_faces
+from ..stages.smooth import DEFAULT_FPS, LandmarkSmoother
+from ..types import OUTER_EYE_CORNERS, Face
 
 HOLD_BEFORE, HOLD_AFTER = 10, 20
 
@@ -112,7 +112,7 @@ def evaluate_models(data_dir, landmarks: list[str], photos: int = 10, frames: in
                     smoother_args: dict | None = None, seed: int = 0) -> list[dict]:
     """One row per landmark model, every model measured on the very same clips (the
     still clips' noise is drawn once per photo)."""
-    from app.factory import build_detector
+    from ..factory import build_detector
 
     rng = np.random.default_rng(seed)
     det = build_detector(detector)

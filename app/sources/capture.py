@@ -1,0 +1,515 @@
+"""Frame sources: a live camera, a video file, a single image.
+
+Every source speaks the same small protocol::
+
+    with open_source("0") as source:          # start() on enter, stop() on exit
+        while (frame := source.read()) is not None:
+            ...
+
+``read()`` returns the next :class:`~app.types.Frame`, or ``None`` when the source has
+ended (check ``source.ended`` / ``source.error`` to tell why). Iterating a source
+yields frames until it ends.
+
+* :class:`CameraSource` reads the device on its own thread into a one-slot "latest
+  frame" buffer. A slow consumer always gets the newest frame, never the same frame
+  twice; frames overwritten before anyone read them are counted in ``dropped``.
+* :class:`VideoFileSource` decodes every frame, in order, on a reader thread that
+  stays at most ``queue_size`` frames ahead, with a progress bar on stderr.
+* :class:`ImageSource` serves one photo once.
+* :func:`realtime_video` plays a video file through the camera path: a
+  :class:`CameraSource` over :class:`PacedVideoCapture`, which hands frames over at the
+  file's own frame rate, so a slow consumer loses frames as it would with a camera
+  (``python -m app bench --realtime``).
+
+``Frame.timestamp_ms`` is on the :func:`now_ms` clock (``time.monotonic``), so a caller
+measures capture->display latency as ``now_ms() - frame.timestamp_ms``. For a camera it
+is the moment the device handed the frame over; for files it is the moment ``read()``
+handed the frame to the caller (decoding ahead is not latency anyone sees). The media
+position of a video frame is ``frame.index / source.fps``.
+"""
+from __future__ import annotations
+
+import queue
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from ..stages.images import read_image
+from ..types import Frame
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
+                              ".wmv", ".flv", ".3gp", ".ts", ".mts", ".ogv"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff",
+                              ".ppm", ".pgm", ".pnm", ".jp2"})
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+LIST_DEVICES_HINT = ("list cameras with `v4l2-ctl --list-devices` or `ls /dev/video*` (Linux), "
+                     "`ffmpeg -f avfoundation -list_devices true -i \"\"` (macOS), "
+                     "or try another index such as 1")
+
+STOP_TIMEOUT_S = 0.75  # stop() gives the capture thread this long to finish (< 1 s promised)
+
+
+def now_ms() -> float:
+    """The clock every ``Frame.timestamp_ms`` is on (monotonic, milliseconds)."""
+    return time.monotonic() * 1000.0
+
+
+class CameraError(RuntimeError):
+    """A camera (index, device path or stream URL) could not be opened."""
+
+
+def describe_source(source: int | str) -> str:
+    """Human-readable name of a camera source, with any password in a URL hidden."""
+    if isinstance(source, int):
+        return f"camera index {source}"
+    return "camera " + re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", str(source))
+
+
+class _SourceBase:
+    """The protocol every source shares: ``with source:`` starts and stops it, ``close``
+    is ``stop``, iterating yields frames until ``read()`` returns None. Subclasses
+    provide ``start``, ``stop`` and ``read``; a live source overrides ``is_live``."""
+
+    is_live = False
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+
+class CameraSource(_SourceBase):
+    """Live camera read on its own thread; ``read()`` always serves the newest frame.
+
+    ``source`` is a device index (``0``), a device path (``/dev/video2``) or a stream
+    URL (``rtsp://...``). ``open_fn(source)`` must return an object with ``read()``,
+    ``release()`` and ``isOpened()`` like ``cv2.VideoCapture`` (tests pass a fake).
+    When the camera stops delivering frames the thread reopens it up to
+    ``reconnect_attempts`` times, ``reconnect_delay_s`` apart; if that fails the
+    source ends: ``read()`` returns ``None``, ``ended`` is True and ``error`` says why.
+    """
+
+    def __init__(self, source: int | str, open_fn: Callable = cv2.VideoCapture,
+                 reconnect_attempts: int = 3, reconnect_delay_s: float = 0.5,
+                 width: int | None = None, height: int | None = None):
+        if isinstance(source, str) and source.strip().isdigit():
+            source = int(source.strip())
+        self.source = source
+        self.name = describe_source(source)
+        self._open_fn = open_fn
+        self.reconnect_attempts = int(reconnect_attempts)
+        self.reconnect_delay_s = float(reconnect_delay_s)
+        self._size = (width, height)
+        self._cond = threading.Condition()
+        self._slot: Frame | None = None  # newest frame not yet read
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cap = None
+        self._cap_lock = threading.Lock()
+        self.captured = 0  # frames the device delivered
+        self.dropped = 0   # frames overwritten in the slot before anyone read them
+        self.reconnects = 0
+        self.ended = False
+        self.error: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> "CameraSource":
+        """Open the device and start the capture thread. Raises CameraError if it will not open."""
+        if self._thread is not None:
+            return self
+        if self._stop.is_set():
+            raise RuntimeError(f"{self.name} was stopped; make a new CameraSource to reopen it")
+        self._cap = self._open()
+        if self._cap is None:
+            if isinstance(self.source, str) and "://" in self.source:
+                hint = "check the URL, the network and any user name/password"
+            else:
+                hint = f"check that it is connected and not in use by another program; " \
+                       f"{LIST_DEVICES_HINT}"
+            raise CameraError(f"cannot open {self.name}: {hint}")
+        self._thread = threading.Thread(target=self._run, name=f"capture[{self.source}]",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread (joined within about 1 s) and release the device. Safe to repeat."""
+        self._stop.set()
+        with self._cond:
+            self.ended = True
+            self._slot = None  # a stopped source serves nothing more
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(STOP_TIMEOUT_S)
+            if thread.is_alive():
+                # The device is blocked inside read(); the thread releases it when read returns.
+                return
+        self._release()
+
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            frame = self.read()
+            if frame is None:
+                if self.ended:
+                    return
+                continue
+            yield frame
+
+    # -- consumer side -------------------------------------------------------------
+    def read(self, timeout: float | None = 1.0) -> Frame | None:
+        """Newest frame not served before; waits up to ``timeout`` s for one (None = forever).
+
+        Returns ``None`` on timeout, after ``stop()``, or once the camera has ended and its
+        last frame was served (see ``ended``/``error``). Starts the source if ``start()``
+        was not called.
+        """
+        if self._thread is None and not self.ended:
+            self.start()
+        with self._cond:
+            self._cond.wait_for(lambda: self._slot is not None or self.ended, timeout)
+            frame, self._slot = self._slot, None
+            return frame
+
+    is_live = True
+
+    # -- capture thread ------------------------------------------------------------
+    def _open(self):
+        """Open the device; the capture object, or None if it did not open."""
+        try:
+            cap = self._open_fn(self.source)
+        except Exception:  # noqa: BLE001 - a backend error means "did not open"
+            return None
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
+            return None
+        if hasattr(cap, "set"):
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # do not queue stale frames in the driver
+            width, height = self._size
+            if width:
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            if height:
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        return cap
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                ok, image = self._cap.read()
+                if self._stop.is_set():
+                    break
+                if not ok or image is None:
+                    # A file played as a camera has simply ended; nothing to reconnect.
+                    if getattr(self._cap, "finished", False) or not self._reconnect():
+                        break
+                    continue
+                self._publish(image)
+        except Exception as exc:  # noqa: BLE001 - end cleanly and say why
+            self._finish(f"{self.name} failed: {exc!r}")
+        finally:
+            self._release()
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def _publish(self, image: np.ndarray) -> None:
+        frame = Frame(index=self.captured, image=image, timestamp_ms=now_ms())
+        with self._cond:
+            if self._stop.is_set():
+                return
+            if self._slot is not None:
+                self.dropped += 1
+            self._slot = frame
+            self.captured += 1
+            self._cond.notify_all()
+
+    def _reconnect(self) -> bool:
+        """Reopen the lost device; False (and the source ends) after the last failed attempt."""
+        for _ in range(self.reconnect_attempts):
+            if self._stop.wait(self.reconnect_delay_s):
+                return False
+            self._release()
+            cap = self._open()
+            if cap is not None:
+                with self._cap_lock:
+                    self._cap = cap
+                self.reconnects += 1
+                return True
+        self._finish(f"{self.name} stopped delivering frames after {self.captured} frames; "
+                     f"{self.reconnect_attempts} reconnect attempts failed")
+        return False
+
+    def _finish(self, error: str) -> None:
+        with self._cond:
+            self.error = error
+            self.ended = True
+            self._cond.notify_all()
+
+    def _release(self) -> None:
+        with self._cap_lock:
+            cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+
+class FrameClock:
+    """A camera's shutter: :meth:`wait` returns once per ``1/fps`` s. A caller that falls
+    more than a period behind restarts the schedule rather than getting a burst of ticks."""
+
+    def __init__(self, fps: float):
+        if not fps or fps <= 0:
+            raise ValueError(f"frame rate must be positive, got {fps!r}")
+        self.period = 1.0 / fps
+        self._next = time.monotonic()
+
+    def wait(self) -> None:
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next = max(self._next + self.period, time.monotonic() - self.period)
+
+
+class PacedVideoCapture:
+    """A video file that behaves like a camera device for :class:`CameraSource`:
+    ``read()`` hands each frame over on the file's frame rate (``fps`` overrides it).
+    ``finished`` turns True at the end of the file, so the source ends instead of
+    reconnecting. Raises FileNotFoundError / ValueError (naming the path) up front."""
+
+    def __init__(self, path: str | Path, fps: float | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"video file not found: {self.path}")
+        self._cap = cv2.VideoCapture(str(self.path))
+        self.fps = fps or self._cap.get(cv2.CAP_PROP_FPS)
+        if not self._cap.isOpened() or not self.fps or self.fps <= 0:
+            self._cap.release()
+            raise ValueError(f"cannot play video {self.path} in real time: OpenCV cannot "
+                             f"open it or it has no frame rate")
+        self._clock = FrameClock(self.fps)
+        self.finished = False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self._cap.isOpened()
+
+    def read(self):
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            self.finished = True
+            return False, None
+        self._clock.wait()
+        return True, image
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+def realtime_video(path: str | Path, fps: float | None = None) -> CameraSource:
+    """A video file through the camera path (not started): frames arrive at the file's
+    frame rate whether or not anyone takes them; ``dropped`` counts those nobody did."""
+    capture = PacedVideoCapture(path, fps)
+    source = CameraSource(str(capture.path), open_fn=lambda _: capture, reconnect_attempts=0)
+    source.fps = capture.fps
+    return source
+
+
+class VideoFileSource(_SourceBase):
+    """Every frame of a video file, in order, then ``None``.
+
+    Raises FileNotFoundError if ``path`` does not exist and ValueError (naming the
+    path) if it cannot be opened or its first frame cannot be decoded. A reader thread
+    decodes up to ``queue_size`` frames ahead; a tqdm progress bar on stderr counts the
+    frames handed out when ``progress`` is true.
+    """
+
+    def __init__(self, path: str | Path, progress: bool = True, queue_size: int = 8):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"video file not found: {self.path}")
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise ValueError(f"cannot open video {self.path}: not a video OpenCV can read "
+                             f"(corrupt, or an unsupported codec)")
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            raise ValueError(f"cannot decode any frame of video {self.path} (corrupt or empty?)")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.fps: float | None = fps if fps and fps > 0 else None
+        self.frame_count: int | None = count if count > 0 else None
+        self._first = first
+        self._progress = progress
+        self._bar = None
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_index = 0
+        self.ended = False
+        self.error: str | None = None
+
+    def start(self) -> "VideoFileSource":
+        if self._thread is None and not self.ended:
+            self._bar = _progress_bar(self.frame_count, self.path.name, self._progress)
+            self._thread = threading.Thread(target=self._run, name=f"video[{self.path.name}]",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop decoding, join the reader thread and release the file. Safe to repeat."""
+        self._stop.set()
+        self.ended = True
+        if self._thread is not None:
+            while self._thread.is_alive():  # unblock a reader waiting on a full queue
+                _drain(self._queue)
+                self._thread.join(0.05)
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame in order; ``None`` at the end (or on timeout, with ``ended`` False)."""
+        if self._stop.is_set() or (self.ended and self._thread is None):
+            return None
+        self.start()
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is None:  # end marker
+            self.ended = True
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+            self._queue.put(None)  # later reads also see the end
+            return None
+        frame = Frame(index=self._next_index, image=item, timestamp_ms=now_ms())
+        self._next_index += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        return frame
+
+    def _run(self) -> None:
+        image = self._first
+        self._first = None
+        try:
+            while image is not None and not self._stop.is_set():
+                if not self._put(image):
+                    return
+                ok, image = self._cap.read()
+                if not ok:
+                    image = None
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"error decoding {self.path}: {exc!r}"
+        self._put(None)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class ImageSource(_SourceBase):
+    """One photo served once as frame 0, then ``None``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"image file not found: {self.path}")
+        self.image = read_image(self.path)  # same checks as enrolment photos (app.stages.images)
+        self.fps = None
+        self.frame_count = 1
+        self.ended = False
+        self.error: str | None = None
+
+    def start(self) -> "ImageSource":
+        return self
+
+    def stop(self) -> None:
+        self.ended = True
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        if self.ended:
+            return None
+        self.ended = True
+        return Frame(index=0, image=self.image, timestamp_ms=now_ms())
+
+
+Source = CameraSource | VideoFileSource | ImageSource
+
+
+def open_source(spec: int | str | Path, progress: bool = True, **camera_kwargs) -> Source:
+    """Turn a command-line source into a (not yet started) source.
+
+    ``0`` / ``"0"`` / ``/dev/video0`` / a stream URL -> :class:`CameraSource`;
+    an existing file with a video extension -> :class:`VideoFileSource`; with an
+    image extension -> :class:`ImageSource`. A missing file raises FileNotFoundError,
+    an unknown extension ValueError.
+    """
+    if isinstance(spec, int):
+        return CameraSource(spec, **camera_kwargs)
+    text = str(spec).strip()
+    if text.isdigit():
+        return CameraSource(int(text), **camera_kwargs)
+    if text.lower().startswith(STREAM_SCHEMES) or re.fullmatch(r"/dev/video\d+", text):
+        return CameraSource(text, **camera_kwargs)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise ValueError(f"--source {path} is a folder, not a video or image file; give a file "
+                         f"inside it")
+    if not path.exists():
+        raise FileNotFoundError(f"input not found: {path} (expected a camera index such as 0, "
+                                f"a stream URL, a video or an image file)")
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return VideoFileSource(path, progress=progress)
+    if suffix in IMAGE_EXTENSIONS:
+        return ImageSource(path)
+    raise ValueError(f"cannot tell what {path} is from its extension {suffix!r}; expected a "
+                     f"video ({', '.join(sorted(VIDEO_EXTENSIONS))}) or an image "
+                     f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
+
+
+def _progress_bar(total: int | None, label: str, enabled: bool):
+    """A tqdm bar on stderr, or None when disabled or tqdm is not installed."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=label, unit="frame", file=sys.stderr, dynamic_ncols=True,
+                leave=True)
+
+
+def _drain(q: queue.Queue) -> None:
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass

@@ -1,0 +1,98 @@
+"""Playing a file in the window as a video player would: at its own frame rate (or
+``--speed`` times it), over and over with ``--loop``; headless runs stay as fast as the
+machine allows.
+
+:class:`Pacer` says how long to wait before showing a frame: frame ``i`` is due
+``(i - i0) / (fps * speed)`` seconds after the anchor (frame ``i0``'s time), so a slow
+frame is caught up by the next ones instead of shifting everything after it. After a
+pause or a step the pacer re-anchors on the next frame, so paused time is never
+"caught up" by racing.
+
+:class:`LoopingSource` plays a video file again from the start each time it ends; frame
+indices keep increasing, so pacing, enrolment and events stay in order.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..types import Frame
+
+
+class Pacer:
+    """Frame ``index`` is due ``(index - anchor_index) / (fps * speed)`` s after the anchor."""
+
+    def __init__(self, fps: float, speed: float = 1.0, clock: Callable[[], float] = time.perf_counter):
+        if not fps or fps <= 0:
+            raise ValueError(f"frame rate must be positive, got {fps!r}")
+        if not speed or speed <= 0:
+            raise ValueError(f"--speed must be positive, got {speed!r}")
+        self.period = 1.0 / (fps * speed)
+        self._clock = clock
+        self._anchor: tuple[int, float] | None = None
+
+    def delay(self, index: int) -> float:
+        """Seconds to wait before showing frame ``index`` (0 when it is due or late)."""
+        now = self._clock()
+        if self._anchor is None or index < self._anchor[0]:
+            self._anchor = (index, now)
+        first, start = self._anchor
+        due = start + (index - first) * self.period
+        if now - due > 0.5:  # far behind (a slow machine, a stall): start afresh from here
+            self._anchor = (index, now)
+            return 0.0
+        return max(0.0, due - now)
+
+    def reanchor(self) -> None:
+        """The next frame asked for is shown at once and becomes the new anchor."""
+        self._anchor = None
+
+
+class LoopingSource:
+    """A video file played again from the start whenever it ends (``--loop``).
+
+    ``open_file()`` returns a fresh, not yet started :class:`~app.sources.capture.VideoFileSource`."""
+
+    is_live = False
+
+    def __init__(self, open_file: Callable[[], object]):
+        self._open = open_file
+        self._current = open_file()
+        self.fps = self._current.fps
+        self.frame_count = getattr(self._current, "frame_count", None)
+        self.path = getattr(self._current, "path", None)
+        self.dropped = 0
+        self.ended = False
+        self.plays = 1
+        self._offset = 0
+        self._read = 0
+
+    @property
+    def error(self) -> str | None:
+        return getattr(self._current, "error", None)
+
+    def start(self) -> "LoopingSource":
+        self._current.start()
+        return self
+
+    def stop(self) -> None:
+        self.ended = True
+        self._current.stop()
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        if self.ended:
+            return None
+        frame = self._current.read(timeout=timeout)
+        if frame is None:
+            if self._current.ended and not self.error and self._read > 0:
+                self._restart()
+            return None
+        self._read += 1
+        return Frame(frame.index + self._offset, frame.image, frame.timestamp_ms)
+
+    def _restart(self) -> None:
+        self._current.stop()
+        self._offset += self._read
+        self._read = 0
+        self._current = self._open().start()
+        self.plays += 1
