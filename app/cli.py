@@ -1,4 +1,5 @@
-"""Command line: ``python -m app run|enroll|people|bench|eval|demo`` (``run_video.py`` == ``run``).
+"""Command line: ``facelandmarks`` / ``python -m app`` run|enroll|people|bench|eval|demo|models
+(``run_video.py`` == ``run``).
 
 This is the composition root: it parses arguments into a :class:`RunConfig` and hands it
 to ``app.session`` (run), the gallery (enroll, people) or the lab (bench, eval, demo).
@@ -18,11 +19,19 @@ from .config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKENDS,
                         LANDMARK_MODELS, LANDMARK_MODES, RunConfig)
 from .people.gallery import GalleryError
 from .paths import default_gallery_path
+from .config import EXIT_FAILED
 from .session import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, print_warnings
 
 
+# "facelandmarks" when run as the installed command, else the checkout's spelling
+PROG = "facelandmarks" if Path(sys.argv[0]).name == "facelandmarks" else "python -m app"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["models"]:   # its own parser (argparse's REMAINDER drops a leading -h)
+        return cmd_models(argparse.Namespace(argv=argv[1:]))
+    args = _parser().parse_args(argv)
     if not getattr(args, "command", None):
         _parser().print_help()
         return EXIT_BAD_INPUT
@@ -134,6 +143,24 @@ def cmd_eval_smoothing(args) -> int:
     return smooth_eval_main(args)
 
 
+def cmd_models(args) -> int:
+    """``models check`` (any install), or a toolchain command (needs TensorFlow)."""
+    import importlib.util
+
+    if args.argv[:1] == ["check"]:
+        from .model_files import check_files, report
+        text, ok = report(check_files())
+        print(text)
+        return EXIT_OK if ok else EXIT_FAILED
+    if args.argv[:1] not in ([], ["-h"], ["--help"]) and importlib.util.find_spec(
+            "tensorflow") is None:
+        print("error: the model toolchain needs TensorFlow: pip install "
+              "'facelandmarks[toolchain]'  (or, in a checkout: make setup)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from .toolchain.cli import main as toolchain_main
+    return toolchain_main(args.argv, prog=f"{PROG} models")
+
+
 def cmd_demo(args) -> int:
     from .lab.demo import run_demo
     return run_demo(out_dir=Path(args.out), headless=args.headless, camera=args.camera)
@@ -158,9 +185,10 @@ def _path(value: str | None) -> Path | None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m app", description="Real-time face landmarks and recognition.")
+        prog=PROG, description="Real-time face landmarks and recognition.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_enroll, _add_people, _add_bench, _add_eval, _add_demo):
+    for add in (_add_run, _add_enroll, _add_people, _add_bench, _add_eval, _add_demo,
+                _add_models):
         add(sub)
     return parser
 
@@ -325,6 +353,14 @@ def _add_demo(sub) -> None:
     demo.set_defaults(handler=cmd_demo)
 
 
+def _add_models(sub) -> None:
+    models = sub.add_parser("models", add_help=False,
+                            help="check the model files (models check), or build, verify, "
+                            "export and train them (the toolchain: needs TensorFlow)")
+    models.add_argument("argv", nargs=argparse.REMAINDER)
+    models.set_defaults(handler=cmd_models)
+
+
 _EMBEDDER_HELP = ("FaceNet family-variant: casia-|keras- then int8|dynint8|fp16|fp32|pb "
                   "(a bare variant means casia-)")
 
@@ -359,6 +395,6 @@ def _people_checked(args) -> int:
     wanted = {"list": 0, "remove": 1, "rename": 2}[args.action]
     if len(args.names) != wanted:
         usage = {"list": "list", "remove": "remove NAME", "rename": "rename OLD NEW"}
-        print(f"error: usage: python -m app people {usage[args.action]}", file=sys.stderr)
+        print(f"error: usage: {PROG} people {usage[args.action]}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return cmd_people(args)

@@ -126,3 +126,17 @@ def default_gallery_path() -> Path:
         xdg = os.environ.get("XDG_DATA_HOME", "")
         base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
     return base / APP_NAME / "gallery.sqlite3"
+
+
+def runtime_files() -> dict[str, Path]:
+    """The files a run needs, by their path in the wheel's data folder (``models/...``,
+    ``assets/...``): the one list is ``models/runtime_files.json`` in a checkout (what
+    ``setup.py`` bundles), the wheel's ``manifest.json`` once installed."""
+    import json
+    if INSTALLED:
+        names = json.loads((BUNDLED_DIR / MANIFEST_NAME).read_text())
+        return {name: BUNDLED_DIR / name for name in names}
+    listed = json.loads((REPO_ROOT / "models" / "runtime_files.json").read_text())
+    roots = {"models": MODELS_DIR, "assets": ASSETS_DIR}
+    return {f"{folder}/{name}": roots[folder] / name
+            for folder in roots for name in listed[folder]}

