@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup models demo test verify bench-deps bench results screenshots clean
+.PHONY: setup models demo test wheel verify bench-deps bench results screenshots clean
 
 setup: $(STAMP) models
 
@@ -24,6 +24,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The installable wheel (dist/facelandmarks-*.whl): carries the model files setup built.
+wheel: setup
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps -w dist .
 
 verify: setup
 	$(PY) -m models verify
@@ -46,4 +50,4 @@ screenshots: setup
 	$(PY) -m app.lab.screenshots
 
 clean:
-	rm -rf $(VENV) models/facenet models/cache assets/demo out
+	rm -rf $(VENV) models/facenet models/facenet_keras models/blazeface models/cache assets/demo out build dist

@@ -10,9 +10,12 @@ from .config import LANDMARK_MODELS, RunConfig
 from .stages.cuts import CutDetector
 from .pipeline import LazyModels, Pipeline
 from .stages.smooth import LandmarkSmoother
+from .stages.track import Tracker
 
 # Detector name -> the crop rule (in the CNN's io.json) fitted to that detector's boxes.
 CROP_RULE_OF = {"blazeface": "blazeface", "blazeface-short": "blazeface", "hog": "hog"}
+_OTHER_RANGE = {"full": "short", "short": "full"}
+_second_chances: dict[str, object] = {}
 
 
 def build_detector(name: str, threads: int = 2):
@@ -22,6 +25,20 @@ def build_detector(name: str, threads: int = 2):
     from .stages.detect import BlazeFaceDetector
     model = "short" if name == "blazeface-short" else "full"
     return BlazeFaceDetector(model=model, num_threads=threads)
+
+
+def second_chance(detector):
+    """The photo path's second detector for ``detector`` (app.people.photo_faces): the
+    other BlazeFace range for a BlazeFace detector (built once, then kept), None for any
+    other detector."""
+    model = getattr(detector, "model", None)
+    if model not in _OTHER_RANGE:
+        return None
+    other = _OTHER_RANGE[model]
+    if other not in _second_chances:
+        from .stages.detect import BlazeFaceDetector
+        _second_chances[other] = BlazeFaceDetector(model=other)
+    return _second_chances[other]
 
 
 def build_landmark_model(name: str, detector: str = "blazeface", backend: str = "tflite",
@@ -70,16 +87,19 @@ def build_pipeline(config: RunConfig, gallery) -> Pipeline:
     Without an explicit threshold the embedder family's own (measured) one applies."""
     embedder = build_embedder(config.embedder, config.threads)
     threshold = embedder.family.threshold if config.threshold is None else config.threshold
-    return Pipeline(detector=build_detector(config.detector, config.threads),
+    detector = build_detector(config.detector, config.threads)
+    return Pipeline(detector=detector,
                     landmark_models=build_landmark_models(config.detector,
                                                           config.landmark_backend,
                                                           config.threads),
                     embedder=embedder, gallery=gallery, threshold=threshold,
+                    tracker=Tracker(),
                     landmarks="both" if config.side_by_side else config.landmarks,
                     smoother=LandmarkSmoother() if config.smooth else None,
                     cuts=CutDetector(),
                     detector_factory=lambda: build_detector(config.detector, config.threads),
-                    worker_landmarks=_worker_landmarks(config))
+                    worker_landmarks=_worker_landmarks(config),
+                    second_chance=partial(second_chance, detector))
 
 
 def _worker_landmarks(config: RunConfig) -> bool:

@@ -25,11 +25,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .stages.align import FIVE_POINT, crop_face
+from .stages.align import crop_face
 from .config import MODE_MODELS
 from .stages.embed import INPUT_SIZE as EMBED_INPUT_SIZE
 from .stages.geometry import nme
 from .people.photo_faces import recrop_thumbnail
+from .protocols import Detector, Embedder
 from .stages.smooth import LandmarkSmoother
 from .stages.track import Tracker
 from .types import Detection, Face, Frame, FrameResult
@@ -102,20 +103,22 @@ class LazyModels:
 class Pipeline:
     """Runs the stages on one frame and decides when to re-embed (see module docstring)."""
 
-    def __init__(self, detector, landmark_models: LazyModels, embedder, gallery,
-                 threshold: float, landmarks: str = "cnn", tracker: Tracker | None = None,
+    def __init__(self, detector: Detector, landmark_models: LazyModels, embedder: Embedder,
+                 gallery, threshold: float, tracker: Tracker, landmarks: str = "cnn",
                  smoother: LandmarkSmoother | None = None, cuts=None,
-                 detector_factory: Callable[[], object] | None = None,
-                 worker_landmarks: bool = False):
+                 detector_factory: Callable[[], Detector] | None = None,
+                 worker_landmarks: bool = False,
+                 second_chance: Callable[[], Detector | None] | None = None):
         self.detector = detector
         self.detector_factory = detector_factory   # more detectors for parallel workers
+        self._second_chance = second_chance        # the photo path's second detector
         self.worker_landmarks = worker_landmarks   # workers also run the CNN (see above)
         self._workers: list[tuple] = []            # (detector, cnn or None) per worker
         self.landmark_models = landmark_models
         self.embedder = embedder
         self.gallery = gallery
         self.threshold = threshold
-        self.tracker = tracker or Tracker()
+        self.tracker = tracker
         self.smoother = smoother
         self.cuts = cuts   # a CutDetector (app.stages.cuts): a new shot starts new tracks
         self._pending: str | None = None
@@ -166,8 +169,14 @@ class Pipeline:
 
     @property
     def crop(self) -> str:
-        """The app.stages.align crop this pipeline's embedder wants (five-point for test doubles)."""
-        return getattr(self.embedder, "crop", FIVE_POINT)
+        """The app.stages.align crop this pipeline's embedder wants."""
+        return self.embedder.crop
+
+    @property
+    def second_detector(self) -> Detector | None:
+        """The photo path's second detector beside ``detector`` (app.people.photo_faces:
+        the other BlazeFace range), built on first use; None when there is none."""
+        return self._second_chance() if self._second_chance is not None else None
 
     # -- per frame -------------------------------------------------------------------
     def detect(self, image: np.ndarray, detector=None) -> tuple[list[Detection], float]:
@@ -288,16 +297,15 @@ class Pipeline:
             return None
         if sample.crop == self.crop:
             return thumbnail
-        return recrop_thumbnail(thumbnail, self.crop, self.detector, self.landmark_models["cnn"])
+        return recrop_thumbnail(thumbnail, self.crop, self.detector, self.landmark_models["cnn"],
+                                self.second_detector)
 
     def close(self) -> None:
         self.landmark_models.close()
         for _, cnn in self._workers:
             if cnn is not None:
                 cnn.close()
-        close = getattr(self.embedder, "close", None)
-        if close is not None:
-            close()
+        self.embedder.close()
 
     # -- internals -----------------------------------------------------------------------
     def _switch_when_loaded(self) -> None:

@@ -22,6 +22,7 @@ from .sources.capture import now_ms
 from .sources.detect_ahead import DetectAhead
 from .outputs.files import WriteFailed
 from .pipeline import Pipeline
+from .protocols import Source
 from .sources.playback import Pacer
 from .outputs.sinks import EventsWriter, VideoSink, Window
 from .types import FrameResult
@@ -198,7 +199,7 @@ class LoopOptions:
     on_result: Callable[[FrameResult], None] | None = None  # every result (bench, tests)
 
 
-def run(pipeline: Pipeline, source, outputs: Outputs | None = None,
+def run(pipeline: Pipeline, source: Source, outputs: Outputs | None = None,
         options: LoopOptions | None = None) -> tuple[dict, str | None]:
     """Process ``source`` until it ends, the user quits or ``max_frames``; returns the
     summary and why it stopped early (None when the source simply ended)."""
@@ -208,7 +209,8 @@ def run(pipeline: Pipeline, source, outputs: Outputs | None = None,
 class MainLoop:
     """The loop's state; :meth:`step` is one turn (a frame, or a tick while paused)."""
 
-    def __init__(self, pipeline: Pipeline, source, outputs: Outputs, options: LoopOptions):
+    def __init__(self, pipeline: Pipeline, source: Source, outputs: Outputs,
+                 options: LoopOptions):
         self.pipeline, self.source, self.out, self.options = pipeline, source, outputs, options
         self.controller = Controller(pipeline, side_by_side=options.side_by_side,
                                      name_input=options.name_input,
@@ -217,7 +219,7 @@ class MainLoop:
         self.last: FrameResult | None = None
         self.stop_reason: str | None = None
         self._signals = _StopSignals()
-        self._fps = getattr(source, "fps", None)
+        self._fps = source.fps
         self._first_ts: float | None = None
         self.ended = False            # the source ended; the window holds the last picture
         self._shown_mode: str | None = None   # landmark mode self.last was drawn with
@@ -229,7 +231,7 @@ class MainLoop:
             stack.callback(self._signals.restore)
             # Files may be read ahead (smooths jitter) and detected two frames at a time; a
             # live camera is read as late as possible, one frame at a time.
-            live = getattr(self.source, "is_live", False)
+            live = self.source.is_live
             reader = DetectAhead(self.source, self.pipeline.detect_functions(1 if live else 2),
                                  depth=1 if live else 3)
             stack.callback(reader.stop)
@@ -246,7 +248,7 @@ class MainLoop:
             self.stop_reason = "quit"
         for line in self.controller.finish():
             print(line)
-        summary = self.stats.summary(dropped=getattr(self.source, "dropped", 0))
+        summary = self.stats.summary(dropped=self.source.dropped)
         if self.stop_reason:
             summary["stopped"] = self.stop_reason
         if self.out.events is not None:
@@ -277,7 +279,7 @@ class MainLoop:
         if self.out.window is None or self.last is None or self.controller.quit:
             return False
         self.ended = True
-        self.controller.at_end = ("single image" if getattr(self.source, "frame_count", 0) == 1
+        self.controller.at_end = ("single image" if self.source.frame_count == 1
                                   else "end of video")
         self._redraw_at = 0.0
         return True
@@ -384,7 +386,7 @@ class MainLoop:
                     shown.frame.index)
 
 
-def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None,
+def _hud(stats: RunStats, source: Source, pipeline: Pipeline, models: list[str] | None,
          frame_index: int = 0) -> list[str]:
     """Three lines for the status bar: speed; models; mean ms of each stage over the
     frames that ran it, with their count (match, well under 1 ms, is left out)."""
@@ -397,15 +399,15 @@ def _hud(stats: RunStats, source, pipeline: Pipeline, models: list[str] | None,
             f"mean ms (frames): {stages}" if stages else "mean ms: -"]
 
 
-def _position(stats: RunStats, source, frame_index: int) -> str:
+def _position(stats: RunStats, source: Source, frame_index: int) -> str:
     """A camera: latency of the last frame and frames dropped. A file: where playback is,
     the shown frame (1-based) and time (its latency would only be the time a frame
     waited to be due)."""
-    if getattr(source, "is_live", False):
+    if source.is_live:
         latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
-        return (f"latency {latency:.0f} ms   dropped {getattr(source, 'dropped', 0)}   "
+        return (f"latency {latency:.0f} ms   dropped {source.dropped}   "
                 f"frames {stats.frames}")
-    total, fps = getattr(source, "frame_count", None), getattr(source, "fps", None)
+    total, fps = source.frame_count, source.fps
     if total:
         frame_index %= total   # --loop keeps counting across plays
     frame = f"frame {frame_index + 1}" + (f" / {total}" if total else "")

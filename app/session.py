@@ -16,6 +16,7 @@ from pathlib import Path
 # the exit codes live with the settings; the CLI takes them from here
 from .config import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED,  # noqa: F401
                         EXIT_OK, RunConfig)
+from .protocols import Source
 
 
 def run_session(config: RunConfig) -> int:
@@ -69,13 +70,13 @@ def run_session(config: RunConfig) -> int:
     if failure is not None:
         _print_write_failure(failure, sinks)
         return exit_code(stop_reason, failed=True)
-    if getattr(source, "error", None):
+    if source.error:
         print(f"error: {source.error}", file=sys.stderr)
         return EXIT_FAILED
     return exit_code(stop_reason, failed=False)
 
 
-def looping(source, config: RunConfig):
+def looping(source: Source, config: RunConfig) -> Source:
     """``--loop``: a video file played again and again (other sources as they are)."""
     from .sources.capture import VideoFileSource, open_source
     from .sources.playback import LoopingSource
@@ -87,16 +88,15 @@ def looping(source, config: RunConfig):
     return LoopingSource(lambda: open_source(config.source, progress=False))
 
 
-def pacer(config: RunConfig, source, headless: bool):
+def pacer(config: RunConfig, source: Source, headless: bool):
     """A file in a window plays at its own frame rate x ``--speed``; headless runs,
     cameras, images and ``--fast`` are never held back."""
     from .sources.playback import Pacer
 
     speed = None if headless else (config.speed if config.speed is not None else 1.0)
-    fps = getattr(source, "fps", None)
-    if not speed or not fps or getattr(source, "is_live", False):
+    if not speed or not source.fps or source.is_live:
         return None
-    return Pacer(fps, speed)
+    return Pacer(source.fps, speed)
 
 
 def _name_input(headless: bool) -> str:
@@ -114,7 +114,7 @@ def _headless(config: RunConfig) -> bool:
     return config.headless
 
 
-def _open_outputs(config: RunConfig, source, headless: bool, stack: ExitStack):
+def _open_outputs(config: RunConfig, source: Source, headless: bool, stack: ExitStack):
     """The window, annotated video and events file ``config`` names, each closed by
     ``stack``; the files are moved into place only if all went well (:func:`_finisher`)."""
     from .runloop import Outputs
@@ -124,7 +124,7 @@ def _open_outputs(config: RunConfig, source, headless: bool, stack: ExitStack):
     sinks: list = []
     stack.push(_finisher(sinks))
     if config.output:
-        outputs.video = VideoSink(config.output, getattr(source, "fps", None) or 30.0)
+        outputs.video = VideoSink(config.output, source.fps or 30.0)
         sinks.append(outputs.video)
     if config.events:
         outputs.events = EventsWriter(config.events)

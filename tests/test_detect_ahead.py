@@ -14,11 +14,19 @@ from app.types import Frame
 
 
 class _Frames:
-    """A finite source speaking the capture protocol (read / ended)."""
+    """A finite source speaking the capture protocol (app.protocols.Source)."""
+
+    is_live, fps, frame_count, path, dropped, error = False, None, None, None, 0, None
 
     def __init__(self, count: int):
         self._left = list(range(count))
         self.ended = False
+
+    def start(self) -> "_Frames":
+        return self
+
+    def stop(self) -> None:
+        self.ended = True
 
     def read(self, timeout: float = 0.1):
         if not self._left:

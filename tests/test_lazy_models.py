@@ -6,6 +6,7 @@ import threading
 import numpy as np
 
 from app.pipeline import LazyModels, Pipeline
+from app.stages.track import Tracker
 from app.types import Frame
 
 
@@ -22,7 +23,7 @@ def _pipeline(gate: threading.Event, built: list) -> Pipeline:
 
     models = LazyModels({"cnn": _Model, "dlib": slow_dlib})
     return Pipeline(detector=None, landmark_models=models, embedder=None, gallery=None,
-                    threshold=0.5)
+                    threshold=0.5, tracker=Tracker())
 
 
 def _frame(index: int = 0) -> Frame:

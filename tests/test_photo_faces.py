@@ -86,13 +86,14 @@ def test_level_crop_puts_the_eyes_level_and_keeps_an_upright_face_as_it_is():
 
 def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
     from app.people.enroll import photo_face
-    from app.factory import build_detector, build_landmark_model
+    from app.factory import build_detector, build_landmark_model, second_chance
 
     image = cv2.imread(str(shared(*MISSED_BY_FULL_RANGE)))
     detector, landmarks = build_detector("blazeface"), build_landmark_model("cnn")
     try:
         assert detector.detect(image) == []       # the video path's detector misses it
-        face = photo_face(image, detector, landmarks, pick="main", crop=HEAD_BOX)
+        face = photo_face(image, detector, landmarks, pick="main", crop=HEAD_BOX,
+                          second=second_chance(detector))
         assert face is not None and face.aligned.shape == (160, 160, 3)
         x1, y1, x2, y2 = head_box(face.landmarks)  # the face LFW centres on
         assert abs((x1 + x2) / 2 - 125) < 25 and abs((y1 + y2) / 2 - 125) < 30
@@ -102,14 +103,15 @@ def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
 
 def test_the_central_face_full_range_misses_is_the_main_face():
     from app.people.enroll import photo_face
-    from app.factory import build_detector, build_landmark_model
+    from app.factory import build_detector, build_landmark_model, second_chance
 
     image = cv2.imread(str(shared(*CENTRE_MISSED_BY_FULL_RANGE)))
     detector, landmarks = build_detector("blazeface"), build_landmark_model("cnn")
     try:
         boxes = [d.box for d in detector.detect(image)]
         assert boxes and all((b[0] + b[2]) / 2 < 90 for b in boxes)  # only the neighbour
-        face = photo_face(image, detector, landmarks, pick="main")
+        face = photo_face(image, detector, landmarks, pick="main",
+                          second=second_chance(detector))
         nose = face.landmarks[30]                  # LFW centres the photo on its person
         assert np.abs(nose - 125).max() < 25, nose
     finally:
@@ -117,9 +119,8 @@ def test_the_central_face_full_range_misses_is_the_main_face():
 
 
 def test_a_one_face_photo_stays_one_face_though_the_short_range_fires_on_a_hand():
-    from app.factory import build_detector
+    from app.factory import build_detector, second_chance
     from app.lab.datasets import celebrity_photos
-    from app.people.photo_faces import second_chance
 
     photos = celebrity_photos()   # the short-range model finds a "face" at 0.52 on a hand
     image = cv2.imread(str(photos / "val" / "jerry_seinfeld" /

@@ -100,10 +100,15 @@ def test_status_bar_shows_a_files_position_and_a_cameras_latency():
 
     stats = RunStats()
     stats.latency_ms.append(41.6)
-    clip = SimpleNamespace(is_live=False, frame_count=275, fps=29.97)
+
+    def source(**given):   # the attributes of app.protocols.Source, with a source's defaults
+        return SimpleNamespace(**{"is_live": False, "fps": None, "frame_count": None,
+                                  "path": None, "dropped": 0, "ended": False, "error": None,
+                                  **given})
+    clip = source(frame_count=275, fps=29.97)
     assert _position(stats, clip, 92) == "frame 93 / 275   0:03.1 / 0:09.2"
     assert _position(stats, clip, 275 + 92) == "frame 93 / 275   0:03.1 / 0:09.2"  # --loop
-    image = SimpleNamespace(is_live=False, frame_count=1, fps=None)
+    image = source(frame_count=1)
     assert _position(stats, image, 0) == "frame 1 / 1"
-    camera = SimpleNamespace(is_live=True, dropped=3)
+    camera = source(is_live=True, dropped=3)
     assert _position(stats, camera, 7).startswith("latency 42 ms   dropped 3")

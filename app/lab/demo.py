@@ -84,7 +84,8 @@ def enrol_people(train_dir: Path, gallery_path: Path, per_person: int) -> None:
                 for photo in sorted(folder.glob("*.jpg")):
                     try:
                         photo_face(read_photo(photo), pipeline.detector,
-                                   pipeline.landmarker, photo)
+                                   pipeline.landmarker, photo,
+                                   second=pipeline.second_detector)
                     except EnrolmentError:
                         continue  # group photos and misses are skipped, not enrolled
                     usable.append(photo)

@@ -142,7 +142,7 @@ def find_crops(data: Path, files: list[str], crop_names: list[str],
     from ..stages.align import crop_face
     from ..config import RunConfig
     from ..people.enroll import photo_face, read_photo
-    from ..factory import build_detector, build_landmark_model
+    from ..factory import build_detector, build_landmark_model, second_chance
 
     points = read_cache(cache)
     before = len(points)
@@ -153,7 +153,8 @@ def find_crops(data: Path, files: list[str], crop_names: list[str],
         for file in files:
             image = read_photo(data / file)
             if file not in points:
-                face = photo_face(image, detector, landmarks, file, pick="main")
+                face = photo_face(image, detector, landmarks, file, pick="main",
+                                  second=second_chance(detector))
                 points[file] = None if face is None else face.landmarks
             for name in crop_names:
                 out[name][file] = None if points[file] is None else \

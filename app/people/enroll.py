@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -23,8 +24,13 @@ from ..stages.align import FIVE_POINT, crop_face
 from .gallery import clean_name
 from ..stages.geometry import largest
 from ..stages.images import ImageFileError, read_image
-from .photo_faces import detect_photo, main_face, second_chance
+from .photo_faces import detect_photo, main_face
+from ..protocols import Detector
 from ..types import Face, Frame
+
+# embed(image, faces) -> (N, D) embeddings of faces with landmarks, each face's aligned
+# crop made on the way (``Pipeline.embed_faces``)
+EmbedFaces = Callable[[np.ndarray, list[Face]], np.ndarray]
 
 MIN_FACE_PX = 60          # box width; FaceNet's 160 px crop from less is mostly blur
 MIN_SHARPNESS = 40.0      # variance of the Laplacian of the aligned grey crop
@@ -97,31 +103,34 @@ def enroll_photos(pipeline, name: str, paths: list[str | Path],
     name = clean_name(name)
     if not paths:
         raise EnrolmentError("give at least one photo to enrol")
+    second = pipeline.second_detector
     faces = [photo_face(read_photo(path), pipeline.detector, pipeline.landmarker, path,
-                        crop=pipeline.crop) for path in paths]
+                        crop=pipeline.crop, second=second) for path in paths]
     warnings = [f"{path}: {problem} (enrolled anyway)" for path, face in zip(paths, faces)
                 if (problem := quality_problem(face, face.aligned))]
     crops = np.stack([face.aligned for face in faces])
     embeddings = pipeline.embedder.embed(crops)
-    warnings += same_face_elsewhere(pipeline, name, embeddings, paths, force)
+    warnings += same_face_elsewhere(pipeline.gallery, pipeline.model_id, pipeline.threshold,
+                                    name, embeddings, paths, force)
     person_id, created_new = pipeline.gallery.add_samples(
         name, embeddings, pipeline.model_id, list(crops), crop=pipeline.crop)
     return PhotoEnrolment(name, person_id, created_new, len(faces), warnings)
 
 
-def same_face_elsewhere(pipeline, name: str, embeddings: np.ndarray,
-                        paths: list[str | Path], force: bool) -> list[str]:
+def same_face_elsewhere(gallery, model_id: str, threshold: float, name: str,
+                        embeddings: np.ndarray, paths: list[str | Path],
+                        force: bool) -> list[str]:
     """EnrolmentError (or, with ``force``, warnings) for photos whose face already matches
-    another enrolled person above the threshold: one face under two names confuses
-    recognition."""
+    another person enrolled in ``gallery`` (under ``model_id``) above ``threshold``: one
+    face under two names confuses recognition."""
     found, others = [], []
-    matches = pipeline.gallery.match(embeddings, pipeline.model_id, pipeline.threshold)
+    matches = gallery.match(embeddings, model_id, threshold)
     for path, match in zip(paths, matches):
         other, similarity = match.name, match.similarity
         if other is not None and other.casefold() != name.casefold():
             others.append(other)
             found.append(f"{path}: this face already matches {other!r} (similarity "
-                         f"{similarity:.2f}, threshold {pipeline.threshold:.2f})")
+                         f"{similarity:.2f}, threshold {threshold:.2f})")
     if found and not force:
         raise EnrolmentError("; ".join(found) + f". Nothing was enrolled. If {name!r} is "
                              f"really someone else, enrol again with --force; to add photos "
@@ -140,19 +149,21 @@ def read_photo(path: str | Path) -> np.ndarray:
 PICKS = ("one", "largest", "best", "main")
 
 
-def photo_face(image: np.ndarray, detector, landmarker, path: str | Path = "photo",
-               pick: str = "one", crop: str = FIVE_POINT) -> Face | None:
+def photo_face(image: np.ndarray, detector: Detector, landmarker, path: str | Path = "photo",
+               pick: str = "one", crop: str = FIVE_POINT,
+               second: Detector | None = None) -> Face | None:
     """The face of a photo with its landmarks and ``crop`` (``face.aligned``): the one
     path from a photo to an aligned face (enrolment, the demo, evaluation, the model
-    toolchain's calibration crops). A photo is also looked at by a second detector
-    (app.people.photo_faces: the other BlazeFace range), which finds faces the first misses.
+    toolchain's calibration crops). A photo is also looked at by ``second`` when given
+    (app.people.photo_faces: the other BlazeFace range, ``app.factory.second_chance``),
+    which finds faces the first misses.
 
     ``pick`` "one": the photo must hold exactly one face (EnrolmentError naming ``path``
     otherwise); "largest" / "best" (highest score) / "main" (big and central, FaceNet's
     LFW rule): that face, None when there is none."""
     if pick not in PICKS:
         raise ValueError(f"unknown pick {pick!r}; expected one of {PICKS}")
-    detections = detect_photo(image, detector, second_chance(detector))
+    detections = detect_photo(image, detector, second)
     if pick == "one" and len(detections) != 1:
         what = "no face" if not detections else f"{len(detections)} faces"
         raise EnrolmentError(f"{path}: found {what}; an enrolment photo must show exactly one "
@@ -207,11 +218,15 @@ class LiveEnrolment:
     """Collects samples of one track for a live enrolment (see module docstring).
 
     Call :meth:`offer` with each processed frame's faces; it returns True when enough
-    samples are in. ``status`` is a one-line progress message for the screen."""
+    samples are in. ``status`` is a one-line progress message for the screen. Another
+    track is taken for the person's when its face is like theirs by ``threshold`` (the
+    recognition threshold)."""
 
-    def __init__(self, track_id: int, samples: int = LIVE_SAMPLES, min_gap: int = LIVE_MIN_GAP,
-                 timeout_frames: int = LIVE_TIMEOUT_FRAMES, reference: np.ndarray | None = None):
+    def __init__(self, track_id: int, threshold: float, samples: int = LIVE_SAMPLES,
+                 min_gap: int = LIVE_MIN_GAP, timeout_frames: int = LIVE_TIMEOUT_FRAMES,
+                 reference: np.ndarray | None = None):
         self.track_id = track_id
+        self.threshold = threshold
         self.reference = reference           # the person's embedding when chosen (unit)
         self.followed: list[int] = []        # earlier track ids of the same person
         self.wanted = samples
@@ -248,13 +263,15 @@ class LiveEnrolment:
         text = f"{who}: {len(self.embeddings)}/{self.wanted} samples in {self.frames_seen} frames"
         return f"{text} (last problem: {self.last_problem})" if self.last_problem else text
 
-    def offer(self, pipeline, frame: Frame, faces: list[Face]) -> bool:
+    def offer(self, embed: EmbedFaces, frame: Frame, faces: list[Face]) -> bool:
+        """Take a sample from ``frame`` if the person is there, far enough from the last
+        sample and good enough (``embed`` makes the embeddings the faces lack)."""
         if self.done:
             return True
         self.frames_seen += 1
         face = next((f for f in faces if f.track_id == self.track_id), None)
         if face is None:
-            face = self._same_person(pipeline, frame, faces)
+            face = self._same_person(embed, frame, faces)
         if face is None:
             self.last_problem = "face not in view"
             return False
@@ -264,7 +281,7 @@ class LiveEnrolment:
             return False
         embedding = face.embedding
         if embedding is None or face.aligned is None:
-            embedding = pipeline.embed_faces(frame.image, [face])[0]
+            embedding = embed(frame.image, [face])[0]
         problem = quality_problem(face, face.aligned)
         self.last_problem = problem
         if problem is None:
@@ -275,7 +292,7 @@ class LiveEnrolment:
             self._last_kept = frame.index
         return self.done
 
-    def _same_person(self, pipeline, frame: Frame, faces: list[Face]) -> Face | None:
+    def _same_person(self, embed: EmbedFaces, frame: Frame, faces: list[Face]) -> Face | None:
         """The face (on another track) most like the person being enrolled, if it is
         like them by the recognition threshold; the enrolment follows it from now on."""
         known = [self.reference] if self.reference is not None else []
@@ -284,9 +301,9 @@ class LiveEnrolment:
         if not (known or self.embeddings) or not candidates:
             return None
         missing = [f for f in candidates if f.embedding is None]
-        fresh = dict(zip(map(id, missing), pipeline.embed_faces(frame.image, missing)))
+        fresh = dict(zip(map(id, missing), embed(frame.image, missing)))
         people = np.stack(known + self.embeddings)
-        best, best_sim = None, pipeline.threshold
+        best, best_sim = None, self.threshold
         for face in candidates:
             embedding = face.embedding if face.embedding is not None else fresh[id(face)]
             similarity = float(np.max(people @ np.asarray(embedding, np.float32)))
@@ -297,10 +314,12 @@ class LiveEnrolment:
             self.track_id = best.track_id
         return best
 
-    def store(self, pipeline):
-        """Write the samples under ``self.name`` (one transaction); returns the
-        :class:`~app.people.gallery.Enrolled` record (its id lets the window undo exactly this)."""
+    def store(self, gallery, model_id: str, crop: str):
+        """Write the samples under ``self.name`` into ``gallery`` (one transaction), filed
+        under the embedder's ``model_id`` with the ``crop`` rule their thumbnails were cut
+        by; returns the :class:`~app.people.gallery.Enrolled` record (its id lets the
+        window undo exactly this)."""
         if not self.done:
             raise EnrolmentError(f"only {len(self.embeddings)} of {self.wanted} samples")
-        return pipeline.gallery.enrol(self.name or "", np.stack(self.embeddings),
-                                      pipeline.model_id, self.thumbnails, crop=pipeline.crop)
+        return gallery.enrol(self.name or "", np.stack(self.embeddings), model_id,
+                             self.thumbnails, crop=crop)

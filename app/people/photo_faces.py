@@ -12,7 +12,8 @@ smaller boxes it fired on a cymbal, a raised hand, a logo, which made enrolment 
 one-face photos). On 5,110 LFW and 5-celebrity photos that adds a face to 16 photos (each
 a real second person) and changes the main face of 3 (each to the person the photo is
 of). Video keeps one detector per frame (a second pass would cost every frame twice); a
-photo is looked at once, so the ~3 ms are cheap.
+photo is looked at once, so the ~3 ms are cheap. The second range's detector is built by
+the composition root (``app.factory.second_chance``) and handed in by the caller.
 
 The main face of a photo is the one FaceNet's own LFW alignment keeps (davidsandberg/
 facenet align_dataset_mtcnn.py): the largest box area minus twice the squared distance of
@@ -29,10 +30,9 @@ import numpy as np
 
 from ..stages.align import crop_face
 from ..stages.geometry import box_area, iou_matrix
+from ..protocols import Detector
 from ..types import Detection
 
-_OTHER_RANGE = {"full": "short", "short": "full"}
-_second_chances: dict[str, object] = {}
 SAME_FACE_IOU = 0.3  # a second-range box overlapping a first-range one this much is that face
 EXTRA_MIN_SCORE = 0.7  # a face only the second range finds, beside the first's: confident,
 EXTRA_MIN_SIDE = 0.3   # and this large a part of the photo's shorter side
@@ -53,10 +53,12 @@ def main_face(detections: list[Detection], image_shape) -> Detection | None:
     return max(detections, key=weight)
 
 
-def detect_photo(image: np.ndarray, detector, second=None) -> list[Detection]:
+def detect_photo(image: np.ndarray, detector: Detector, second: Detector | None = None
+                 ) -> list[Detection]:
     """Faces of a still photo, best score first: ``detector``'s, else (nothing found)
     ``second``'s; plus each of ``second``'s that overlaps none of the first's (IoU <
-    SAME_FACE_IOU) and is confident and large (see the module docstring)."""
+    SAME_FACE_IOU) and is confident and large (see the module docstring). ``second`` is
+    the other BlazeFace range, which the caller builds (``app.factory.second_chance``)."""
     detections = list(detector.detect(image))
     if second is None:
         return detections
@@ -71,28 +73,16 @@ def detect_photo(image: np.ndarray, detector, second=None) -> list[Detection]:
     return sorted(detections + extra, key=lambda d: -d.score)
 
 
-def second_chance(detector):
-    """The other BlazeFace range for a BlazeFace detector (built once, then kept), None
-    for any other detector."""
-    model = getattr(detector, "model", None)
-    if model not in _OTHER_RANGE:
-        return None
-    other = _OTHER_RANGE[model]
-    if other not in _second_chances:
-        from ..stages.detect import BlazeFaceDetector
-        _second_chances[other] = BlazeFaceDetector(model=other)
-    return _second_chances[other]
-
-
-def recrop_thumbnail(thumbnail: np.ndarray, crop: str, detector, landmark_model
-                     ) -> np.ndarray | None:
+def recrop_thumbnail(thumbnail: np.ndarray, crop: str, detector: Detector, landmark_model,
+                     second: Detector | None = None) -> np.ndarray | None:
     """A stored face crop made by another crop rule -> ``crop``, or None when no face is
-    found in it. The thumbnail is padded (edge pixels repeated), its face found and
-    landmarked again, and the new crop cut from it; what the old crop left out is
-    repeated edge (Alex Lacamoire's photo: 0.83 cosine to the crop cut from the photo)."""
+    found in it. The thumbnail is padded (edge pixels repeated), its face found (by
+    ``detector`` and ``second``, as :func:`detect_photo`) and landmarked again, and the new
+    crop cut from it; what the old crop left out is repeated edge (Alex Lacamoire's photo:
+    0.83 cosine to the crop cut from the photo)."""
     pad = int(round(thumbnail.shape[0] * THUMBNAIL_PAD))
     padded = cv2.copyMakeBorder(thumbnail, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    face = main_face(detect_photo(padded, detector, second_chance(detector)), padded.shape)
+    face = main_face(detect_photo(padded, detector, second), padded.shape)
     if face is None:
         return None
     return crop_face(padded, landmark_model.predict(padded, face.box), crop)

@@ -73,11 +73,19 @@ def describe_source(source: int | str) -> str:
 
 
 class _SourceBase:
-    """The protocol every source shares: ``with source:`` starts and stops it, ``close``
-    is ``stop``, iterating yields frames until ``read()`` returns None. Subclasses
-    provide ``start``, ``stop`` and ``read``; a live source overrides ``is_live``."""
+    """The protocol every source shares (``app.protocols.Source``): ``with source:``
+    starts and stops it, ``close`` is ``stop``, iterating yields frames until ``read()``
+    returns None. Subclasses provide ``start``, ``stop`` and ``read``; a live source
+    overrides ``is_live``; the attributes below are the defaults of what a source
+    does not have (a camera's frame rate and path, a file's dropped frames)."""
 
     is_live = False
+    fps: float | None = None
+    frame_count: int | None = None
+    path: Path | None = None
+    dropped = 0
+    ended = False
+    error: str | None = None
 
     def close(self) -> None:
         self.stop()

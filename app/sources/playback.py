@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from ..protocols import Source
 from ..types import Frame
 
 
@@ -55,12 +56,12 @@ class LoopingSource:
 
     is_live = False
 
-    def __init__(self, open_file: Callable[[], object]):
+    def __init__(self, open_file: Callable[[], Source]):
         self._open = open_file
         self._current = open_file()
         self.fps = self._current.fps
-        self.frame_count = getattr(self._current, "frame_count", None)
-        self.path = getattr(self._current, "path", None)
+        self.frame_count = self._current.frame_count
+        self.path = self._current.path
         self.dropped = 0
         self.ended = False
         self.plays = 1
@@ -69,7 +70,7 @@ class LoopingSource:
 
     @property
     def error(self) -> str | None:
-        return getattr(self._current, "error", None)
+        return self._current.error
 
     def start(self) -> "LoopingSource":
         self._current.start()

