@@ -27,9 +27,9 @@ import numpy as np
 
 from .config import DEFAULT_EMBEDDER, RunConfig
 from .factory import build_detector, build_embedder, build_landmark_model, build_pipeline
+from .paths import default_gallery_path
 from .people.enroll import PhotoEnrolment, enroll_photos
 from .people.gallery import Gallery, Person
-from .paths import default_gallery_path
 from .stages.align import crop_face
 from .stages.images import check_bgr_frame
 from .stages.landmarks import predict_boxes

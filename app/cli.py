@@ -14,14 +14,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from .stages.align import CROPS
-from .config import (DEFAULT_EMBEDDER, DETECTORS, EMBEDDERS, LANDMARK_BACKENDS,
-                        LANDMARK_MODELS, LANDMARK_MODES, RunConfig)
-from .people.gallery import GalleryError
+from .config import (
+    DEFAULT_EMBEDDER,
+    DETECTORS,
+    EMBEDDERS,
+    EXIT_FAILED,
+    LANDMARK_BACKENDS,
+    LANDMARK_MODELS,
+    LANDMARK_MODES,
+    RunConfig,
+)
 from .paths import default_gallery_path
-from .config import EXIT_FAILED
+from .people.gallery import GalleryError
 from .session import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, print_warnings
-
+from .stages.align import CROPS
 
 # "facelandmarks" when run as the installed command, else the checkout's spelling
 PROG = "facelandmarks" if Path(sys.argv[0]).name == "facelandmarks" else "python -m app"
@@ -57,8 +63,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_enroll(args) -> int:
-    from .people.enroll import EnrolmentError, enroll_photos, read_photo
     from .factory import build_pipeline
+    from .people.enroll import EnrolmentError, enroll_photos, read_photo
     from .people.gallery import Gallery, clean_name
     from .session import sync_gallery
 

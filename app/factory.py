@@ -7,8 +7,8 @@ from functools import partial
 from pathlib import Path
 
 from .config import LANDMARK_MODELS, RunConfig
-from .stages.cuts import CutDetector
 from .pipeline import LazyModels, Pipeline
+from .stages.cuts import CutDetector
 from .stages.smooth import LandmarkSmoother
 from .stages.track import Tracker
 
@@ -51,8 +51,8 @@ def build_landmark_model(name: str, detector: str = "blazeface", backend: str = 
         return Dlib68Landmarks()
     if name != "cnn":
         raise ValueError(f"unknown landmark model {name!r}; expected one of {LANDMARK_MODELS}")
-    from .stages.landmarks.cnn import CnnLandmarks, read_io
     from .paths import CNN68_DIR
+    from .stages.landmarks.cnn import CnnLandmarks, read_io
 
     model_dir = Path(model_dir or CNN68_DIR)
     rule = CROP_RULE_OF.get(detector, detector)
@@ -72,8 +72,8 @@ def build_landmark_models(detector: str, backend: str = "tflite",
 
 def build_embedder(name: str, threads: int = 2):
     """``name`` is ``<family>-<variant>`` (or a bare CASIA variant), see app.stages.embed."""
-    from .stages.embed import PbEmbedder, TfliteEmbedder, resolve_embedder
     from .paths import facenet_tflite_path
+    from .stages.embed import PbEmbedder, TfliteEmbedder, resolve_embedder
     family, variant = resolve_embedder(name)
     if variant == "pb":
         return PbEmbedder(num_threads=threads, family=family.name)

@@ -25,12 +25,13 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .stages.align import crop_face
 from .config import MODE_MODELS
-from .stages.embed import INPUT_SIZE as EMBED_INPUT_SIZE
-from .stages.geometry import nme
 from .people.photo_faces import recrop_thumbnail
 from .protocols import Detector, Embedder
+from .stages.align import crop_face
+from .stages.embed import INPUT_SIZE as EMBED_INPUT_SIZE
+from .stages.geometry import nme
+from .stages.landmarks import predict_boxes
 from .stages.smooth import LandmarkSmoother
 from .stages.track import Tracker
 from .types import Detection, Face, Frame, FrameResult
@@ -324,7 +325,8 @@ class Pipeline:
             if early is not None:   # mode "cnn": one model, made on a worker
                 sets[name], ms = early.points, early.ms
             else:
-                sets[name] = self._predict(name, image, [f.box for f in faces])
+                sets[name] = predict_boxes(self.landmark_models[name], image,
+                                           [f.box for f in faces])
                 ms = _ms_since(start)
             total += ms
             if faces:
@@ -337,14 +339,6 @@ class Pipeline:
                 face.landmark_sets = {name: sets[name][i] for name in names}
         if len(names) > 1 and faces:
             result.disagreement_nme = float(np.mean(nme(sets["dlib"], sets["cnn"])))
-
-    def _predict(self, name: str, image: np.ndarray, boxes: list) -> np.ndarray:
-        model = self.landmark_models[name]
-        if not boxes:
-            return np.zeros((0, 68, 2), np.float32)
-        if hasattr(model, "predict_many"):
-            return model.predict_many(image, boxes)
-        return np.stack([model.predict(image, box) for box in boxes])
 
 
 def _ms_since(start: float) -> float:

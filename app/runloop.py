@@ -18,15 +18,16 @@ from typing import Callable
 
 import cv2
 
-from .sources.capture import now_ms
-from .sources.detect_ahead import DetectAhead
 from .outputs.files import WriteFailed
+from .outputs.sinks import EventsWriter, VideoSink, Window
 from .pipeline import Pipeline
 from .protocols import Source
+from .sources.capture import now_ms
+from .sources.detect_ahead import DetectAhead
 from .sources.playback import Pacer
-from .outputs.sinks import EventsWriter, VideoSink, Window
 from .types import FrameResult
 from .window.ui import Controller, compose_picture, window_view
+
 
 @dataclass
 class RunStats:

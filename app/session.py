@@ -14,19 +14,18 @@ from contextlib import ExitStack
 from pathlib import Path
 
 # the exit codes live with the settings; the CLI takes them from here
-from .config import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED,  # noqa: F401
-                        EXIT_OK, RunConfig)
+from .config import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunConfig  # noqa: F401
 from .protocols import Source
 
 
 def run_session(config: RunConfig) -> int:
     """Everything ``config`` asks for, start to summary; returns the exit code."""
-    from .sources.capture import CameraError, open_source
     from .factory import build_pipeline
-    from .people.gallery import Gallery
     from .outputs.files import check_outputs, exit_code, gallery_files
     from .outputs.sinks import check_video_name
+    from .people.gallery import Gallery
     from .runloop import LoopOptions, run
+    from .sources.capture import CameraError, open_source
 
     # Before anything is opened for writing: no output may be an input or another output.
     if config.output:
@@ -117,8 +116,8 @@ def _headless(config: RunConfig) -> bool:
 def _open_outputs(config: RunConfig, source: Source, headless: bool, stack: ExitStack):
     """The window, annotated video and events file ``config`` names, each closed by
     ``stack``; the files are moved into place only if all went well (:func:`_finisher`)."""
-    from .runloop import Outputs
     from .outputs.sinks import EventsWriter, VideoSink, Window
+    from .runloop import Outputs
 
     outputs = Outputs()
     sinks: list = []

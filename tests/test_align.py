@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from app.stages.align import FACENET_SIZE, FACENET_TEMPLATE, align_face, five_points, similarity_transform
+from app.stages.align import (
+    FACENET_SIZE,
+    FACENET_TEMPLATE,
+    align_face,
+    five_points,
+    similarity_transform,
+)
 
 
 def test_similarity_transform_recovers_a_known_transform():

@@ -6,9 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import shared
 
 import app as facelandmarks
-from conftest import shared
 
 LIN, ALEX = "Lin-Manuel Miranda", "Alex Lacamoire"
 
@@ -126,3 +126,28 @@ def test_one_off_functions_agree_with_the_recognizer(recognizer):
     assert facelandmarks.landmarks(image, boxes=[]) == []
     dlib_points = facelandmarks.landmarks(image, boxes=[face.box], model="dlib")[0]
     assert float(np.abs(dlib_points - face.landmarks).mean()) < 10   # same face, two models
+
+
+def test_the_readme_example_runs(tmp_path):
+    """The README's "From Python" block, as a user pastes it (from a folder holding the
+    photo and the clip), names Lin-Manuel and tracks him through the clip."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    readme = (REPO_ROOT / "README.md").read_text()
+    code = re.search(r"### From Python\n\n```python\n(.*?)```", readme, re.S).group(1)
+    code = code.replace("import facelandmarks ", "import app as facelandmarks ")
+    for name in ("lin-manuel-miranda.png", "short_hamilton_clip.mp4"):
+        shutil.copy(shared("video", name), tmp_path / name)
+    (tmp_path / "example.py").write_text(code)
+    ran = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env={"PYTHONPATH": str(REPO_ROOT),
+                                                      "HOME": str(tmp_path)})
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert lines[0].startswith(f"{LIN} 1.0 (")
+    assert sum(f"'{LIN}'" in line for line in lines) >= 140   # frames naming him
+    assert lines[-1] == "1 (68, 2) (1, 128)"

@@ -10,8 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from app.sources.capture import (CameraError, CameraSource, FrameClock, ImageSource, VideoFileSource,
-                         now_ms, open_source, realtime_video)
+from app.sources.capture import (
+    CameraError,
+    CameraSource,
+    FrameClock,
+    ImageSource,
+    VideoFileSource,
+    now_ms,
+    open_source,
+    realtime_video,
+)
 from tests.conftest import shared
 
 CLIP = ("video", "short_hamilton_clip.mp4")
@@ -352,8 +360,8 @@ def pipeline(tmp_path_factory):
 def test_camera_through_the_main_loop_shows_fresh_frames_once_and_counts_drops(pipeline,
                                                                                tmp_path):
     from app.lab import scoring
-    from app.runloop import LoopOptions, Outputs, run
     from app.outputs.sinks import EventsWriter
+    from app.runloop import LoopOptions, Outputs, run
 
     # The detect-ahead thread and the camera slot buffer about 3 frames, so the 200 ms
     # hiccup (6 camera frames) must cost frames; the few frames shown late right after

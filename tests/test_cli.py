@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from app.lab import scoring
 from app.cli import main
+from app.lab import scoring
 from app.people.gallery import Gallery
 from tests.conftest import REPO_ROOT, shared
 

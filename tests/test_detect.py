@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.stages.detect import BlazeFaceDetector, HogDetector, _SPECS, ssd_anchors, weighted_nms
+from app.stages.detect import _SPECS, BlazeFaceDetector, HogDetector, ssd_anchors, weighted_nms
 from tests.conftest import shared
 
 ENROL_PHOTOS = ("lin-manuel-miranda.png", "alex-lacamoire.png")

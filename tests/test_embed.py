@@ -3,13 +3,20 @@ parity, embedder names, and galleries never mixing the families."""
 import numpy as np
 import pytest
 
-from app.stages.embed import (ALIASES, EMBEDDERS, FAMILIES, PbEmbedder, TfliteEmbedder, prewhiten,
-                       resolve_embedder)
 from app.factory import build_embedder
-from app.people.gallery import Gallery
-from app.types import Match
 from app.lab.metrics import cosine_rows, pair_scores, roc_auc
 from app.paths import FACENET_FAMILIES, FACENET_VARIANTS, facenet_tflite_path
+from app.people.gallery import Gallery
+from app.stages.embed import (
+    ALIASES,
+    EMBEDDERS,
+    FAMILIES,
+    PbEmbedder,
+    TfliteEmbedder,
+    prewhiten,
+    resolve_embedder,
+)
+from app.types import Match
 from tests.conftest import shared
 
 PEOPLE = ("ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling")
@@ -19,10 +26,11 @@ PHOTOS_PER_PERSON = 4
 @pytest.fixture(scope="module")
 def faces():
     """First few photos of each person from ../shared/data, aligned (HOG + dlib 68)."""
+    import cv2
+
     from app.stages.align import align_face
     from app.stages.detect import HogDetector
     from app.stages.landmarks.dlib68 import Dlib68Landmarks
-    import cv2
 
     root = shared("identities", "5-celebrity", "train")
     detector, landmarker = HogDetector(), Dlib68Landmarks()

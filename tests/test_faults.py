@@ -272,9 +272,9 @@ def test_the_same_face_under_another_name_needs_force(gallery_copy):
 
 # -- 12: messages naming the real remedy ------------------------------------------------------
 def test_model_file_messages_name_the_real_remedy(tmp_path):
+    from app.paths import CNN68_DIR
     from app.stages.embed import TfliteEmbedder
     from app.stages.landmarks.cnn import CnnLandmarks
-    from app.paths import CNN68_DIR
 
     copy = tmp_path / "cnn68"
     shutil.copytree(CNN68_DIR, copy)

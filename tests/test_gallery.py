@@ -7,9 +7,14 @@ import time
 import numpy as np
 import pytest
 
+from app.people.gallery import (
+    Gallery,
+    GalleryError,
+    GalleryLockedError,
+    PersonNotFound,
+    default_gallery_path,
+)
 from app.types import Match
-from app.people.gallery import (Gallery, GalleryError, GalleryLockedError,
-                         PersonNotFound, default_gallery_path)
 
 MODEL = "facenet-casia512:facenet_fp32"
 OTHER = "facenet-casia512:facenet_int8"

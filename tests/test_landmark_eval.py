@@ -8,8 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.lab.landmark_eval import (evaluate, face_errors, plot_ced, read_faces,
-                               summarise, with_boxes)
+from app.lab.landmark_eval import evaluate, face_errors, plot_ced, read_faces, summarise, with_boxes
 from app.types import OUTER_EYE_CORNERS
 from tests.conftest import shared
 

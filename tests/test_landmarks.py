@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from app.paths import CNN68_DIR, REPO_ROOT
+from app.stages.geometry import nme
 from app.stages.landmarks import LandmarkModel
 from app.stages.landmarks.crop import cut_square, square_for_box, to_frame
-from app.stages.geometry import nme
-from app.paths import CNN68_DIR, REPO_ROOT
 from tests.conftest import shared
 
 N_FACES = 5

@@ -4,8 +4,8 @@ Uses the .h5 and the files ``make setup`` built (models/cache, models/facenet_ke
 import numpy as np
 import pytest
 
-from app.stages.embed import PbEmbedder, prewhiten
 from app.paths import KERAS_SAVED_MODEL
+from app.stages.embed import PbEmbedder, prewhiten
 from app.toolchain import keras_facenet
 from app.toolchain.build import MAX_FLOAT_DIFF, check_step, install
 from app.toolchain.faces import aligned_faces

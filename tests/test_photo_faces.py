@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
+from app.people.photo_faces import detect_photo, main_face
 from app.stages.align import HEAD_BOX, crop_face, head_box, head_box_transform
 from app.stages.geometry import largest
-from app.people.photo_faces import detect_photo, main_face
 from app.types import Detection
 from tests.conftest import shared
 
@@ -85,8 +85,8 @@ def test_level_crop_puts_the_eyes_level_and_keeps_an_upright_face_as_it_is():
 
 
 def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
-    from app.people.enroll import photo_face
     from app.factory import build_detector, build_landmark_model, second_chance
+    from app.people.enroll import photo_face
 
     image = cv2.imread(str(shared(*MISSED_BY_FULL_RANGE)))
     detector, landmarks = build_detector("blazeface"), build_landmark_model("cnn")
@@ -102,8 +102,8 @@ def test_a_close_face_full_range_misses_is_found_by_the_second_chance():
 
 
 def test_the_central_face_full_range_misses_is_the_main_face():
-    from app.people.enroll import photo_face
     from app.factory import build_detector, build_landmark_model, second_chance
+    from app.people.enroll import photo_face
 
     image = cv2.imread(str(shared(*CENTRE_MISSED_BY_FULL_RANGE)))
     detector, landmarks = build_detector("blazeface"), build_landmark_model("cnn")

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from app.lab import scoring
-from app.sources.capture import VideoFileSource, now_ms
+from app.outputs.sinks import EventsWriter
 from app.people.enroll import enroll_photos
 from app.people.gallery import Gallery
 from app.runloop import Outputs, run
-from app.outputs.sinks import EventsWriter
+from app.sources.capture import VideoFileSource, now_ms
 from app.stages.track import Tracker
 from app.types import Frame, Match
 from tests.conftest import built_pipeline, shared

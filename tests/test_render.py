@@ -8,9 +8,18 @@ import cv2
 import numpy as np
 import pytest
 
-from app.window.render import (HELP_KEYS, LANDMARK_COLORS, draw_faces, draw_help, draw_hud,
-                        draw_landmarks, face_label, header_height, side_by_side)
 from app.types import Face
+from app.window.render import (
+    HELP_KEYS,
+    LANDMARK_COLORS,
+    draw_faces,
+    draw_help,
+    draw_hud,
+    draw_landmarks,
+    face_label,
+    header_height,
+    side_by_side,
+)
 from tests.conftest import shared
 
 

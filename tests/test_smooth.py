@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.stages.smooth import LandmarkSmoother, OneEuroFilter
 from app.lab.smooth_eval import jitter, lag_frames
+from app.stages.smooth import LandmarkSmoother, OneEuroFilter
 from app.types import Face
 
 DT = 1 / 30

@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 
 from app.stages.landmarks.crop import cut_square, to_frame
+from app.toolchain.train_landmarks import (
+    FLIP_INDEX,
+    Augment,
+    augment_sample,
+    crop_transform,
+    flip_points,
+    split_indices,
+    warp_crop,
+)
 from app.types import LEFT_EYE, OUTER_EYE_CORNERS, RIGHT_EYE
-from app.toolchain.train_landmarks import (FLIP_INDEX, Augment, augment_sample, crop_transform,
-                                    flip_points, split_indices, warp_crop)
 
 
 def test_flip_remap_is_an_involution_and_swaps_the_eyes():

@@ -6,12 +6,19 @@ import cv2
 import numpy as np
 import pytest
 
-from app.sources.capture import now_ms
 from app.people.gallery import Gallery
+from app.sources.capture import now_ms
 from app.stages.track import Tracker
 from app.types import Frame
 from app.window import render
-from app.window.ui import KEY_BACKSPACE, KEY_ENTER, KEY_ESC, Controller, compose_picture, compose_view
+from app.window.ui import (
+    KEY_BACKSPACE,
+    KEY_ENTER,
+    KEY_ESC,
+    Controller,
+    compose_picture,
+    compose_view,
+)
 from tests.conftest import built_pipeline, shared
 
 

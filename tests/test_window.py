@@ -39,10 +39,10 @@ import cv2
 import numpy as np
 import pytest
 
-from app.people.gallery import Gallery
 from app.lab.screenshots import read_xwd, virtual_screen
-from app.window.name_dialog import TITLE as NAME_DIALOG_TITLE
 from app.outputs.sinks import WINDOW_TITLE
+from app.people.gallery import Gallery
+from app.window.name_dialog import TITLE as NAME_DIALOG_TITLE
 from tests.conftest import REPO_ROOT, shared
 
 _MISSING = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]

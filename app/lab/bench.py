@@ -74,8 +74,8 @@ def measure(source: str | Path, *, gallery: str | Path | None = None,
 # -- ours ---------------------------------------------------------------------------------
 def _enrol_ours(people: dict[str, Path], gallery: Path, embedder: str) -> None:
     from ..config import RunConfig
-    from ..people.enroll import enroll_photos
     from ..factory import build_pipeline
+    from ..people.enroll import enroll_photos
     from ..people.gallery import Gallery
 
     with Gallery(gallery) as g:
@@ -127,10 +127,10 @@ def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_
                          labels: dict | None, realtime: bool) -> dict:
     from ..config import RunConfig
     from ..factory import build_pipeline
+    from ..outputs.sinks import EventsWriter
     from ..people.gallery import Gallery
     from ..runloop import LoopOptions, Outputs, run
     from .scoring import names_by_frame, read_events
-    from ..outputs.sinks import EventsWriter
 
     start = time.perf_counter()
     with Gallery(gallery_path) as gallery:
@@ -188,8 +188,8 @@ class _Peer:
         self.known = np.stack(encodings) if encodings else np.zeros((0, 128))
 
     def run(self, video: Path, labels: dict | None, realtime: bool = False) -> dict:
-        from ..sources.capture import now_ms
         from ..runloop import latency_summary
+        from ..sources.capture import now_ms
 
         named, times, latencies = {}, [], []
         start = time.perf_counter()

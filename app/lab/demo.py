@@ -23,9 +23,9 @@ SETTINGS_FILE = REPO_ROOT / "assets" / "demo.json"
 
 
 def run_demo(out_dir: Path, headless: bool = False, camera: str = "0") -> int:
-    from ..session import run_session
     from ..config import RunConfig
     from ..outputs.sinks import display_available
+    from ..session import run_session
 
     if camera != "none" and not headless and display_available() and _camera_opens(camera):
         print(f"camera {camera} opened: running live (press h for keys, e to enrol yourself)")
@@ -72,8 +72,8 @@ def person_name(folder: str) -> str:
 def enrol_people(train_dir: Path, gallery_path: Path, per_person: int) -> None:
     """Enrol every person folder from its first ``per_person`` single-face photos."""
     from ..config import RunConfig
-    from ..people.enroll import EnrolmentError, enroll_photos, photo_face, read_photo
     from ..factory import build_pipeline
+    from ..people.enroll import EnrolmentError, enroll_photos, photo_face, read_photo
     from ..people.gallery import Gallery
 
     with Gallery(gallery_path) as gallery:

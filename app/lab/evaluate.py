@@ -27,8 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import (accuracy_at, best_threshold, fold_accuracy, rank1, roc_auc,
-                             tar_at_far, worst_for_missing)
+from .metrics import (
+    accuracy_at,
+    best_threshold,
+    fold_accuracy,
+    rank1,
+    roc_auc,
+    tar_at_far,
+    worst_for_missing,
+)
 from .tables import markdown_table
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -139,10 +146,10 @@ def find_crops(data: Path, files: list[str], crop_names: list[str],
     (``app.people.enroll.photo_face``: second-chance detection, the main face, CNN landmarks);
     each photo is read, detected and landmarked once for all crops, its landmarks kept in
     ``cache`` (a pickle) when given, so crop variants are compared quickly."""
-    from ..stages.align import crop_face
     from ..config import RunConfig
-    from ..people.enroll import photo_face, read_photo
     from ..factory import build_detector, build_landmark_model, second_chance
+    from ..people.enroll import photo_face, read_photo
+    from ..stages.align import crop_face
 
     points = read_cache(cache)
     before = len(points)

@@ -25,9 +25,10 @@ import sys
 from pathlib import Path
 
 from ..config import LANDMARK_MODELS as CONFIG_LANDMARK_MODELS
+from ..paths import REPO_ROOT as REPO
+from ..paths import SHARED_DATA
 from .plots import pyplot, save_figure
 from .tables import markdown_table
-from ..paths import REPO_ROOT as REPO, SHARED_DATA
 
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"

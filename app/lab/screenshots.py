@@ -29,8 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..paths import REPO_ROOT, SHARED_DATA
 from ..outputs.sinks import WINDOW_TITLE
+from ..paths import REPO_ROOT, SHARED_DATA
 
 SCREEN = (1600, 900)
 CLIP = SHARED_DATA / "video" / "short_hamilton_clip.mp4"

@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from ..factory import build_landmark_model
-from .landmark_eval import matching_box, read_faces
 from ..stages.smooth import DEFAULT_FPS, LandmarkSmoother
 from ..types import OUTER_EYE_CORNERS, Face
+from .landmark_eval import matching_box, read_faces
 
 HOLD_BEFORE, HOLD_AFTER = 10, 20
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .files import OutputError, PendingFile, WriteFailed
 from ..types import FrameResult
+from .files import OutputError, PendingFile, WriteFailed
 from .video import CONTAINERS, VideoEncoder, import_av
 
 WINDOW_TITLE = "facelandmarks"

@@ -20,13 +20,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..protocols import Detector
 from ..stages.align import FIVE_POINT, crop_face
-from .gallery import clean_name
 from ..stages.geometry import largest
 from ..stages.images import ImageFileError, read_image
-from .photo_faces import detect_photo, main_face
-from ..protocols import Detector
 from ..types import Face, Frame
+from .gallery import clean_name
+from .photo_faces import detect_photo, main_face
 
 # embed(image, faces) -> (N, D) embeddings of faces with landmarks, each face's aligned
 # crop made on the way (``Pipeline.embed_faces``)

@@ -29,10 +29,25 @@ import numpy as np
 from ..paths import default_gallery_path  # noqa: F401
 from ..types import Match
 from .match import Matcher, Vectors
-from .store import (_SCHEMA, LEGACY_CROP, MAX_NAME_LENGTH, SCHEMA_VERSION,  # noqa: F401
-                    THUMBNAIL_JPEG_QUALITY, Enrolled, Enrolment, GalleryError,
-                    GalleryLockedError, GalleryNotFound, GalleryStore, MissingSample, Person,
-                    PersonNotFound, check_model_id, clean_name, privacy_warnings)
+from .store import (  # noqa: F401
+    _SCHEMA,
+    LEGACY_CROP,
+    MAX_NAME_LENGTH,
+    SCHEMA_VERSION,
+    THUMBNAIL_JPEG_QUALITY,
+    Enrolled,
+    Enrolment,
+    GalleryError,
+    GalleryLockedError,
+    GalleryNotFound,
+    GalleryStore,
+    MissingSample,
+    Person,
+    PersonNotFound,
+    check_model_id,
+    clean_name,
+    privacy_warnings,
+)
 
 
 class Gallery(GalleryStore):

@@ -28,9 +28,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..protocols import Detector
 from ..stages.align import crop_face
 from ..stages.geometry import box_area, iou_matrix
-from ..protocols import Detector
 from ..types import Detection
 
 SAME_FACE_IOU = 0.3  # a second-range box overlapping a first-range one this much is that face

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .geometry import box_iou
-from .images import check_bgr_frame
 from ..paths import BUILD_COMMAND, INSTALLED, blazeface_path, require_file
 from ..types import Detection
+from .geometry import box_iou
+from .images import check_bgr_frame
 
 # MediaPipe's Python solution overrides min_score_thresh with
 # min_detection_confidence (default 0.5) for both models. The full-range graph's own

@@ -21,12 +21,18 @@ from typing import Callable
 
 import numpy as np
 
-from .align import FIVE_POINT, FIVE_POINT_TIGHT, HEAD_BOX
 from ..config import EMBEDDER_ALIASES as ALIASES
 from ..config import FAMILY_EMBEDDERS as EMBEDDERS
 from ..logs import import_tensorflow, without_native_info
-from ..paths import (BUILD_COMMAND, FACENET_FAMILIES, INSTALLED, REBUILD_COMMAND,
-                     facenet_pb_path, require_file)
+from ..paths import (
+    BUILD_COMMAND,
+    FACENET_FAMILIES,
+    INSTALLED,
+    REBUILD_COMMAND,
+    facenet_pb_path,
+    require_file,
+)
+from .align import FIVE_POINT, FIVE_POINT_TIGHT, HEAD_BOX
 from .vectors import unit_rows
 
 INPUT_SIZE = 160

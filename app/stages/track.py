@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import iou_matrix
 from ..types import Face
+from .geometry import iou_matrix
 
 
 @dataclass

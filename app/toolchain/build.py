@@ -19,9 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from ..lab.metrics import cosine_rows
-from ..paths import (BLAZEFACE_DIR, CNN68_DIR, REPO_ROOT, FACENET_DIRS, FACENET_FAMILIES,
-                     FACENET_VARIANTS, KERAS_SAVED_MODEL, facenet_pb_path, facenet_tflite_path,
-                     package_dir)
+from ..paths import (
+    BLAZEFACE_DIR,
+    CNN68_DIR,
+    FACENET_DIRS,
+    FACENET_FAMILIES,
+    FACENET_VARIANTS,
+    KERAS_SAVED_MODEL,
+    REPO_ROOT,
+    facenet_pb_path,
+    facenet_tflite_path,
+    package_dir,
+)
 
 # Float32 steps (.h5 -> SavedModel -> frozen .pb -> fp32 .tflite) must agree to this
 # largest absolute difference between unit embeddings (measured: < 1e-6).

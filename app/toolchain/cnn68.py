@@ -419,8 +419,8 @@ def keras_nme(keras_model, crops: np.ndarray, squares, truths: np.ndarray,
               batch: int = 64) -> float:
     """Mean NME of ``keras_model`` on RGB ``crops`` cut at ``squares`` (left, top, side),
     its points mapped back to the frame, against ``truths`` (N, 68, 2)."""
-    from ..stages.landmarks.crop import to_frame
     from ..stages.geometry import nme
+    from ..stages.landmarks.crop import to_frame
 
     out = np.concatenate([np.asarray(keras_model(crops[i:i + batch], training=False))
                           for i in range(0, len(crops), batch)]).reshape(-1, N_POINTS, 2)

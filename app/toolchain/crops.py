@@ -15,9 +15,9 @@ INPUT_SIZE = 112
 def real_crops(count: int = 16, split_dir: Path = FIT_SPLIT, size: int = INPUT_SIZE) -> np.ndarray:
     """(N, 112, 112, 3) float32 RGB crops of real faces (ground-truth box, scale 1.3);
     random images, with a warning, when the shared data folder is absent."""
-    from ..stages.landmarks.crop import cut_square, square_for_box
-    from ..stages.geometry import landmark_box
     from ..lab.landmark_eval import read_pts
+    from ..stages.geometry import landmark_box
+    from ..stages.landmarks.crop import cut_square, square_for_box
 
     paths = sorted(split_dir.glob("*.jpg"))[:count]
     if not paths:

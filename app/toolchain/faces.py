@@ -29,8 +29,8 @@ class AlignedFaces:
 
 def align_photos(root: Path, detector=None, landmarker=None) -> AlignedFaces:
     """Detect, landmark and align the largest face of every <split>/<person>/*.jpg under root."""
-    from ..stages.detect import HogDetector
     from ..people.enroll import photo_face
+    from ..stages.detect import HogDetector
     from ..stages.landmarks.dlib68 import Dlib68Landmarks
 
     detector = detector or HogDetector(upsample=1)

@@ -10,8 +10,7 @@ def freeze_function(function, output_name: str):
     ``Identity``. Serialise with ``SerializeToString(deterministic=True)`` so that the
     same weights give the same bytes."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     frozen = convert_variables_to_constants_v2(function)
     graph_def = frozen.graph.as_graph_def()

@@ -145,8 +145,8 @@ def base_square(faces: FaceSet, index: int, rng: np.random.Generator) -> np.ndar
     options = [faces.squares[d][index] for d in BOX_DETECTORS if faces.squares[d][index][2] > 0]
     if options:
         return options[rng.integers(len(options))]
-    from ..stages.landmarks.crop import square_for_box
     from ..stages.geometry import landmark_box
+    from ..stages.landmarks.crop import square_for_box
     return square_for_box(landmark_box(faces.points[index]),
                           {"scale": 1.15, "dx": 0.0, "dy": 0.05}).astype(np.float64)
 
@@ -383,8 +383,14 @@ def _read_log(path: Path) -> list[dict]:
 def export(weights: Path, out: Path, data: Path, fit_limit: int, head: str,
            extra_blocks: int = 0) -> int:
     """Export the trained weights with crop rules refitted on the training photos."""
-    from .cnn68 import (ExportCheckError, _export_tflite, build_keras_model,
-                              export_landmark_model, fit_detector_rule, report_nme)
+    from .cnn68 import (
+        ExportCheckError,
+        _export_tflite,
+        build_keras_model,
+        export_landmark_model,
+        fit_detector_rule,
+        report_nme,
+    )
 
     model = build_keras_model(head=head, extra_blocks=extra_blocks)
     model.load_weights(weights)

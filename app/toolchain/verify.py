@@ -19,10 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lab.tables import markdown_table
 from ..lab.metrics import cosine_rows, pair_scores, roc_auc
-from ..paths import (FACENET_FAMILIES, FACENET_VARIANTS, MODELS_DIR, REPO_ROOT,
-                       facenet_pb_path, facenet_tflite_path)
+from ..lab.tables import markdown_table
+from ..paths import (
+    FACENET_FAMILIES,
+    FACENET_VARIANTS,
+    MODELS_DIR,
+    REPO_ROOT,
+    facenet_pb_path,
+    facenet_tflite_path,
+)
 from .build import check_step
 
 MAX_AUC_DROP = 0.01
@@ -153,8 +159,8 @@ def write_report(rows: list[dict], meta: dict, problems: list[str]) -> None:
 
 def landmark_lines() -> list[str]:
     """The landmark CNN's .tflite checks, as the build recorded them in its io.json."""
-    from ..stages.landmarks.cnn import read_io
     from ..paths import CNN68_DIR
+    from ..stages.landmarks.cnn import read_io
 
     record = read_io(CNN68_DIR / "io.json").get("tflite")
     if not record:

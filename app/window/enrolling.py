@@ -13,9 +13,9 @@ from typing import Callable
 
 from ..people.enroll import EmbedFaces, EnrolmentError, LiveEnrolment, pick_face
 from ..people.gallery import GalleryError, clean_name
+from ..types import FrameResult
 from .keys import KEY_BACKSPACE, KEY_DELETE, KEY_ENTER, KEY_ESC, KEY_RETURN
 from .names import NameRequest, typed_name_case
-from ..types import FrameResult
 
 
 class WindowEnrolment:

@@ -13,9 +13,19 @@ import numpy as np
 
 from ..stages.geometry import nme
 from ..stages.images import check_bgr_frame
+from ..types import (
+    JAW,
+    LEFT_BROW,
+    LEFT_EYE,
+    MOUTH_INNER,
+    MOUTH_OUTER,
+    NOSE_BRIDGE,
+    NOSE_TIP,
+    RIGHT_BROW,
+    RIGHT_EYE,
+    Face,
+)
 from .text import font_px, line_height, put_text, text_size
-from ..types import (JAW, LEFT_BROW, LEFT_EYE, MOUTH_INNER, MOUTH_OUTER, NOSE_BRIDGE, NOSE_TIP,
-                       RIGHT_BROW, RIGHT_EYE, Face)
 
 Color = tuple[int, int, int]  # BGR
 

