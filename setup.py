@@ -48,6 +48,8 @@ class BuildWithModels(build_py):
     """build_py, then the bundled files and their manifest into the build's package."""
 
     def run(self) -> None:
+        # an earlier build's copy may hold modules since moved or removed: start clean
+        shutil.rmtree(Path(self.build_lib) / PACKAGE, ignore_errors=True)
         super().run()
         missing = [src for src in BUNDLE if not (ROOT / src).is_file()]
         if missing:

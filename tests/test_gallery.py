@@ -295,3 +295,12 @@ def test_held_embeddings_are_matched_with_the_stored_ones_and_never_written(path
         [carol_again] = gallery.match(near(carol, rng), MODEL, T)
         assert carol_again.name is None                       # not Dave with Carol's vector
         assert len(gallery.missing_sample_ids(MODEL)) == 1    # Dave's sample
+
+
+def test_a_gallery_whose_folder_does_not_exist_yet_can_be_written(tmp_path):
+    """A fresh install: the default gallery's folder is not made until the first enrolment,
+    so a run that opened it read-only must still offer live enrolment (key e)."""
+    path = tmp_path / "fresh-home" / ".local" / "share" / "facelandmarks" / "gallery.sqlite3"
+    with Gallery(path, readonly=True) as gallery:
+        assert gallery.can_write()
+        assert not path.parent.exists()   # nothing created by looking

@@ -195,10 +195,15 @@ class GalleryDatabase:
         self.close()
 
     def can_write(self) -> bool:
-        """Whether a write could succeed here (the file and its folder are writable)."""
+        """Whether a write could succeed here (the file and its folder are writable; a
+        folder not made yet, as on a fresh install, counts as its nearest existing parent,
+        where the first write creates it)."""
         if self.writable:
             return True
-        if not os.access(self.path.parent, os.W_OK):   # False on a read-only file system
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):   # False on a read-only file system
             return False
         return not self.path.exists() or os.access(self.path, os.W_OK)
 
