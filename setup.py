@@ -67,4 +67,5 @@ class BuildWithModels(build_py):
 
 
 PACKAGES = packages()
-setup(packages=list(PACKAGES), package_dir=PACKAGES, cmdclass={"build_py": BuildWithModels})
+setup(packages=list(PACKAGES), package_dir=PACKAGES, cmdclass={"build_py": BuildWithModels},
+      package_data={f"{PACKAGE}.server": ["static/*"]})

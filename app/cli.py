@@ -1,4 +1,4 @@
-"""Command line: ``facelandmarks`` / ``python -m app`` run|enroll|people|bench|eval|demo|models
+"""Command line: ``facelandmarks`` / ``python -m app`` run|serve|enroll|people|bench|eval|demo|models
 (``run_video.py`` == ``run``).
 
 This is the composition root: it parses arguments into a :class:`RunConfig` and hands it
@@ -60,6 +60,31 @@ def run_main(argv: list[str] | None = None) -> int:
 def cmd_run(args) -> int:
     from .session import run_session
     return run_session(_config(args))
+
+
+def cmd_serve(args) -> int:
+    import importlib.util
+
+    missing = [m for m in ("starlette", "uvicorn", "multipart", "websockets")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: serve needs {', '.join(missing)}: pip install 'facelandmarks[serve]'  "
+              f"(or, in a checkout: make setup)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from .server.access import AccessError, read_token
+    from .server.main import ServeOptions, serve
+
+    try:
+        token = read_token(args.token, args.token_file)
+    except AccessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    config = RunConfig(source=str(args.source), detector=args.detector,
+                       landmarks=args.landmarks, embedder=args.embedder,
+                       threshold=args.threshold, gallery=Path(args.gallery),
+                       headless=True, threads=args.threads, loop=args.loop, progress=False)
+    return serve(config, ServeOptions(host=args.host, port=args.port, token=token,
+                                      pace=not args.fast))
 
 
 def cmd_enroll(args) -> int:
@@ -193,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Real-time face landmarks and recognition.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_enroll, _add_people, _add_bench, _add_eval, _add_demo,
+    for add in (_add_run, _add_serve, _add_enroll, _add_people, _add_bench, _add_eval, _add_demo,
                 _add_models):
         add(sub)
     return parser
@@ -240,6 +265,32 @@ def _add_run(sub) -> None:
     run.add_argument("--no-progress", action="store_true", help="no progress bars (video "
                      "files, re-embedding the gallery after an embedder change)")
     run.set_defaults(handler=cmd_run)
+
+
+def _add_serve(sub) -> None:
+    serve = sub.add_parser("serve", help="the browser view: watch, name and manage people "
+                           "from any browser (HTTP API, MJPEG, WebSocket)",
+                           description="Run the pipeline of `run` behind a web page and a "
+                           "JSON API (see README, The browser view). Bound to 127.0.0.1 by "
+                           "default, with no token; any other --host needs a token.")
+    serve.add_argument("--source", default="0", help="camera index, device path, stream "
+                       "URL or video file [%(default)s]")
+    serve.add_argument("--loop", action="store_true", help="play a video file again from "
+                       "the start each time it ends")
+    serve.add_argument("--fast", action="store_true", help="process a file as fast as the "
+                       "machine allows (default: at its own frame rate, as a viewer sees it)")
+    _model_options(serve)
+    serve.add_argument("--landmarks", choices=LANDMARK_MODES, default="cnn",
+                       help="landmark model(s) [%(default)s]")
+    serve.add_argument("--threshold", type=float, help="cosine similarity below which a "
+                       "face is unknown [the embedder family's]")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                       "[%(default)s]; 0.0.0.0 for every interface (needs a token)")
+    serve.add_argument("--port", type=int, default=8000, help="[%(default)s]")
+    serve.add_argument("--token", help="the bearer token every request must carry (also "
+                       "$FACELANDMARKS_TOKEN; a ?token= in a URL sets a cookie)")
+    serve.add_argument("--token-file", metavar="FILE", help="read the token from FILE")
+    serve.set_defaults(handler=cmd_serve)
 
 
 def _add_enroll(sub) -> None:

@@ -44,6 +44,15 @@ class EnrolmentError(ValueError):
     """A photo or request that cannot be enrolled; the message names the file."""
 
 
+class FaceCountError(EnrolmentError):
+    """A photo with no face or several: ``boxes`` (x1, y1, x2, y2 each, best first) lets
+    a caller ask which face was meant (``enroll_photos(..., face=i)``)."""
+
+    def __init__(self, message: str, boxes: list[list[float]]):
+        super().__init__(message)
+        self.boxes = boxes
+
+
 def quality_problem(face: Face, aligned: np.ndarray | None = None) -> str | None:
     """Why ``face`` is not a good enrolment sample, or None if it is.
 
@@ -93,19 +102,23 @@ class PhotoEnrolment:
 
 
 def enroll_photos(pipeline, name: str, paths: list[str | Path],
-                  force: bool = False) -> PhotoEnrolment:
+                  force: bool = False, face: int | None = None) -> PhotoEnrolment:
     """Enrol ``name`` from photos holding exactly one face each, all or nothing.
 
     Raises EnrolmentError naming the first photo that is unreadable or has 0 or 2+
-    faces, or (unless ``force``) whose face already matches another enrolled person
-    (nothing stored); ValueError for an empty name (checked before any photo is read; the
-    gallery checks it again as it stores)."""
+    faces (:class:`FaceCountError`), or (unless ``force``) whose face already matches
+    another enrolled person (nothing stored); ValueError for an empty name (checked before
+    any photo is read; the gallery checks it again as it stores). ``face``: enrol the
+    photo's face of that index (of :class:`FaceCountError`'s ``boxes``) from a single
+    photo holding several."""
     name = clean_name(name)
     if not paths:
         raise EnrolmentError("give at least one photo to enrol")
+    if face is not None and len(paths) != 1:
+        raise EnrolmentError("choosing a face (face=N) needs exactly one photo")
     second = pipeline.second_detector
     faces = [photo_face(read_photo(path), pipeline.detector, pipeline.landmarker, path,
-                        crop=pipeline.crop, second=second) for path in paths]
+                        crop=pipeline.crop, second=second, index=face) for path in paths]
     warnings = [f"{path}: {problem} (enrolled anyway)" for path, face in zip(paths, faces)
                 if (problem := quality_problem(face, face.aligned))]
     crops = np.stack([face.aligned for face in faces])
@@ -151,7 +164,7 @@ PICKS = ("one", "largest", "best", "main")
 
 def photo_face(image: np.ndarray, detector: Detector, landmarker, path: str | Path = "photo",
                pick: str = "one", crop: str = FIVE_POINT,
-               second: Detector | None = None) -> Face | None:
+               second: Detector | None = None, index: int | None = None) -> Face | None:
     """The face of a photo with its landmarks and ``crop`` (``face.aligned``): the one
     path from a photo to an aligned face (enrolment, the demo, evaluation, the model
     toolchain's calibration crops). A photo is also looked at by ``second`` when given
@@ -160,15 +173,22 @@ def photo_face(image: np.ndarray, detector: Detector, landmarker, path: str | Pa
 
     ``pick`` "one": the photo must hold exactly one face (EnrolmentError naming ``path``
     otherwise); "largest" / "best" (highest score) / "main" (big and central, FaceNet's
-    LFW rule): that face, None when there is none."""
+    LFW rule): that face, None when there is none. ``index``: the face of that index
+    (best score first) whatever ``pick`` says."""
     if pick not in PICKS:
         raise ValueError(f"unknown pick {pick!r}; expected one of {PICKS}")
     detections = detect_photo(image, detector, second)
-    if pick == "one" and len(detections) != 1:
+    boxes = [[round(float(v), 1) for v in d.box] for d in detections]
+    if index is not None and not 0 <= index < len(detections):
+        raise FaceCountError(f"{path}: no face {index} (found {len(detections)}). Nothing "
+                             f"was enrolled", boxes)
+    if index is None and pick == "one" and len(detections) != 1:
         what = "no face" if not detections else f"{len(detections)} faces"
-        raise EnrolmentError(f"{path}: found {what}; an enrolment photo must show exactly one "
-                             f"face. Nothing was enrolled")
-    if pick == "largest":
+        raise FaceCountError(f"{path}: found {what}; an enrolment photo must show exactly one "
+                             f"face. Nothing was enrolled", boxes)
+    if index is not None:
+        chosen = detections[index]
+    elif pick == "largest":
         chosen = largest(detections)
     elif pick == "main":
         chosen = main_face(detections, image.shape)

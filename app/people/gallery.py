@@ -42,6 +42,7 @@ from .store import (  # noqa: F401
     GalleryNotFound,
     GalleryStore,
     MissingSample,
+    NameTaken,
     Person,
     PersonNotFound,
     check_model_id,

@@ -97,6 +97,10 @@ class PersonNotFound(GalleryError, LookupError):
     """No enrolled person has that name."""
 
 
+class NameTaken(ValueError):
+    """A rename to a name someone else already has."""
+
+
 @dataclass(frozen=True)
 class Person:
     id: int
@@ -460,7 +464,7 @@ class GalleryStore(GalleryDatabase):
             person_id = self._person_id(cur, old)
             row = cur.execute("SELECT id, name FROM people WHERE name = ?", (new,)).fetchone()
             if row is not None and row[0] != person_id:
-                raise ValueError(f"cannot rename {old!r} to {new!r}: {row[1]!r} is already "
+                raise NameTaken(f"cannot rename {old!r} to {new!r}: {row[1]!r} is already "
                                  f"enrolled (remove it first, or pick another name)")
             cur.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
 
@@ -513,6 +517,17 @@ class GalleryStore(GalleryDatabase):
                 per_model.setdefault(person_id, {})[model_id] = count
         return [Person(pid, name, created, n, per_model.get(pid, {}))
                 for pid, name, created, n in rows]
+
+    def thumbnail_jpeg(self, name: str) -> bytes | None:
+        """JPEG bytes of ``name``'s first stored face crop (None: stored without one);
+        :class:`PersonNotFound` for an unknown name."""
+        name = clean_name(name)
+        with self.reading():
+            person_id = self._person_id(self._conn.cursor(), name)
+            row = self._conn.execute("SELECT thumbnail FROM samples WHERE person_id = ? AND "
+                                     "thumbnail IS NOT NULL ORDER BY id LIMIT 1",
+                                     (person_id,)).fetchone()
+        return row[0] if row else None
 
     def models(self) -> dict[str, int]:
         """model_id -> number of stored embeddings made by it."""

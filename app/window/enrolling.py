@@ -39,18 +39,22 @@ class WindowEnrolment:
     # -- starting ------------------------------------------------------------------------
     def can_start(self, at_end: str | None) -> bool:
         """Whether an enrolment may start now; says why not."""
+        why = self.why_not(at_end)
+        if why:
+            self._say(why)
+        return why is None
+
+    def why_not(self, at_end: str | None) -> str | None:
+        """Why an enrolment cannot start now (None: it can)."""
         if self.enrolment is not None:
-            self._say("already enrolling: give the name, or Esc to cancel")
-            return False
+            return "already enrolling: give the name, or Esc to cancel"
         if at_end:
-            self._say(f"{at_end}: no more frames to take samples from; enrol from "
-                      f"photos instead: python -m app enroll --name NAME PHOTO")
-            return False
+            return (f"{at_end}: no more frames to take samples from; enrol from "
+                    f"photos instead: python -m app enroll --name NAME PHOTO")
         if not self.gallery.can_write():
-            self._say(f"cannot enrol: gallery {self.gallery.path} is read-only "
-                      f"here; copy it to a folder you can write to and pass that --gallery")
-            return False
-        return True
+            return (f"cannot enrol: gallery {self.gallery.path} is read-only "
+                    f"here; copy it to a folder you can write to and pass that --gallery")
+        return None
 
     def start(self, last: FrameResult | None, chosen: tuple[float, float] | None) -> None:
         """Enrol the face at ``chosen`` (a click), else the best face of ``last``; then
@@ -62,16 +66,37 @@ class WindowEnrolment:
         if face is None:
             self._say("no face to enrol")
             return
-        reference = face.embedding
-        if reference is None:
-            reference = self._embed(last.frame.image, [face])[0]
-        self.enrolment = LiveEnrolment(face.track_id, threshold=self._threshold,
-                                       reference=reference)
+        self._follow(last, face)
         if self.name_input == "window":
             self.prompt = ""
         else:
             self.asking = NameRequest(self.name_input)
             print(f"type the name in {self.asking.where}", flush=True)
+
+    def start_named(self, last: FrameResult | None, track_id: int, name: str,
+                    at_end: str | None = None) -> None:
+        """Enrol track ``track_id`` of ``last`` under ``name`` with no prompt (the browser
+        view); EnrolmentError saying why it cannot start."""
+        why = self.why_not(at_end)
+        if why:
+            raise EnrolmentError(why)
+        name = clean_name(name)
+        faces = last.faces if last is not None else []
+        face = next((f for f in faces if f.track_id == track_id and f.landmarks is not None),
+                    None)
+        if face is None:
+            raise EnrolmentError(f"no face #{track_id} in the latest frame (it left, or its "
+                                 f"track ended): pick a face that is on the picture now")
+        self._follow(last, face)
+        self.enrolment.name = name
+        self._say(f"enrolling face #{track_id} as {name}: keep facing the camera")
+
+    def _follow(self, last: FrameResult, face) -> None:
+        reference = face.embedding
+        if reference is None:
+            reference = self._embed(last.frame.image, [face])[0]
+        self.enrolment = LiveEnrolment(face.track_id, threshold=self._threshold,
+                                       reference=reference)
 
     # -- the name ------------------------------------------------------------------------
     def prompt_key(self, key: int) -> None:
@@ -148,28 +173,29 @@ class WindowEnrolment:
         verb = "enrolled" if stored.created_person else "added samples to existing"
         self._say(f"{verb} {enrolment.name} ({enrolment.wanted} samples)")
 
-    def undo(self) -> None:
+    def undo(self) -> bool:
         """Undo this window's latest enrolment of this run, and only that: people enrolled
         before the run (or by anyone else) are never touched (``people remove`` is for
-        that)."""
+        that). Says what happened; whether anything was undone."""
         if not self.enrolled:
             self._say("nothing to undo (u only undoes enrolments made in this window)")
-            return
+            return False
         try:
             undone = self.gallery.undo_enrolment(self.enrolled[-1].enrolment_id)
         except GalleryError as exc:
             self._say(f"undo failed: {exc}")
-            return
+            return False
         self.enrolled.pop()
         if undone is None:
             self._say("nothing to undo: that enrolment was already removed")
-            return
+            return False
         self._forget_names("undo")
         if undone.person_removed:
             self._say(f"undo: removed {undone.name} ({undone.samples} samples)")
         else:
             self._say(f"undo: removed the {undone.samples} samples just added to "
                       f"{undone.name} (kept the earlier ones)")
+        return True
 
     def finish(self) -> list[str]:
         """At exit: close a pending dialog; lines reporting this run's enrolments."""
