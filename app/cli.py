@@ -236,8 +236,7 @@ def _add_run(sub) -> None:
                      help="camera index, device path, stream URL, video or image file "
                           "[%(default)s]")
     _model_options(run)
-    run.add_argument("--landmarks", choices=LANDMARK_MODES, default="cnn",
-                     help="landmark model(s) [%(default)s]")
+    _recognition_options(run)
     run.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="tflite",
                      help="how the CNN runs: .tflite (ai-edge-litert), or frozen .pb or "
                      "SavedModel (both import TensorFlow, seconds to start) [%(default)s]")
@@ -245,9 +244,6 @@ def _add_run(sub) -> None:
                      help="start in the CNN | dlib side-by-side view (key s)")
     run.add_argument("--no-smooth", action="store_true", help="show raw landmarks (default: "
                      "One Euro filter per tracked face, see app/stages/smooth.py)")
-    run.add_argument("--threshold", type=float,
-                     help="cosine similarity below which a face is unknown [the embedder "
-                          "family's: " + _family_thresholds() + "]")
     run.add_argument("--headless", action="store_true", help="no window")
     run.add_argument("--output", metavar="FILE.mp4", help="write the annotated video "
                      "(the picture without the window's status bar)")
@@ -280,10 +276,7 @@ def _add_serve(sub) -> None:
     serve.add_argument("--fast", action="store_true", help="process a file as fast as the "
                        "machine allows (default: at its own frame rate, as a viewer sees it)")
     _model_options(serve)
-    serve.add_argument("--landmarks", choices=LANDMARK_MODES, default="cnn",
-                       help="landmark model(s) [%(default)s]")
-    serve.add_argument("--threshold", type=float, help="cosine similarity below which a "
-                       "face is unknown [the embedder family's]")
+    _recognition_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
                        "[%(default)s]; 0.0.0.0 for every interface (needs a token)")
     serve.add_argument("--port", type=int, default=8000, help="[%(default)s]")
@@ -435,6 +428,15 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per model [%(default)s]; for run, 1 is fastest on 2 "
                         "cores (detection already runs beside the other stages)")
+
+
+def _recognition_options(parser: argparse.ArgumentParser) -> None:
+    """What run and serve share beyond the models: the landmark mode and the threshold."""
+    parser.add_argument("--landmarks", choices=LANDMARK_MODES, default="cnn",
+                        help="landmark model(s) [%(default)s]")
+    parser.add_argument("--threshold", type=float,
+                        help="cosine similarity below which a face is unknown [the embedder "
+                             "family's: " + _family_thresholds() + "]")
 
 
 def _gallery_option(parser: argparse.ArgumentParser) -> None:

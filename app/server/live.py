@@ -191,7 +191,6 @@ class LiveService:
             except Exception as exc:   # a model or source failure: say it, keep serving
                 self.error = self.ended = f"{type(exc).__name__}: {exc}"
                 print(f"error: the pipeline stopped: {self.error}", file=sys.stderr)
-            self.loop.controller.at_end = self.ended
             while not self._stopping.is_set():
                 self._run_jobs(wait=0.1)
         self._cancel_jobs()

@@ -72,7 +72,6 @@ def bind(host: str, port: int) -> socket.socket:
                           f"with --port") from exc
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 
