@@ -25,7 +25,7 @@ from ..stages.align import FIVE_POINT, crop_face
 from ..stages.geometry import largest
 from ..stages.images import ImageFileError, read_image
 from ..types import Face, Frame
-from .gallery import clean_name
+from .gallery import clean_name, name_key
 from .photo_faces import detect_photo, main_face
 
 # embed(image, faces) -> (N, D) embeddings of faces with landmarks, each face's aligned
@@ -123,11 +123,25 @@ def enroll_photos(pipeline, name: str, paths: list[str | Path],
                 if (problem := quality_problem(face, face.aligned))]
     crops = np.stack([face.aligned for face in faces])
     embeddings = pipeline.embedder.embed(crops)
-    warnings += same_face_elsewhere(pipeline.gallery, pipeline.model_id, pipeline.threshold,
-                                    name, embeddings, paths, force)
-    person_id, created_new = pipeline.gallery.add_samples(
-        name, embeddings, pipeline.model_id, list(crops), crop=pipeline.crop)
-    return PhotoEnrolment(name, person_id, created_new, len(faces), warnings)
+    stored, found = enrol_checked(pipeline.gallery, name, embeddings, pipeline.model_id,
+                                  list(crops), pipeline.crop, pipeline.threshold, paths, force)
+    return PhotoEnrolment(name, stored.person_id, stored.created_person, len(faces),
+                          warnings + found)
+
+
+def enrol_checked(gallery, name: str, embeddings: np.ndarray, model_id: str, thumbnails,
+                  crop: str, threshold: float, labels: list, force: bool):
+    """Store ``embeddings`` under ``name`` (``gallery.enrol``) after
+    :func:`same_face_elsewhere`, which runs inside the write transaction, so two enrolments
+    of one face under two names at once cannot both pass it. Returns (the
+    :class:`~app.people.gallery.Enrolled` record, the warnings of ``force``)."""
+    warnings: list[str] = []
+
+    def check() -> None:
+        warnings[:] = same_face_elsewhere(gallery, model_id, threshold, name, embeddings,
+                                          labels, force)
+    stored = gallery.enrol(name, embeddings, model_id, thumbnails, crop=crop, check=check)
+    return stored, warnings
 
 
 def same_face_elsewhere(gallery, model_id: str, threshold: float, name: str,
@@ -140,7 +154,7 @@ def same_face_elsewhere(gallery, model_id: str, threshold: float, name: str,
     matches = gallery.match(embeddings, model_id, threshold)
     for path, match in zip(paths, matches):
         other, similarity = match.name, match.similarity
-        if other is not None and other.casefold() != name.casefold():
+        if other is not None and name_key(other) != name_key(name):
             others.append(other)
             found.append(f"{path}: this face already matches {other!r} (similarity "
                          f"{similarity:.2f}, threshold {threshold:.2f})")

@@ -4,7 +4,7 @@
 :class:`~app.people.store.GalleryStore` (schema, transactions, errors: see
 :mod:`app.people.store`), matching by a :class:`~app.people.match.Matcher`
 (:mod:`app.people.match`). Every name callers import (the errors, the records,
-:func:`clean_name`, :func:`default_gallery_path`, :func:`privacy_warnings`, the
+:func:`clean_name`, :func:`name_key`, :func:`default_gallery_path`, :func:`privacy_warnings`, the
 constants) is importable from here.
 
 A sample (one enrolled face crop) may carry embeddings from several models; a vector
@@ -47,6 +47,7 @@ from .store import (  # noqa: F401
     PersonNotFound,
     check_model_id,
     clean_name,
+    name_key,
     privacy_warnings,
 )
 

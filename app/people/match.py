@@ -3,8 +3,10 @@
 A vector is only ever compared with vectors of the same ``model_id``. :class:`Matcher`
 keeps, per model, the store's vectors as one (M, D) matrix with the person each row belongs
 to, rebuilt when the file changes (``PRAGMA data_version``, or a write through the store).
-It also holds vectors that could not be stored (a gallery in a read-only folder): they are
-matched against for as long as it lives, and only while their sample is still stored.
+A stored vector that cannot be compared (NaN, infinite, all zero: written by another
+program, or damaged) is left out, so no similarity is ever NaN. It also holds vectors that
+could not be stored (a gallery in a read-only folder): they are matched against for as
+long as it lives, and only while their sample is still stored.
 """
 from __future__ import annotations
 
@@ -93,6 +95,7 @@ class Matcher:
             if model_id not in self._cache:
                 rows = sorted(self._store.stored_vectors(model_id) + self._held_rows(model_id),
                               key=lambda r: r[:2])
+                rows = [(*r[:3], unit) for r in rows if (unit := _usable(r[3])) is not None]
                 names: list[str] = []
                 person_of = np.zeros(len(rows), np.int64)
                 for i, (_, _, name, _) in enumerate(rows):
@@ -113,3 +116,11 @@ class Matcher:
         return [(pid, sid, name, held[(sid, created)])
                 for pid, sid, created, name in self._store.sample_owners()
                 if (sid, created) in held]
+
+
+def _usable(vector: np.ndarray) -> np.ndarray | None:
+    """``vector`` at unit length, or None for one that cannot be compared (NaN, infinite or
+    all zero: written by another program, or damaged), so no similarity is ever NaN."""
+    vector = np.asarray(vector, np.float32)
+    norm = float(np.linalg.norm(vector)) if np.all(np.isfinite(vector)) else 0.0
+    return vector / norm if np.isfinite(norm) and norm > 1e-12 else None

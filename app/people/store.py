@@ -2,7 +2,7 @@
 
 Schema (version in ``PRAGMA user_version``)::
 
-    people(id, name UNIQUE COLLATE NOCASE, created)
+    people(id, name UNIQUE COLLATE NOCASE, created)   -- one person per name_key(name)
     enrolments(id, person_id, created, created_person)      -- one row per add_samples call
     samples(id, person_id, enrolment_id, created, thumbnail, crop) -- one enrolled face
                                   -- (JPEG crop) and the crop rule that made it (NULL: five-point)
@@ -22,8 +22,10 @@ program raises :class:`GalleryLockedError` after ``busy_timeout_s`` instead of h
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
 import unicodedata
@@ -31,7 +33,7 @@ import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Self, Sequence
+from typing import Callable, Iterator, Self, Sequence
 
 import cv2
 import numpy as np
@@ -79,6 +81,12 @@ CREATE INDEX enrolments_person ON enrolments(person_id);
 _TABLES = {"people", "enrolments", "samples", "embeddings"}
 # Control, format (zero-width, bidi overrides), separators, surrogates, private use.
 _HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp", "Cs", "Co")
+# Unicode's Default_Ignorable_Code_Point characters outside those categories (they draw
+# as nothing: the Hangul fillers, the combining grapheme joiner, variation selectors...)
+# and the blank Braille pattern, which draws as a space.
+_INVISIBLE_RANGES = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+                     (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0),
+                     (0xE0000, 0xE0FFF))
 
 
 class GalleryError(RuntimeError):
@@ -139,25 +147,47 @@ class MissingSample:
 
 
 def clean_name(name: str) -> str:
-    """NFC-normalise and strip; ValueError for empty, overlong, or holding control or format
-    characters (zero-width, bidi overrides: category Cf), which make look-alike names.
+    """NFC-normalise, make every space character (no-break, ideographic, ...) a plain
+    space, one between words, none around; ValueError for empty, overlong, or holding
+    control, format (zero-width, bidi overrides: category Cf) or other invisible
+    characters (Hangul fillers, the combining grapheme joiner), which make look-alike
+    names.
 
-    Names are unique ignoring ASCII case (SQLite NOCASE): "alice" adds to "Alice".
+    Names are one person's when their :func:`name_key` is the same: "émile zola" adds to
+    "Émile Zola".
     """
     if not isinstance(name, str):
         raise ValueError(f"a person's name must be text, got {type(name).__name__}")
-    cleaned = unicodedata.normalize("NFC", name).strip()
+    words = _spaced(unicodedata.normalize("NFC", name)).strip().split(" ")
+    cleaned = " ".join(word for word in words if word)
     if not cleaned:
         raise ValueError("a person's name must not be empty")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise ValueError(f"name too long ({len(cleaned)} > {MAX_NAME_LENGTH} characters)")
     for ch in cleaned:
-        if unicodedata.category(ch) in _HIDDEN_CATEGORIES:
+        if unicodedata.category(ch) in _HIDDEN_CATEGORIES or _invisible(ch):
             what = unicodedata.name(ch, "a control character")
             raise ValueError(f"name {cleaned!r} contains U+{ord(ch):04X} ({what}), an invisible "
                              f"or control character that would make a look-alike of another "
                              f"name; type the name without it")
     return cleaned
+
+
+def name_key(name: str) -> str:
+    """The identity of a name: two names with the same key are one person (NFC, then
+    Unicode case folding, so "ÉMILE" is "émile"). Every lookup and the gallery's
+    uniqueness use it."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+def _spaced(text: str) -> str:
+    """Space separators (category Zs: no-break, ideographic, thin...) as plain spaces."""
+    return "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in text)
+
+
+def _invisible(ch: str) -> bool:
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
 
 
 class GalleryDatabase:
@@ -236,7 +266,10 @@ class GalleryDatabase:
 
     def _connect_readonly(self) -> sqlite3.Connection:
         """``mode=ro``; where SQLite cannot make its -shm file (read-only folder) nobody can
-        write either, so ``immutable=1`` is safe. A missing or empty file: empty, in memory."""
+        write either, so ``immutable=1`` is safe, unless a -wal file holds committed
+        changes, which ``immutable=1`` would ignore: then a private copy with its WAL is
+        read into memory (:meth:`_read_with_wal`). A missing or empty file: empty, in
+        memory."""
         if not self.path.exists() or self.path.stat().st_size == 0:
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self._setup(conn, readonly=False)
@@ -244,6 +277,10 @@ class GalleryDatabase:
         uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
         last: sqlite3.Error | None = None
         for flags in ("?mode=ro", "?mode=ro&immutable=1"):
+            if "immutable" in flags and _has_wal(self.path):
+                conn = self._read_with_wal()
+                self._setup(conn, readonly=True)
+                return conn
             try:
                 conn = sqlite3.connect(uri + flags, uri=True, timeout=self.busy_timeout_s,
                                        isolation_level=None, check_same_thread=False)
@@ -258,11 +295,37 @@ class GalleryDatabase:
         with self._errors("open"):
             raise last  # type: ignore[misc]
 
+    def _read_with_wal(self) -> sqlite3.Connection:
+        """The gallery as its -wal file leaves it, in memory: the file and its WAL copied
+        into a private temporary folder (0700, removed at once), opened there (SQLite
+        applies the WAL) and copied into memory."""
+        wal = Path(f"{self.path}-wal")
+        try:
+            with tempfile.TemporaryDirectory(prefix="facelandmarks-gallery-") as folder:
+                copy = Path(folder) / "gallery.sqlite3"
+                shutil.copyfile(self.path, copy)
+                shutil.copyfile(wal, f"{copy}-wal")
+                source = sqlite3.connect(str(copy))
+                try:
+                    conn = sqlite3.connect(":memory:", isolation_level=None,
+                                           check_same_thread=False)
+                    source.backup(conn)
+                finally:
+                    source.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise GalleryError(
+                f"gallery {self.path} has changes in {wal.name} that cannot be read here "
+                f"(its folder is read-only and a private copy failed: "
+                f"{getattr(exc, 'strerror', None) or exc}); copy {self.path.name} and "
+                f"{wal.name} to a folder you can write to and pass that --gallery") from exc
+        return conn
+
     def _setup(self, conn: sqlite3.Connection, readonly: bool) -> None:
         try:
             with self._errors("open"):
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
                 conn.execute("PRAGMA foreign_keys = ON")
+                conn.create_function("name_key", 1, _sql_name_key, deterministic=True)
                 self._init_schema(conn, readonly)
         except BaseException:
             conn.close()
@@ -289,16 +352,19 @@ class GalleryDatabase:
         if rows != ["ok"]:
             raise GalleryError(
                 f"gallery {self.path} is damaged (SQLite quick_check: {'; '.join(rows)[:300]}); "
-                f"nothing was written to it. Keep a copy (cp {self.path} {self.path}.bak), then "
-                f"salvage it with the sqlite3 tool (sqlite3 {self.path}.bak .recover | sqlite3 "
-                f"NEW.sqlite3, and use --gallery NEW.sqlite3) or move it away and enrol the "
-                f"people again")
+                f"nothing was written to it. {self._salvage()}")
+
+    def _salvage(self) -> str:
+        """How to get the people out of a damaged gallery file."""
+        return (f"Keep a copy (cp {self.path} {self.path}.bak), then salvage it with the "
+                f"sqlite3 tool (sqlite3 {self.path}.bak .recover | sqlite3 NEW.sqlite3, and "
+                f"use --gallery NEW.sqlite3) or move it away and enrol the people again")
 
     def _init_schema(self, conn: sqlite3.Connection, readonly: bool) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION and _TABLES <= tables:
             raise GalleryError(f"gallery {self.path} has schema version {version}, newer than "
                                f"this program understands ({SCHEMA_VERSION}); update the app")
         self._crop_column = "s.crop"
@@ -362,7 +428,10 @@ class GalleryDatabase:
                     f"app?); waited {self.busy_timeout_s:g} s. Close it and try again") from exc
             raise GalleryError(f"gallery {self.path}: {what} failed: {exc}") from exc
         except sqlite3.DatabaseError as exc:  # includes "file is not a database", corruption
-            if "not a database" in str(exc) or "malformed" in str(exc):
+            if "malformed" in str(exc):
+                raise GalleryError(f"gallery {self.path} is damaged ({exc}); it was left "
+                                   f"untouched. {self._salvage()}") from exc
+            if "not a database" in str(exc):
                 raise GalleryError(f"{self.path} is not a readable gallery database ({exc}); "
                                    f"it was left untouched. Pass another --gallery path, or "
                                    f"move the file away to start a new gallery") from exc
@@ -390,8 +459,12 @@ class GalleryStore(GalleryDatabase):
 
     def enrol(self, name: str, embeddings: np.ndarray, model_id: str,
               thumbnails: Sequence[np.ndarray | bytes | None] | None = None,
-              crop: str = LEGACY_CROP) -> Enrolled:
-        """:meth:`add_samples`, returning the stored enrolment (its id undoes exactly it)."""
+              crop: str = LEGACY_CROP, check: Callable[[], object] | None = None) -> Enrolled:
+        """:meth:`add_samples`, returning the stored enrolment (its id undoes exactly it).
+
+        ``check`` runs inside the write transaction, before anything is stored, and may
+        raise to store nothing (``app.people.enroll``: the same face under another name):
+        two enrolments at once cannot both pass it."""
         name = clean_name(name)
         model_id = check_model_id(model_id)
         vectors = unit_rows(embeddings)
@@ -404,7 +477,9 @@ class GalleryStore(GalleryDatabase):
         now = time.time()
         with self._transaction("add samples") as cur:
             self._check_dim(cur, model_id, vectors.shape[1])
-            row = cur.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if check is not None:
+                check()   # inside the write lock: no other enrolment can slip in between
+            row = _find_person(cur, name)
             created_new = row is None
             if created_new:
                 person_id = cur.execute("INSERT INTO people(name, created) VALUES (?, ?)",
@@ -462,7 +537,7 @@ class GalleryStore(GalleryDatabase):
         old, new = clean_name(old), clean_name(new)
         with self._transaction("rename") as cur:
             person_id = self._person_id(cur, old)
-            row = cur.execute("SELECT id, name FROM people WHERE name = ?", (new,)).fetchone()
+            row = _find_person(cur, new)
             if row is not None and row[0] != person_id:
                 raise NameTaken(f"cannot rename {old!r} to {new!r}: {row[1]!r} is already "
                                  f"enrolled (remove it first, or pick another name)")
@@ -593,7 +668,7 @@ class GalleryStore(GalleryDatabase):
             return self._conn.execute("PRAGMA data_version").fetchone()[0]
 
     def _person_id(self, cur: sqlite3.Cursor, name: str) -> int:
-        row = cur.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        row = _find_person(cur, name)
         if row is None:
             raise PersonNotFound(f"no one named {name!r} is enrolled in {self.path}")
         return row[0]
@@ -604,6 +679,32 @@ class GalleryStore(GalleryDatabase):
         if row is not None and row[0] != dim:
             raise ValueError(f"{model_id!r} embeddings in {self.path} have {row[0]} dimensions, "
                              f"got {dim}")
+
+
+def _find_person(cur: sqlite3.Cursor, name: str) -> tuple[int, str] | None:
+    """(id, stored name) of the person a cleaned ``name`` names, or None: that exact name
+    first (a gallery made before names had one identity may hold two whose keys are the
+    same), else the first whose :func:`name_key` is ``name``'s."""
+    row = cur.execute("SELECT id, name FROM people WHERE name = ? "
+                      "ORDER BY (name = ? COLLATE BINARY) DESC, id LIMIT 1",
+                      (name, name)).fetchone()
+    if row is not None:
+        return row
+    return cur.execute("SELECT id, name FROM people WHERE name_key(name) = ? ORDER BY id "
+                       "LIMIT 1", (name_key(name),)).fetchone()
+
+
+def _has_wal(path: Path) -> bool:
+    """Whether SQLite's -wal file beside ``path`` holds anything (committed changes that
+    are not in the file itself yet)."""
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _sql_name_key(value):
+    return name_key(value) if isinstance(value, str) else value
 
 
 def _upgrade_1_to_2(conn: sqlite3.Connection) -> None:

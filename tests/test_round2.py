@@ -1,0 +1,237 @@
+"""Issue 20 ("Nothing lost, nothing exposed, round 2"): one test per defect, each failing
+at d697870 and passing since. The defect's number is in each test's comment block.
+
+Fast: the gallery and output-file tests use no models; the CLI tests stop at argument or
+path checks, before any model loads. The read-only-folder test needs root and mount(8)
+(a read-only bind mount) and skips elsewhere with the reason.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from app.people.gallery import Gallery
+from tests.conftest import REPO_ROOT
+
+MODEL = "facenet-keras128:facenet_int8"
+DIM = 16
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+
+
+def unit(seed: int, n: int = 1) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def app(*args, env: dict | None = None, cwd: Path = REPO_ROOT,
+        timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=cwd,
+                          env=env or ENV, capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def read_only_view(folder: Path, view: Path):
+    """``folder`` seen through a read-only bind mount at ``view`` (root only)."""
+    view.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root and mount(8) for a read-only bind mount")
+    for command in (f"--bind {folder} {view}", f"-o remount,bind,ro {view}"):
+        done = subprocess.run(["mount", *command.split()], capture_output=True, text=True)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", str(view)], capture_output=True)
+            pytest.skip(f"cannot mount here: {done.stderr.strip()}")
+    try:
+        yield view
+    finally:
+        subprocess.run(["umount", "-l", str(view)], capture_output=True)
+
+
+# -- 4: a read-only gallery never shows what its -wal file removed ---------------------------
+def test_a_read_only_gallery_with_a_wal_shows_its_committed_changes(tmp_path):
+    made, folder = tmp_path / "made" / "g.sqlite3", tmp_path / "folder"
+    folder.mkdir()
+    with Gallery(made) as gallery:
+        gallery.add_samples("Alice", unit(1), MODEL)
+        gallery.add_samples("Bob", unit(2), MODEL)
+    writer = sqlite3.connect(made, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("DELETE FROM people WHERE name = 'Bob'")   # committed, in the -wal only
+    shutil.copy(made, folder / "g.sqlite3")
+    shutil.copy(f"{made}-wal", folder / "g.sqlite3-wal")      # and no -shm
+    writer.close()
+    assert (folder / "g.sqlite3-wal").stat().st_size > 0
+    with read_only_view(folder, tmp_path / "view") as view:
+        with Gallery(view / "g.sqlite3", readonly=True) as gallery:
+            assert [p.name for p in gallery.people()] == ["Alice"]
+            assert gallery.match(unit(2), MODEL, 0.9)[0].name is None
+        assert sorted(os.listdir(view)) == ["g.sqlite3", "g.sqlite3-wal"]
+
+
+# -- 14: one name identity (NFC + casefold) in every check and in the uniqueness ---------------
+def test_names_that_differ_only_by_case_beyond_ascii_are_one_person(tmp_path):
+    with Gallery(tmp_path / "g.sqlite3") as gallery:
+        first = gallery.enrol("Émile Zola", unit(1), MODEL)
+        again = gallery.enrol("émile zola", unit(3), MODEL)
+        decomposed = gallery.enrol("E\u0301MILE ZOLA", unit(4), MODEL)   # NFD, upper case
+        assert again.person_id == decomposed.person_id == first.person_id
+        assert not again.created_person
+        assert [(p.name, p.samples) for p in gallery.people()] == [("Émile Zola", 3)]
+        gallery.enrol("Straße", unit(5), MODEL)
+        with pytest.raises(ValueError):
+            gallery.rename("émile zola", "STRASSE")
+        gallery.rename("ÉMILE ZOLA", "Émile Édouard Zola")
+        assert gallery.remove("émile édouard zola") == 3
+
+
+def test_the_same_face_under_a_case_variant_of_a_name_adds_to_that_person(tmp_path):
+    pipeline = fake_pipeline(Gallery(tmp_path / "g.sqlite3"), unit(1)[0])
+    from app.people.enroll import enroll_photos
+    photo = tmp_path / "p.png"
+    _write_photo(photo)
+    enroll_photos(pipeline, "Émile Zola", [photo])
+    done = enroll_photos(pipeline, "émile zola", [photo])
+    assert not done.created_new and not done.warnings
+    assert [(p.name, p.samples) for p in pipeline.gallery.people()] == [("Émile Zola", 2)]
+    pipeline.gallery.close()
+
+
+# -- 15: two enrolments of one face under two names at once: one is refused --------------------
+def test_concurrent_enrolments_of_one_face_under_two_names_store_one(tmp_path, monkeypatch):
+    from app.people import enroll
+
+    path, face = tmp_path / "g.sqlite3", unit(1)[0]
+    Gallery(path).close()
+    photo = tmp_path / "p.png"
+    _write_photo(photo)
+    both_checked = threading.Barrier(2)
+    real_match = Gallery.match
+
+    def slow_match(self, *args, **kwargs):
+        found = real_match(self, *args, **kwargs)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait(timeout=1.0)   # the race: both look before either writes
+        return found
+
+    monkeypatch.setattr(Gallery, "match", slow_match)
+    results: dict[str, object] = {}
+
+    def enrol(name: str) -> None:
+        with Gallery(path, busy_timeout_s=20) as gallery:
+            try:
+                results[name] = enroll.enroll_photos(fake_pipeline(gallery, face), name, [photo])
+            except enroll.EnrolmentError as exc:
+                results[name] = exc
+
+    threads = [threading.Thread(target=enrol, args=(name,)) for name in ("Ann", "Bea")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    refused = [r for r in results.values() if isinstance(r, enroll.EnrolmentError)]
+    assert len(results) == 2 and len(refused) == 1, results
+    assert "already matches" in str(refused[0])
+    with Gallery(path, readonly=True) as gallery:
+        assert len(gallery.people()) == 1
+
+
+def fake_pipeline(gallery: Gallery, embedding: np.ndarray) -> SimpleNamespace:
+    """What enroll_photos uses, with stand-ins for the models: one face per photo, whose
+    embedding is ``embedding`` (the enrolment's checks and storage are what is tested)."""
+    from app.types import Detection
+
+    points = np.array([[20 + i % 17 * 4, 20 + i // 17 * 20] for i in range(68)], np.float32)
+    points[36:42] = [[35 + i, 45] for i in range(6)]    # the right eye
+    points[42:48] = [[75 + i, 45] for i in range(6)]    # the left eye
+    points[30] = [60, 70]                               # the nose tip, between them
+    points[48:68] = [[50 + i, 90] for i in range(20)]   # the mouth
+    detector = SimpleNamespace(detect=lambda image: [Detection(
+        box=np.array([10, 10, 110, 110], np.float32), score=0.99)])
+    return SimpleNamespace(
+        gallery=gallery, model_id=MODEL, threshold=0.5, crop="five-point",
+        second_detector=None, detector=detector,
+        landmarker=SimpleNamespace(predict=lambda image, box: points),
+        embedder=SimpleNamespace(embed=lambda crops: np.repeat(
+            embedding[None], len(crops), axis=0)))
+
+
+def _write_photo(path: Path) -> None:
+    import cv2
+    image = np.random.default_rng(0).integers(0, 255, (160, 160, 3), np.uint8)
+    cv2.imwrite(str(path), image)
+
+
+# -- 16: look-alike invisible characters in names ----------------------------------------------
+@pytest.mark.parametrize("name", ["\u3164Alice", "Alice\u034f", "Al\u3164ice", "Alice\ufe0f",
+                                  "\u2800Alice", "Alice\u115f"])
+def test_invisible_look_alike_characters_in_names_are_refused(tmp_path, name):
+    with Gallery(tmp_path / "g.sqlite3") as gallery:
+        gallery.enrol("Alice", unit(1), MODEL)
+        with pytest.raises(ValueError, match="invisible"):
+            gallery.enrol(name, unit(2), MODEL)
+        assert [p.name for p in gallery.people()] == ["Alice"]
+
+
+def test_space_look_alikes_in_names_are_plain_spaces(tmp_path):
+    with Gallery(tmp_path / "g.sqlite3") as gallery:
+        alice = gallery.enrol("Alice Smith", unit(1), MODEL)
+        for name in ("\u00a0Alice Smith\u00a0", "Alice\u00a0Smith", "Alice\u3000Smith",
+                     "Alice  Smith", "Alice\u2009Smith"):
+            assert gallery.enrol(name, unit(2), MODEL).person_id == alice.person_id, name
+        assert [p.name for p in gallery.people()] == ["Alice Smith"]
+
+
+# -- 18: no NaN vector is stored, and no similarity is ever NaN ---------------------------------
+def test_a_nan_vector_in_the_file_is_never_compared(tmp_path):
+    path = tmp_path / "g.sqlite3"
+    with Gallery(path) as gallery:
+        with pytest.raises(ValueError, match="NaN"):
+            gallery.enrol("Nan", np.full((1, DIM), np.nan, np.float32), MODEL)
+        gallery.enrol("Alice", unit(1), MODEL)
+        gallery.enrol("Bob", unit(2), MODEL)
+    with sqlite3.connect(path) as conn:   # another program wrote NaN into Bob's vector
+        conn.execute("UPDATE embeddings SET vector = ? WHERE sample_id = 2",
+                     (np.full(DIM, np.nan, "<f4").tobytes(),))
+    with Gallery(path, readonly=True) as gallery:
+        for match in gallery.match(np.vstack([unit(2), unit(1), unit(9)]), MODEL, 0.5):
+            assert match.similarity is None or np.isfinite(match.similarity)
+        assert gallery.match(unit(1), MODEL, 0.5)[0].name == "Alice"
+
+
+# -- 21: messages that name the real problem ----------------------------------------------------
+def test_another_programs_database_with_a_higher_user_version_is_not_called_newer(tmp_path):
+    from app.people.gallery import GalleryError
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.execute("PRAGMA user_version = 3")
+    for readonly in (True, False):
+        with pytest.raises(GalleryError, match="not a face gallery") as caught:
+            Gallery(path, readonly=readonly)
+        assert "update the app" not in str(caught.value)
+
+
+def test_a_damaged_gallery_read_by_run_says_how_to_salvage_it(tmp_path):
+    from app.people.gallery import GalleryError
+    path = tmp_path / "g.sqlite3"
+    with Gallery(path) as gallery:
+        for i in range(60):
+            gallery.enrol(f"person {i}", unit(i), MODEL, [np.full((160, 160, 3), i, np.uint8)])
+    data = bytearray(path.read_bytes())
+    data[4096 * 3:4096 * 6] = b"\xff" * (4096 * 3)   # pages of the tables, not the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(GalleryError) as caught:
+        with Gallery(path, readonly=True) as gallery:
+            gallery.people()
+            gallery.match(unit(1), MODEL, 0.5)
+    assert ".recover" in str(caught.value)
