@@ -18,6 +18,7 @@ from .config import (
     DEFAULT_EMBEDDER,
     DETECTORS,
     EMBEDDERS,
+    EVENTS_ON,
     EXIT_FAILED,
     LANDMARK_BACKENDS,
     LANDMARK_MODELS,
@@ -82,7 +83,8 @@ def cmd_serve(args) -> int:
     config = RunConfig(source=str(args.source), detector=args.detector,
                        landmarks=args.landmarks, embedder=args.embedder,
                        threshold=args.threshold, gallery=Path(args.gallery),
-                       headless=True, threads=args.threads, loop=args.loop, progress=False)
+                       headless=True, threads=args.threads, loop=args.loop, progress=False,
+                       events=_path(args.events), events_on=args.events_on, reconnect=True)
     return serve(config, ServeOptions(host=args.host, port=args.port, token=token,
                                       pace=not args.fast))
 
@@ -203,7 +205,8 @@ def _config(args) -> RunConfig:
                      landmark_backend=args.landmark_backend, embedder=args.embedder,
                      threshold=args.threshold, gallery=Path(args.gallery),
                      headless=args.headless, output=_path(args.output),
-                     events=_path(args.events), max_frames=args.max_frames,
+                     events=_path(args.events), events_on=args.events_on,
+                     reconnect=args.reconnect, max_frames=args.max_frames,
                      side_by_side=args.side_by_side, smooth=not args.no_smooth,
                      threads=args.threads, speed=0.0 if args.fast else args.speed,
                      loop=args.loop, record_status=args.record_status,
@@ -249,7 +252,10 @@ def _add_run(sub) -> None:
                      "(the picture without the window's status bar)")
     run.add_argument("--record-status", action="store_true", help="--output also records "
                      "the status bar")
-    run.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per frame")
+    _service_options(run)
+    run.add_argument("--reconnect", action="store_true", help="reopen a lost camera or "
+                     "stream with backoff (0.5 s doubling to 30 s) until it is back, instead "
+                     "of ending the run (serve always does)")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     pace = run.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, metavar="X", help="play a file at X times its "
@@ -277,6 +283,7 @@ def _add_serve(sub) -> None:
                        "machine allows (default: at its own frame rate, as a viewer sees it)")
     _model_options(serve)
     _recognition_options(serve)
+    _service_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
                        "[%(default)s]; 0.0.0.0 for every interface (needs a token)")
     serve.add_argument("--port", type=int, default=8000, help="[%(default)s]")
@@ -437,6 +444,17 @@ def _recognition_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float,
                         help="cosine similarity below which a face is unknown [the embedder "
                              "family's: " + _family_thresholds() + "]")
+
+
+def _service_options(parser: argparse.ArgumentParser) -> None:
+    """What run and serve share for running as a service: the events."""
+    parser.add_argument("--events", metavar="FILE.jsonl", help="write JSON lines: '-' is "
+                        "standard output (the human summary then goes to stderr); a camera, "
+                        "stream or serve appends to FILE as frames come (follow it with "
+                        "tail -F), a video file's run moves it into place at the end")
+    parser.add_argument("--events-on", choices=EVENTS_ON, default="frame",
+                        help="a line per processed frame, or only when a track appears, is "
+                        "named, changes name or ends [%(default)s]")
 
 
 def _gallery_option(parser: argparse.ArgumentParser) -> None:

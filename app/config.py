@@ -13,6 +13,7 @@ LANDMARK_MODELS = ("cnn", "dlib")
 MODE_MODELS = {"cnn": ("cnn",), "dlib": ("dlib",), "both": ("cnn", "dlib")}
 LANDMARK_MODES = tuple(MODE_MODELS)
 LANDMARK_BACKENDS = ("tflite", "pb", "saved_model")  # tflite: no TensorFlow at run time
+EVENTS_ON = ("frame", "change")   # --events-on: a line per frame, or per track event
 # FaceNet embedders are <family>-<variant> (app.stages.embed): int8 first, the reference .pb last.
 EMBEDDER_VARIANTS = (*reversed(FACENET_VARIANTS), "pb")
 FAMILY_EMBEDDERS = tuple(f"{family}-{variant}" for family in FACENET_FAMILIES
@@ -38,7 +39,8 @@ class RunConfig:
     gallery: Path = field(default_factory=default_gallery_path)
     headless: bool = False
     output: Path | None = None
-    events: Path | None = None
+    events: Path | None = None      # "-": standard output
+    events_on: str = "frame"        # "frame": a line per frame; "change": per track event
     max_frames: int | None = None
     side_by_side: bool = False
     smooth: bool = True   # One Euro filter on landmarks per tracked face (app.stages.smooth)
@@ -49,12 +51,14 @@ class RunConfig:
     speed: float | None = None
     loop: bool = False   # play a video file again from the start when it ends
     record_status: bool = False   # --output also records the window's status bar
+    reconnect: bool = False   # a lost camera or stream is reopened with backoff, never ends
 
     def __post_init__(self):
         _check_choice("detector", self.detector, DETECTORS)
         _check_choice("landmarks", self.landmarks, LANDMARK_MODES)
         _check_choice("landmark backend", self.landmark_backend, LANDMARK_BACKENDS)
         _check_choice("embedder", self.embedder, EMBEDDERS)
+        _check_choice("--events-on", self.events_on, EVENTS_ON)
         if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
         if self.max_frames is not None and self.max_frames < 1:

@@ -193,7 +193,7 @@ class LoopOptions:
     side_by_side: bool = False
     landmarks: str | None = None  # the mode that leaving side by side returns to (--landmarks)
     models: list[str] = field(default_factory=list)   # the HUD's "models" line
-    pacer: Pacer | None = None   # play a file at its frame rate (the window's --speed, serve)
+    pacer: Pacer | None = None   # play a file in the window at its frame rate x --speed
     record_status: bool = False  # --output also records the status bar
     screenshot_dir: str = "."    # where key p saves PNGs
     name_input: str = "window"   # how a live enrolment asks for the name (app.window.names)
@@ -268,8 +268,6 @@ class MainLoop:
         if item is None:
             return self._at_end()
         result = self.pipeline.process(*item)
-        if self.out.window is None and self.options.pacer is not None:
-            time.sleep(self.options.pacer.delay(result.frame.index))  # serve: a file's rate
         with self._signals.recording():  # a Ctrl-C now stops after this frame
             self._record(result)
         if self.stop_reason:

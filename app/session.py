@@ -10,7 +10,7 @@ an input), 130 Ctrl-C, 143 SIGTERM (``app.outputs.files.exit_code``). Outputs: s
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext, redirect_stdout
 from pathlib import Path
 
 # the exit codes live with the settings; the CLI takes them from here
@@ -19,23 +19,46 @@ from .protocols import Source
 
 
 def run_session(config: RunConfig) -> int:
-    """Everything ``config`` asks for, start to summary; returns the exit code."""
-    from .factory import build_pipeline
-    from .outputs.files import check_outputs, exit_code, gallery_files
-    from .outputs.sinks import check_video_name
-    from .people.gallery import Gallery
-    from .runloop import LoopOptions, run
-    from .sources.capture import CameraError, open_source
+    """Everything ``config`` asks for, start to summary; returns the exit code. With
+    ``--events -`` the JSON lines own standard output and every human line goes to
+    standard error."""
+    with human_output(config):
+        return _run_session(config)
 
-    # Before anything is opened for writing: no output may be an input or another output.
+
+def human_output(config: RunConfig):
+    """Where the human lines go: standard output, or standard error where the events are
+    written to standard output (``--events -``)."""
+    return redirect_stdout(sys.stderr) if events_to_stdout(config) else nullcontext()
+
+
+def events_to_stdout(config: RunConfig) -> bool:
+    from .outputs.sinks import STDOUT
+    return config.events is not None and str(config.events) == STDOUT
+
+
+def check_config_outputs(config: RunConfig) -> None:
+    """Before anything is opened for writing: no output may be an input or another one."""
+    from .outputs.files import check_outputs, gallery_files
+    from .outputs.sinks import check_video_name
+
     if config.output:
         check_video_name(config.output)
-    check_outputs({"--output": config.output, "--events": config.events},
+    check_outputs({"--output": config.output,
+                   "--events": None if events_to_stdout(config) else config.events},
                   {"--source": _source_file(config.source), **gallery_files(config.gallery)})
+
+
+def _run_session(config: RunConfig) -> int:
+    from .factory import build_pipeline
+    from .outputs.files import exit_code
+    from .people.gallery import Gallery
+    from .runloop import LoopOptions, run
+    from .sources.capture import CameraError
+
+    check_config_outputs(config)
     headless = _headless(config)
-    source = open_source(config.source, progress=config.progress)
-    if config.loop:
-        source = looping(source, config)
+    source = open_configured_source(config)
     with ExitStack() as stack:
         stack.callback(source.stop)  # also when the gallery or a model fails to open
         gallery = stack.enter_context(Gallery(config.gallery, readonly=True))
@@ -50,7 +73,8 @@ def run_session(config: RunConfig) -> int:
         except CameraError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        outputs = _open_outputs(config, source, headless, stack)
+        outputs = _open_outputs(config, source, headless, stack,
+                                ended_after=pipeline.tracker.max_missed)
         models = [config.detector, f"landmarks:{config.landmarks}",
                   f"facenet:{config.embedder}"]
         summary, stop_reason = run(pipeline, source, outputs,
@@ -75,16 +99,34 @@ def run_session(config: RunConfig) -> int:
     return exit_code(stop_reason, failed=False)
 
 
-def looping(source: Source, config: RunConfig) -> Source:
-    """``--loop``: a video file played again and again (other sources as they are)."""
-    from .sources.capture import VideoFileSource, open_source
+def open_configured_source(config: RunConfig, realtime: bool = False) -> Source:
+    """The source ``config`` names (not started). ``--reconnect``: a lost camera or stream
+    is reopened with backoff instead of ending. ``--loop``: a video file is played again
+    and again. ``realtime`` (serve): a video file plays through the camera path at its own
+    frame rate, so frames come as a camera's would and a slow machine drops frames
+    instead of falling behind the picture's clock."""
+    from .sources.capture import (
+        RECONNECT_ATTEMPTS,
+        VideoFileSource,
+        open_source,
+        realtime_video,
+    )
     from .sources.playback import LoopingSource
 
+    attempts = None if config.reconnect else RECONNECT_ATTEMPTS
+    source = open_source(config.source, progress=config.progress, reconnect_attempts=attempts)
     if not isinstance(source, VideoFileSource):
-        print("note: --loop applies to video files only", file=sys.stderr)
+        if config.loop:
+            print("note: --loop applies to video files only", file=sys.stderr)
+        return source
+    path = source.path
+    if not (realtime or config.loop):
         return source
     source.stop()
-    return LoopingSource(lambda: open_source(config.source, progress=False))
+
+    def reopen() -> Source:
+        return realtime_video(path) if realtime else open_source(path, progress=False)
+    return LoopingSource(reopen) if config.loop else reopen()
 
 
 def pacer(config: RunConfig, source: Source, headless: bool):
@@ -113,7 +155,8 @@ def _headless(config: RunConfig) -> bool:
     return config.headless
 
 
-def _open_outputs(config: RunConfig, source: Source, headless: bool, stack: ExitStack):
+def _open_outputs(config: RunConfig, source: Source, headless: bool, stack: ExitStack,
+                  ended_after: int = 10):
     """The window, annotated video and events file ``config`` names, each closed by
     ``stack``; the files are moved into place only if all went well (:func:`_finisher`)."""
     from .outputs.sinks import EventsWriter, VideoSink, Window
@@ -126,7 +169,8 @@ def _open_outputs(config: RunConfig, source: Source, headless: bool, stack: Exit
         outputs.video = VideoSink(config.output, source.fps or 30.0)
         sinks.append(outputs.video)
     if config.events:
-        outputs.events = EventsWriter(config.events)
+        outputs.events = EventsWriter(config.events, on=config.events_on,
+                                      live=source.is_live, ended_after=ended_after)
         sinks.append(outputs.events)
     if not headless:
         outputs.window = Window()

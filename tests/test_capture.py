@@ -175,6 +175,34 @@ def test_camera_lost_then_back_reconnects_and_keeps_counting():
     assert all(b > a for a, b in zip(numbers, numbers[1:]))
 
 
+def test_reconnect_forever_backs_off_then_resumes(capsys):
+    """--reconnect / serve: a camera gone for a while is waited for with growing gaps
+    (0.02, 0.04, 0.08, 0.08 s: doubled, capped), not given up on."""
+    attempts: list[float] = []
+    cameras = [FakeCamera(fps=200, fail_after=3), *[FakeCamera(opened=False)] * 4,
+               FakeCamera(fps=200, start_number=3)]
+
+    def open_fn(source):
+        attempts.append(time.monotonic())
+        return cameras.pop(0)
+
+    source = CameraSource(0, open_fn=open_fn, reconnect_attempts=None, reconnect_delay_s=0.02,
+                          max_delay_s=0.08)
+    with source:
+        numbers = []
+        while len(numbers) < 6:
+            frame = source.read(timeout=2.0)
+            assert frame is not None, source.error
+            numbers.append(frame.index)
+    gaps = [b - a for a, b in zip(attempts[1:], attempts[2:])]
+    assert len(attempts) == 6 and source.reconnects == 1 and source.error is None
+    assert [round(g, 2) >= d * 0.9 for g, d in zip(gaps, (0.04, 0.08, 0.08, 0.08))] == [True] * 4
+    assert gaps[1] > gaps[0] * 1.5    # backing off, not a fixed rhythm
+    err = capsys.readouterr().err
+    assert "stopped delivering frames after 3 frames; reopening it" in err
+    assert "reopened after" in err and "(5 attempt(s))" in err
+
+
 # -- video file ---------------------------------------------------------------------------
 def test_video_file_serves_every_frame_in_order_then_ends(capsys):
     path = shared(*CLIP)

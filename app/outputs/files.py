@@ -84,10 +84,12 @@ def _example_suffix(label: str) -> str:
 class PendingFile:
     """A file written beside ``target`` and moved into place by :meth:`commit`."""
 
-    def __init__(self, target: str | Path, label: str):
+    def __init__(self, target: str | Path, label: str, in_place: bool = False):
+        """``in_place``: write the target itself (a live run's log that others follow);
+        special files (/dev/null, a FIFO) always are."""
         self.target = Path(target).expanduser()
         self.label = label
-        self.in_place = self.target.exists() and not self.target.is_file()  # /dev/null, FIFO
+        self.in_place = in_place or (self.target.exists() and not self.target.is_file())
         if self.in_place:
             self.path = self.target
             return

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..config import EVENTS_ON
 from ..types import FrameResult
 from .files import OutputError, PendingFile, WriteFailed
 from .video import CONTAINERS, VideoEncoder, import_av
@@ -23,34 +24,63 @@ def display_available() -> bool:
     return True
 
 
-class EventsWriter:
-    """One JSON object per processed frame, then a summary line (see README, "Events").
+STDOUT = "-"                 # --events -: JSON lines on standard output
 
-    Lines go to a partial file beside the target (``app.outputs.files.PendingFile``), each
-    written whole as it comes, so a killed run leaves whole lines behind. A write error
+
+class EventsWriter:
+    """JSON lines (see README, "Events"), then a summary line.
+
+    ``on="frame"``: one object per processed frame; ``"change"``: one per track event
+    (:class:`TrackChanges`: appeared, named, renamed, unnamed, ended). ``path`` ``-`` is
+    standard output. A file source's lines go to a partial file beside the target
+    (``app.outputs.files.PendingFile``) that ``close()`` moves into place; ``live`` (a
+    camera, a stream, serve) appends to the target itself as lines come, so it can be
+    followed at a fixed path (``tail -F``) and a restarted service keeps what came before.
+    Each line is written whole, so a killed run leaves whole lines behind. A write error
     (full disk) cuts the file back to its last whole line, sets ``failed`` and raises
     :class:`~app.outputs.files.WriteFailed`; the summary line then still says why the run
-    stopped if the disk takes it. ``close()`` moves the file into place."""
+    stopped if the disk takes it."""
 
-    def __init__(self, path: str | Path):
-        self.pending = PendingFile(path, "--events")
+    def __init__(self, path: str | Path, on: str = "frame", live: bool = False,
+                 ended_after: int = 10):
+        if on not in EVENTS_ON:
+            raise ValueError(f"--events-on must be one of {', '.join(EVENTS_ON)}, got {on!r}")
+        to_stdout = str(path) == STDOUT
+        self.pending = PendingFile(path, "--events", in_place=live or to_stdout)
         self.path = self.pending.target
-        flags = os.O_WRONLY | (0 if self.pending.in_place else os.O_TRUNC)
-        try:
-            self._fd: int | None = os.open(self.pending.path, flags)
-        except OSError as exc:
-            raise OutputError(f"cannot write --events {self.path}: {exc.strerror}") from exc
+        self.changes = TrackChanges(ended_after) if on == "change" else None
+        self._fd: int | None = self._open(to_stdout, live)
         self._good = 0   # bytes of whole lines written
         self.frames = 0
         self.failed: WriteFailed | None = None
 
+    def _open(self, to_stdout: bool, live: bool) -> int:
+        if to_stdout:
+            sys.stdout.flush()
+            return os.dup(1)   # fd 1 itself: the run prints its own lines to stderr then
+        in_place = os.O_CREAT | os.O_APPEND if live else 0   # else a FIFO, /dev/null
+        flags = os.O_WRONLY | (in_place if self.pending.in_place else os.O_TRUNC)
+        try:
+            fd = os.open(self.pending.path, flags, 0o666)
+        except OSError as exc:
+            raise OutputError(f"cannot write --events {self.path}: {exc.strerror}") from exc
+        self._good = os.fstat(fd).st_size if live else 0   # appending after earlier runs
+        return fd
+
     def write(self, result: FrameResult, t_ms: float) -> None:
-        self._line(frame_event(result, t_ms))
+        if self.changes is None:
+            self._line(frame_event(result, t_ms))
+        else:
+            for event in self.changes.see(result, t_ms):
+                self._line(event)
         self.frames += 1
 
     def write_summary(self, summary: dict) -> None:
-        """The last line; after a failure, a best effort that must not raise again."""
+        """The last line (after the tracks still open, in ``change`` mode); after a
+        failure, a best effort that must not raise again."""
         try:
+            for event in self.changes.close() if self.changes is not None else ():
+                self._line(event)
             self._line({"summary": summary})
         except WriteFailed:
             pass
@@ -87,13 +117,75 @@ class EventsWriter:
             pass
 
 
+class TrackChanges:
+    """``--events-on change``: what changed about the tracks this frame, as events.
+
+    ``appeared`` (a new track), ``named`` (unknown -> a name), ``renamed`` (one name ->
+    another), ``unnamed`` (a name -> unknown) and ``ended`` (not seen for more than
+    ``ended_after`` frames: the tracker's ``max_missed``, after which it drops the track;
+    or the run ended). Each event: frame, t_ms, event, track, name, similarity, box;
+    ``previous`` for a change of name; ``last_t_ms`` for ``ended``."""
+
+    def __init__(self, ended_after: int = 10):
+        self.ended_after = ended_after
+        self._open: dict[int, dict] = {}   # track -> its latest event fields
+        self._now: tuple[int, float] = (0, 0.0)   # the latest frame and its t_ms
+
+    def see(self, result: FrameResult, t_ms: float) -> list[dict]:
+        index = result.frame.index
+        self._now = (index, t_ms)
+        events = []
+        for face in result.faces:
+            if face.track_id is None:
+                continue
+            now = _face_fields(face, index, t_ms)
+            before = self._open.get(face.track_id)
+            self._open[face.track_id] = now
+            kind = _change(before, now)
+            if kind is not None:
+                previous = {"previous": before["name"]} if kind in ("renamed", "unnamed") else {}
+                events.append({"event": kind, **now, **previous})
+        for track, last in list(self._open.items()):
+            if index - last["frame"] > self.ended_after:
+                events.append(self._ended(track, index, t_ms))
+        return events
+
+    def close(self) -> list[dict]:
+        """``ended`` for every track still open when the run ends."""
+        return [self._ended(track, *self._now) for track in list(self._open)]
+
+    def _ended(self, track: int, index: int, t_ms: float) -> dict:
+        last = self._open.pop(track)
+        return {"event": "ended", **last, "frame": index, "t_ms": round(float(t_ms), 3),
+                "last_t_ms": last["t_ms"]}
+
+
+def _face_fields(face, index: int, t_ms: float) -> dict:
+    return {"frame": index, "t_ms": round(float(t_ms), 3), "track": face.track_id,
+            "name": face.name, "similarity": _similarity(face.similarity),
+            "box": [round(float(v), 1) for v in face.box]}
+
+
+def _change(before: dict | None, now: dict) -> str | None:
+    if before is None:
+        return "appeared"
+    if before["name"] == now["name"]:
+        return None
+    if before["name"] is None:
+        return "named"
+    return "unnamed" if now["name"] is None else "renamed"
+
+
+def _similarity(value) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
 def frame_event(result: FrameResult, t_ms: float) -> dict:
     return {"frame": result.frame.index, "t_ms": round(float(t_ms), 3),
             "faces": [{"box": [round(float(v), 1) for v in face.box],
                        "track": face.track_id,
                        "name": face.name,
-                       "similarity": None if face.similarity is None
-                       else round(float(face.similarity), 4),
+                       "similarity": _similarity(face.similarity),
                        "landmarks": None if face.landmarks is None
                        # numpy rounds 68 points 15x faster than a Python loop
                        else np.round(np.asarray(face.landmarks, np.float64), 1).tolist()}

@@ -198,15 +198,11 @@ class LiveService:
     def _open(self, stack: ExitStack) -> None:
         from ..factory import build_pipeline
         from ..people.gallery import Gallery
-        from ..runloop import LoopOptions, MainLoop, Outputs
-        from ..session import looping, print_warnings, sync_gallery
-        from ..sources.capture import open_source
-        from ..sources.playback import Pacer
+        from ..runloop import LoopOptions, MainLoop
+        from ..session import open_configured_source, print_warnings, sync_gallery
 
         config = self.config
-        source = open_source(config.source, progress=False)
-        if config.loop:
-            source = looping(source, config)
+        source = open_configured_source(config, realtime=self.pace)
         stack.callback(source.stop)
         self.gallery = stack.enter_context(Gallery(config.gallery))
         print_warnings(self.gallery.warnings)
@@ -215,11 +211,21 @@ class LiveService:
         sync_gallery(self.pipeline, progress=False)
         source.start()
         self.source = source
-        pacer = (Pacer(source.fps) if self.pace and source.fps and not source.is_live
-                 else None)
-        self.loop = MainLoop(self.pipeline, source, Outputs(),
-                             LoopOptions(pacer=pacer, on_result=self._after_frame,
+        self.loop = MainLoop(self.pipeline, source, self._outputs(stack),
+                             LoopOptions(on_result=self._after_frame,
                                          models=self.models_line()))
+
+    def _outputs(self, stack: ExitStack):
+        """--events: appended as frames come (a service's log, followed at its path)."""
+        from ..outputs.sinks import EventsWriter
+        from ..runloop import Outputs
+
+        if self.config.events is None:
+            return Outputs()
+        events = EventsWriter(self.config.events, on=self.config.events_on, live=True,
+                              ended_after=self.pipeline.tracker.max_missed)
+        stack.callback(events.close)
+        return Outputs(events=events)
 
     def _after_frame(self, result: FrameResult) -> None:
         self.unknown.see(result)

@@ -10,6 +10,7 @@ the gallery; a stop asked for this way exits 0 (it is how a service ends).
 from __future__ import annotations
 
 import errno
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -29,14 +30,24 @@ class ServeOptions:
 
 
 def serve(config: RunConfig, options: ServeOptions) -> int:
+    from ..session import human_output
+
+    with human_output(config):   # --events -: the JSON lines own standard output
+        return _serve(config, options)
+
+
+def _serve(config: RunConfig, options: ServeOptions) -> int:
+    from ..outputs.files import OutputError
     from ..people.gallery import GalleryError
+    from ..session import check_config_outputs
     from ..sources.capture import CameraError
     from .live import LiveService
 
     try:
+        check_config_outputs(config)
         policy = AccessPolicy.for_bind(options.host, options.token)
         sock = bind(options.host, options.port)
-    except (AccessError, OSError) as exc:
+    except (AccessError, OutputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     service = LiveService(config, pace=options.pace)
@@ -92,4 +103,15 @@ def _run_uvicorn(service, policy: AccessPolicy, sock: socket.socket,
     config = uvicorn.Config(create_app(service, policy), log_level="warning", lifespan="off",
                             ws="websockets-sansio", timeout_graceful_shutdown=GRACEFUL_S,
                             access_log=False)
-    Server(config).run(sockets=[sock])
+    # uvicorn re-raises the signal that stopped it once it has shut down; with Python's
+    # default handlers that kills the process (SIGTERM) or raises KeyboardInterrupt before
+    # the pipeline thread is stopped and the models and gallery closed. Handlers that
+    # only note the signal make that re-raise harmless.
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        Server(config).run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -54,6 +54,9 @@ LIST_DEVICES_HINT = ("list cameras with `v4l2-ctl --list-devices` or `ls /dev/vi
                      "or try another index such as 1")
 
 STOP_TIMEOUT_S = 0.75  # stop() gives the capture thread this long to finish (< 1 s promised)
+RECONNECT_ATTEMPTS = 3      # a lost camera's reopen attempts before the run ends (run)
+RECONNECT_DELAY_S = 0.5     # the first wait before reopening; doubled after each failure
+RECONNECT_MAX_DELAY_S = 30.0   # ... up to this (a service's camera may be gone for hours)
 
 
 def now_ms() -> float:
@@ -108,20 +111,27 @@ class CameraSource(_SourceBase):
     URL (``rtsp://...``). ``open_fn(source)`` must return an object with ``read()``,
     ``release()`` and ``isOpened()`` like ``cv2.VideoCapture`` (tests pass a fake).
     When the camera stops delivering frames the thread reopens it up to
-    ``reconnect_attempts`` times, ``reconnect_delay_s`` apart; if that fails the
-    source ends: ``read()`` returns ``None``, ``ended`` is True and ``error`` says why.
+    ``reconnect_attempts`` times (None: until it is back or the source is stopped),
+    waiting ``reconnect_delay_s`` before the first attempt and twice as long after each
+    failed one, up to ``max_delay_s``; ``reconnecting`` is True meanwhile. If the
+    attempts run out the source ends: ``read()`` returns ``None``, ``ended`` is True and
+    ``error`` says why.
     """
 
     def __init__(self, source: int | str, open_fn: Callable = cv2.VideoCapture,
-                 reconnect_attempts: int = 3, reconnect_delay_s: float = 0.5,
-                 width: int | None = None, height: int | None = None):
+                 reconnect_attempts: int | None = RECONNECT_ATTEMPTS,
+                 reconnect_delay_s: float = RECONNECT_DELAY_S,
+                 width: int | None = None, height: int | None = None,
+                 max_delay_s: float = RECONNECT_MAX_DELAY_S):
         if isinstance(source, str) and source.strip().isdigit():
             source = int(source.strip())
         self.source = source
         self.name = describe_source(source)
         self._open_fn = open_fn
-        self.reconnect_attempts = int(reconnect_attempts)
+        self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay_s = float(reconnect_delay_s)
+        self.max_delay_s = float(max_delay_s)
+        self.reconnecting = False
         self._size = (width, height)
         self._cond = threading.Condition()
         self._slot: Frame | None = None  # newest frame not yet read
@@ -249,17 +259,30 @@ class CameraSource(_SourceBase):
             self._cond.notify_all()
 
     def _reconnect(self) -> bool:
-        """Reopen the lost device; False (and the source ends) after the last failed attempt."""
-        for _ in range(self.reconnect_attempts):
-            if self._stop.wait(self.reconnect_delay_s):
-                return False
-            self._release()
-            cap = self._open()
-            if cap is not None:
-                with self._cap_lock:
-                    self._cap = cap
-                self.reconnects += 1
-                return True
+        """Reopen the lost device with backoff; False (and the source ends) after the last
+        failed attempt or a stop."""
+        lost_at, delay, attempt = time.monotonic(), self.reconnect_delay_s, 0
+        self.reconnecting = self.reconnect_attempts != 0
+        if self.reconnecting:
+            print(f"warning: {self.name} stopped delivering frames after {self.captured} "
+                  f"frames; reopening it", file=sys.stderr, flush=True)
+        try:
+            while self.reconnect_attempts is None or attempt < self.reconnect_attempts:
+                attempt += 1
+                if self._stop.wait(delay):
+                    return False
+                self._release()
+                cap = self._open()
+                if cap is not None:
+                    with self._cap_lock:
+                        self._cap = cap
+                    self.reconnects += 1
+                    print(f"note: {self.name} reopened after {time.monotonic() - lost_at:.1f} s "
+                          f"({attempt} attempt(s))", file=sys.stderr, flush=True)
+                    return True
+                delay = min(delay * 2, self.max_delay_s)
+        finally:
+            self.reconnecting = False
         self._finish(f"{self.name} stopped delivering frames after {self.captured} frames; "
                      f"{self.reconnect_attempts} reconnect attempts failed")
         return False

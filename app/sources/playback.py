@@ -52,17 +52,18 @@ class Pacer:
 class LoopingSource:
     """A video file played again from the start whenever it ends (``--loop``).
 
-    ``open_file()`` returns a fresh, not yet started :class:`~app.sources.capture.VideoFileSource`."""
-
-    is_live = False
+    ``open_file()`` returns a fresh, not yet started source over the file: a
+    :class:`~app.sources.capture.VideoFileSource`, or the camera path's
+    :func:`~app.sources.capture.realtime_video` (then this source is live too)."""
 
     def __init__(self, open_file: Callable[[], Source]):
         self._open = open_file
         self._current = open_file()
+        self.is_live = self._current.is_live
         self.fps = self._current.fps
         self.frame_count = self._current.frame_count
         self.path = self._current.path
-        self.dropped = 0
+        self._dropped_before = 0   # frames earlier plays dropped (a live play)
         self.ended = False
         self.plays = 1
         self._offset = 0
@@ -71,6 +72,10 @@ class LoopingSource:
     @property
     def error(self) -> str | None:
         return self._current.error
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped_before + self._current.dropped
 
     def start(self) -> "LoopingSource":
         self._current.start()
@@ -88,11 +93,12 @@ class LoopingSource:
             if self._current.ended and not self.error and self._read > 0:
                 self._restart()
             return None
-        self._read += 1
+        self._read = frame.index + 1   # a live play may skip (drop) indices
         return Frame(frame.index + self._offset, frame.image, frame.timestamp_ms)
 
     def _restart(self) -> None:
         self._current.stop()
+        self._dropped_before += self._current.dropped
         self._offset += self._read
         self._read = 0
         self._current = self._open().start()
