@@ -235,3 +235,42 @@ def test_a_damaged_gallery_read_by_run_says_how_to_salvage_it(tmp_path):
             gallery.people()
             gallery.match(unit(1), MODEL, 0.5)
     assert ".recover" in str(caught.value)
+
+
+# -- 5: replacing an output keeps the old file's mode; a new one follows the umask -------------
+def test_replacing_an_output_keeps_its_mode_and_a_new_one_follows_the_umask(tmp_path):
+    from app.outputs.files import PendingFile
+
+    umask = os.umask(0o022)
+    try:
+        target = tmp_path / "priv.jsonl"
+        target.write_text("old\n")
+        target.chmod(0o600)
+        pending = PendingFile(target, "--events")
+        assert stat.S_IMODE(pending.path.stat().st_mode) == 0o600   # also while written
+        pending.path.write_text("new\n")
+        pending.commit()
+        assert target.read_text() == "new\n"
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        fresh = PendingFile(tmp_path / "new.jsonl", "--events")
+        fresh.path.write_text("x\n")
+        fresh.commit()
+        assert stat.S_IMODE((tmp_path / "new.jsonl").stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)
+
+
+# -- 24: a legal long output name gets a short enough partial name -------------------------------
+def test_a_long_output_name_is_written_through_a_shorter_partial_name(tmp_path):
+    from app.outputs.files import OutputError, PendingFile
+
+    target = tmp_path / ("é" * 120 + "e" * 9 + ".mp4")   # 253 bytes: a legal name
+    pending = PendingFile(target, "--output")
+    assert len(os.fsencode(pending.path.name)) <= 255
+    assert pending.path.suffix == ".mp4" and ".partial-" in pending.path.name
+    pending.path.write_bytes(b"video")
+    pending.commit()
+    assert target.read_bytes() == b"video"
+    assert os.listdir(tmp_path) == [target.name]
+    with pytest.raises(OutputError, match="shorter name"):
+        PendingFile(tmp_path / ("e" * 260 + ".mp4"), "--output")

@@ -13,7 +13,9 @@
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -62,6 +64,7 @@ def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None
     ins = {label: Path(p).expanduser() for label, p in inputs.items() if p}
     seen: dict[str, Path] = {}
     for label, path in outs.items():
+        _check_name_length(path, label)
         if path.is_dir():
             raise OutputError(f"{label} {path} is a folder; give a file name inside it, "
                               f"e.g. {path / ('out' + _example_suffix(label))}")
@@ -89,6 +92,7 @@ class PendingFile:
         special files (/dev/null, a FIFO) always are."""
         self.target = Path(target).expanduser()
         self.label = label
+        _check_name_length(self.target, label)
         self.in_place = in_place or (self.target.exists() and not self.target.is_file())
         if self.in_place:
             self.path = self.target
@@ -96,15 +100,17 @@ class PendingFile:
         parent = self.target.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=parent, prefix=f"{self.target.stem}.partial-",
+            fd, name = tempfile.mkstemp(dir=parent, prefix=_partial_prefix(self.target),
                                         suffix=self.target.suffix)
             os.close(fd)
         except OSError as exc:
             raise OutputError(f"cannot write {label} {self.target}: {exc.strerror or exc} "
-                              f"(folder {parent}); pick a folder you can write to. "
-                              f"Nothing was written") from exc
+                              f"(folder {parent}); {_remedy(exc)}. Nothing was written") from exc
         self.path = Path(name)
-        os.chmod(self.path, 0o666 & ~_umask())  # what a plain open() would have made
+        # a replaced file keeps its mode and owner (a 0600 file never becomes 0644, not
+        # even while it is written); a new one gets what a plain open() would have made
+        self._mode, self._owner = _mode_and_owner(self.target)
+        self._keep_mode()
 
     def commit(self) -> None:
         """Move the finished file over the target (atomic on one file system)."""
@@ -112,12 +118,82 @@ class PendingFile:
             return
         with open(self.path, "rb") as f:
             os.fsync(f.fileno())
+        self._keep_mode()   # again: a writer may have made the file anew
         os.replace(self.path, self.target)
         _fsync_dir(self.target.parent)
 
     def discard(self) -> None:
         if not self.in_place:
             self.path.unlink(missing_ok=True)
+
+    def _keep_mode(self) -> None:
+        try:
+            os.chmod(self.path, self._mode)
+            if self._owner is not None:
+                os.chown(self.path, *self._owner)
+        except OSError:
+            pass   # another owner's file: only root may give it back; the mode is kept
+
+
+def _mode_and_owner(target: Path) -> tuple[int, tuple[int, int] | None]:
+    """The mode (and owner, where it is not ours) of the file ``target`` replaces; for a
+    new file, what a plain open() would make."""
+    try:
+        info = target.stat()
+    except OSError:
+        return 0o666 & ~_umask(), None
+    if not stat.S_ISREG(info.st_mode):
+        return 0o666 & ~_umask(), None
+    owner = (info.st_uid, info.st_gid)
+    mine = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else owner
+    return stat.S_IMODE(info.st_mode), (owner if owner != mine else None)
+
+
+_PARTIAL = ".partial-"
+_RANDOM_CHARS = 8   # what tempfile.mkstemp adds
+
+
+def _name_limit(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _check_name_length(target: Path, label: str) -> None:
+    """OutputError for a file name longer than its file system takes (checked before
+    anything else: even asking whether it exists fails)."""
+    limit = _name_limit(_existing(target.parent))
+    if len(os.fsencode(target.name)) > limit:
+        raise OutputError(f"{label} {target.name[:40]}... is {len(os.fsencode(target.name))} "
+                          f"bytes long, over this file system's limit of {limit} for a file "
+                          f"name; choose a shorter name. Nothing was written")
+
+
+def _existing(folder: Path) -> Path:
+    """``folder``, or its nearest parent that exists (where the limit is asked)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _partial_prefix(target: Path) -> str:
+    """``NAME.partial-``, NAME cut short where the partial file's whole name (with
+    mkstemp's random characters and the target's suffix) would pass the folder's limit."""
+    room = (_name_limit(target.parent) - len(os.fsencode(_PARTIAL + target.suffix))
+            - _RANDOM_CHARS)
+    stem = target.stem
+    while stem and len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return stem + _PARTIAL
+
+
+def _remedy(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return "choose a shorter name"
+    if exc.errno == errno.ENOSPC:
+        return "free some space or pick another folder"
+    return "pick a folder you can write to"
 
 
 def exit_code(stop_reason: str | None, failed: bool) -> int:
