@@ -1,4 +1,4 @@
-"""Command line: ``facelandmarks`` / ``python -m app`` run|serve|enroll|people|bench|eval|demo|models
+"""Command line: ``facelandmarks`` / ``python -m app`` run|serve|enroll|people|index|who|relabel|bench|eval|demo|models
 (``run_video.py`` == ``run``).
 
 This is the composition root: it parses arguments into a :class:`RunConfig` and hands it
@@ -194,6 +194,36 @@ def cmd_models(args) -> int:
     return toolchain_main(args.argv, prog=f"{PROG} models")
 
 
+def cmd_index(args) -> int:
+    import importlib.util
+
+    missing = [m for m in ("pyarrow", *(("ray",) if args.cluster else ()))
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: index needs {', '.join(missing)}: pip install 'facelandmarks[cluster]'  "
+              f"(or, in a checkout: make setup)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from .index.run import IndexOptions, run_index
+    from .index.worker import IndexSettings
+
+    settings = IndexSettings(detector=args.detector, embedder=args.embedder, fps=args.fps)
+    return run_index(IndexOptions(paths=tuple(args.paths), out=Path(args.out),
+                                  gallery=Path(args.gallery), settings=settings,
+                                  workers=args.workers, cluster=args.cluster,
+                                  resume=args.resume,
+                                  progress=not args.no_progress and sys.stderr.isatty()))
+
+
+def cmd_who(args) -> int:
+    from .index.query import run_who
+    return run_who(Path(args.index), args.name, as_json=args.json, gap_s=args.gap)
+
+
+def cmd_relabel(args) -> int:
+    from .index.query import run_relabel
+    return run_relabel(Path(args.index), Path(args.gallery))
+
+
 def cmd_demo(args) -> int:
     from .lab.demo import run_demo
     return run_demo(out_dir=Path(args.out), headless=args.headless, camera=args.camera)
@@ -221,8 +251,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Real-time face landmarks and recognition.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_serve, _add_enroll, _add_people, _add_bench, _add_eval, _add_demo,
-                _add_models):
+    for add in (_add_run, _add_serve, _add_enroll, _add_people, _add_index, _add_who,
+                _add_relabel, _add_bench, _add_eval, _add_demo, _add_models):
         add(sub)
     return parser
 
@@ -313,6 +343,54 @@ def _add_people(sub) -> None:
     people.add_argument("action", choices=("list", "remove", "rename"))
     people.add_argument("names", nargs="*", metavar="NAME")
     people.set_defaults(handler=_people_checked)
+
+
+def _add_index(sub) -> None:
+    index = sub.add_parser("index", help="index video files and folders into appearances "
+                           "(who appears when), on local workers or a Ray cluster",
+                           description="Decode each video in order (PTS times), track and "
+                           "embed its faces, and write DIR/appearances.parquet (one row per "
+                           "track: file, person, start_s, end_s, best_s, similarity, "
+                           "thumbnail, mean embedding) and a status per file. Exit 1 when a "
+                           "file failed (the others are indexed).")
+    index.add_argument("paths", nargs="+", metavar="PATH", help="video files, or folders "
+                       "(searched recursively for video suffixes)")
+    index.add_argument("--out", required=True, metavar="DIR", help="the index folder")
+    _gallery_option(index)
+    index.add_argument("--detector", choices=DETECTORS, default="blazeface",
+                       help="face detector [%(default)s]")
+    _embedder_option(index)
+    index.add_argument("--workers", type=int, metavar="N", help="worker processes (one "
+                       "thread each) [one per core, capped by memory; Ray: the cluster's CPUs]")
+    index.add_argument("--fps", type=float, metavar="F", help="process at most F frames per "
+                       "second of video (every frame is still decoded) [every frame]")
+    index.add_argument("--cluster", metavar="ray[://HOST:PORT]", help="run the workers as Ray "
+                       "actors: on a local Ray started for the run (ray), or on a cluster "
+                       "(ray://HOST:PORT, or $RAY_ADDRESS)")
+    index.add_argument("--resume", action="store_true", help="continue the index in DIR: "
+                       "skip files already done (same size, mtime and models)")
+    index.add_argument("--no-progress", action="store_true", help="no progress bar")
+    index.set_defaults(handler=cmd_index)
+
+
+def _add_who(sub) -> None:
+    who = sub.add_parser("who", help="when and where a person appears, from an index",
+                         description="A person's appearances (file, start_s, end_s, best_s, "
+                         "similarity) from an index alone; no video is decoded.")
+    who.add_argument("name")
+    who.add_argument("--index", required=True, metavar="DIR")
+    who.add_argument("--json", action="store_true", help="one JSON object per line")
+    who.add_argument("--gap", type=float, default=1.0, metavar="S", help="join the person's "
+                     "tracks less than S seconds apart into one appearance [%(default)s]")
+    who.set_defaults(handler=cmd_who)
+
+
+def _add_relabel(sub) -> None:
+    relabel = sub.add_parser("relabel", help="name an index's tracks again against the "
+                             "gallery (after enrolling someone), without decoding video")
+    relabel.add_argument("--index", required=True, metavar="DIR")
+    _gallery_option(relabel)
+    relabel.set_defaults(handler=cmd_relabel)
 
 
 def _add_bench(sub) -> None:

@@ -1,0 +1,57 @@
+"""``who`` and ``relabel``: answers from the index alone, no video decoded.
+
+``who NAME --index DIR``: the person's appearances (file, start_s, end_s, best_s,
+similarity), one per line, or one JSON object per line with ``--json``.
+``relabel --index DIR --gallery G``: the stored track embeddings named again against the
+gallery (after enrolling someone new), appearances.parquet rewritten in place.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..config import EXIT_OK
+from .appearances import DEFAULT_GAP_S, appearances_of, label
+from .folder import IndexFolder, with_names
+
+WHO_COLUMNS = ["file", "track", "start_s", "end_s", "best_s", "person", "similarity"]
+
+
+def run_who(index: Path, name: str, as_json: bool = False, gap_s: float = DEFAULT_GAP_S) -> int:
+    table = IndexFolder(index).read_appearances(columns=WHO_COLUMNS)
+    found = appearances_of(table.to_pylist(), name, gap_s)
+    for appearance in found:
+        if as_json:
+            print(json.dumps(appearance.as_json()))
+        else:
+            print(f"{appearance.file}\t{appearance.start_s:.2f}-{appearance.end_s:.2f} s\t"
+                  f"best {appearance.best_s:.2f} s\tsimilarity {appearance.similarity:.3f}")
+    if not found:
+        people = sorted({p for p in table.column("person").to_pylist() if p})
+        print(f"no appearances of {name!r} in {index} (named there: "
+              f"{', '.join(people) or 'nobody'}; enrol them, then relabel)", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_relabel(index: Path, gallery: Path) -> int:
+    from .run import naming_gallery
+
+    folder = IndexFolder(index)
+    table = folder.read_appearances()
+    before = table.column("person").to_pylist()
+    names, sims = [], []
+    if table.num_rows:
+        vectors = np.stack([np.asarray(v, np.float32)
+                            for v in table.column("embedding").to_pylist()])
+        with naming_gallery(gallery, folder) as opened:
+            names, sims = label(vectors, table.column("model_id").to_pylist(), opened,
+                                folder.info()["threshold"])
+    folder.write_appearances(with_names(table, names, sims))
+    changed = sum(1 for old, new in zip(before, names) if old != new)
+    people = sorted({p for p in names if p})
+    print(f"relabelled {table.num_rows} tracks in {folder.appearances} against {gallery}: "
+          f"{changed} changed; named: {', '.join(people) or 'nobody'}")
+    return EXIT_OK

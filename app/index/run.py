@@ -1,0 +1,282 @@
+"""``index``, ``who`` and ``relabel``: the driver side (the composition root of archives).
+
+``index``: find the videos, skip those ``--resume`` finds done, hand the rest to a
+backend (:class:`~app.index.pool.LocalPool` or :class:`~app.index.ray_backend.RayPool`),
+record each file as it comes back (``app.index.folder``), then name every done file's
+rows against the gallery into ``appearances.parquet`` and print a summary. Ctrl-C or
+SIGTERM stops the workers; files already done stay done (``--resume`` goes on), and the
+appearances of the files done so far are still written.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
+from .folder import IndexFolder, IndexFolderError, file_id, with_names
+from .worker import FileResult, FileTask, IndexSettings
+
+WORKER_MEMORY_MB = 400   # one worker's peak resident memory, measured (README: Archives)
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    paths: tuple[str, ...]
+    out: Path
+    gallery: Path
+    settings: IndexSettings = IndexSettings()
+    workers: int | None = None        # None: one per core (local), the cluster's CPUs (Ray)
+    cluster: str | None = None        # None: local processes; "ray" or "ray://HOST:PORT"
+    resume: bool = False
+    progress: bool = True
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised in the driver so it stops its workers and records what is done."""
+
+
+def find_videos(paths) -> list[Path]:
+    """Video files named or found (recursively, by suffix) in folders, each once, sorted."""
+    from ..sources.capture import VIDEO_EXTENSIONS
+
+    found: dict[Path, None] = {}
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in VIDEO_EXTENSIONS:
+                    found[child.resolve()] = None
+        elif path.is_file():
+            if path.suffix.lower() not in VIDEO_EXTENSIONS:
+                raise ValueError(f"{path} is not a video (by its suffix; expected one of "
+                                 f"{', '.join(sorted(VIDEO_EXTENSIONS))})")
+            found[path.resolve()] = None
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return sorted(found)
+
+
+def tasks_for(videos: list[Path]) -> list[FileTask]:
+    tasks = []
+    for video in videos:
+        stat = video.stat()
+        tasks.append(FileTask(str(video), file_id(video), stat.st_size, stat.st_mtime_ns))
+    return tasks
+
+
+def cap_workers(requested: int | None, per_worker_mb: float = WORKER_MEMORY_MB) -> int:
+    """Local workers: as asked (default one per core), at most what memory allows
+    (80% of the memory available now, ``per_worker_mb`` each), at least one."""
+    wanted = requested or os.cpu_count() or 1
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (ValueError, OSError):
+        return max(1, wanted)
+    allowed = max(1, int(available * 0.8 // per_worker_mb))
+    if allowed < wanted:
+        print(f"note: {wanted} workers would need about {wanted * per_worker_mb:.0f} MB; "
+              f"{available:.0f} MB is available, so {allowed} run", file=sys.stderr)
+    return max(1, min(wanted, allowed))
+
+
+def backend(options: IndexOptions):
+    """The local pool, or Ray for ``--cluster ray[://...]``."""
+    if options.cluster is None:
+        from .pool import LocalPool
+        return LocalPool(options.settings, cap_workers(options.workers))
+    if options.cluster != "ray" and not options.cluster.startswith("ray://"):
+        raise ValueError(f"--cluster {options.cluster!r}: expected ray or ray://HOST:PORT")
+    from .ray_backend import RayPool
+    address = None if options.cluster == "ray" else options.cluster
+    return RayPool(options.settings, options.workers, address=address)
+
+
+def run_index(options: IndexOptions, pool=None) -> int:
+    """The ``index`` command; returns the exit code (0 all done, 1 a file failed,
+    130/143 interrupted). ``pool``: a backend to use instead of :func:`backend`'s."""
+    folder = IndexFolder(options.out)
+    if folder.exists() and not options.resume:
+        raise IndexFolderError(f"{folder.path} already holds an index: add --resume to "
+                               f"continue it, or choose another --out")
+    tasks = tasks_for(find_videos(options.paths))
+    if not tasks:
+        print(f"error: no video files in {' '.join(options.paths)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    signature = options.settings.signature
+    settled = {t.file_id: s for t in tasks
+               if options.resume and (s := folder.settled(t, signature)) is not None}
+    todo = [t for t in tasks if t.file_id not in settled]
+    _check_gallery(options, folder)
+    tally = Tally(len(tasks), list(settled.values()), time.perf_counter())
+    stopped = None
+    with _SigtermRaises(), tally.bar(todo, options.progress) as progress:
+        try:
+            if todo:
+                (pool or backend(options)).run(
+                    todo, lambda r: tally.record(r, folder, signature, progress),
+                    progress.frames)
+        except KeyboardInterrupt:
+            stopped = EXIT_INTERRUPTED
+        except _Terminated:
+            stopped = EXIT_TERMINATED
+    rows = name_rows(folder, options.gallery)
+    tally.print_summary(folder, rows, stopped)
+    if stopped:
+        return stopped
+    return EXIT_FAILED if tally.failed or tally.failed_before else EXIT_OK
+
+
+def _check_gallery(options: IndexOptions, folder: IndexFolder) -> None:
+    """Open the gallery read-only (a bad file fails before any worker starts) and write
+    the folder's index.json with the model id and threshold it is named with."""
+    from ..stages.embed import resolve_embedder
+
+    family, variant = resolve_embedder(options.settings.embedder)
+    model_id = _model_id(options.settings.embedder)
+    folder.create(options.settings, model_id, family.threshold)
+    from ..people.gallery import Gallery
+    with Gallery(options.gallery, readonly=True):
+        pass
+
+
+def _model_id(embedder: str) -> str:
+    from ..factory import build_embedder
+    model = build_embedder(embedder, threads=1)
+    try:
+        return model.model_id
+    finally:
+        model.close()
+
+
+def name_rows(folder: IndexFolder, gallery_path: Path):
+    """Every done file's rows, named against the gallery, written as appearances.parquet."""
+    import numpy as np
+
+    from .appearances import label
+    table = folder.done_rows()
+    info = folder.info()
+    names, sims = [], []
+    if table.num_rows:
+        vectors = np.stack([np.asarray(v, np.float32)
+                            for v in table.column("embedding").to_pylist()])
+        with naming_gallery(gallery_path, folder) as gallery:
+            names, sims = label(vectors, table.column("model_id").to_pylist(), gallery,
+                                info["threshold"])
+    table = with_names(table, names, sims)
+    folder.write_appearances(table)
+    return table
+
+
+class naming_gallery:
+    """The gallery, read-only, with samples enrolled by another embedder re-embedded
+    (for this run) as ``run`` does; the models load only when some are."""
+
+    def __init__(self, path: Path, folder: IndexFolder):
+        self.path, self.info = Path(path), folder.info()
+
+    def __enter__(self):
+        from ..people.gallery import Gallery
+        self.gallery = Gallery(self.path, readonly=True)
+        self.pipeline = None
+        if self.gallery.missing_sample_ids(self.info["model_id"]):
+            from ..config import RunConfig
+            from ..factory import build_pipeline
+            from ..session import sync_gallery
+            config = RunConfig(source="", detector=self.info["detector"],
+                               embedder=self.info["embedder"], gallery=self.path,
+                               headless=True, progress=False)
+            self.pipeline = build_pipeline(config, self.gallery)
+            sync_gallery(self.pipeline, progress=False)
+        return self.gallery
+
+    def __exit__(self, *exc) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close()
+        self.gallery.close()
+
+
+class Tally:
+    """Counts, the progress bar and the summary of one index run."""
+
+    def __init__(self, total: int, settled: list[dict], started: float):
+        self.total, self.skipped, self.started = total, len(settled), started
+        self.failed_before = [s for s in settled if s["state"] != "done"]
+        self.done: list[FileResult] = []
+        self.failed: list[FileResult] = []
+
+    def bar(self, todo: list[FileTask], enabled: bool) -> "_Progress":
+        return _Progress(len(todo), enabled)
+
+    def record(self, result: FileResult, folder: IndexFolder, signature: str,
+               progress: "_Progress") -> None:
+        folder.record(result, signature)
+        (self.done if result.state == "done" else self.failed).append(result)
+        progress.file_done(result)
+
+    def print_summary(self, folder: IndexFolder, table, stopped: int | None) -> None:
+        wall = time.perf_counter() - self.started
+        media = sum(r.duration_s for r in self.done)
+        peak = max((r.peak_rss_mb for r in self.done + self.failed), default=0.0)
+        for result in self.failed:
+            print(f"failed: {result.task.path}: {result.reason}", file=sys.stderr)
+        for status in self.failed_before:
+            print(f"failed before (unchanged, not tried again): {status['path']}: "
+                  f"{status['reason']}", file=sys.stderr)
+        speed = f", {media / wall:.1f}x real time" if media and wall else ""
+        print(f"files: {len(self.done)} done, {len(self.failed)} failed, {self.skipped} "
+              f"settled before (--resume) of {self.total}; {media / 3600:.3f} h of video in "
+              f"{wall:.1f} s{speed}; peak worker memory {peak:.0f} MB")
+        people = sorted({p for p in table.column("person").to_pylist() if p})
+        print(f"appearances: {folder.appearances} ({table.num_rows} tracks; named: "
+              f"{', '.join(people) or 'nobody'})")
+        if stopped:
+            left = self.total - self.skipped - len(self.done) - len(self.failed)
+            print(f"stopped: {left} file(s) not indexed; run the same command with --resume "
+                  f"to go on", file=sys.stderr)
+
+
+class _Progress:
+    """A tqdm bar of files, with frames and ETA (or nothing when disabled)."""
+
+    def __init__(self, files: int, enabled: bool):
+        self._bar = None
+        self._frames = 0
+        if enabled and files:
+            from tqdm import tqdm
+            self._bar = tqdm(total=files, unit="file", desc="indexing", file=sys.stderr,
+                             dynamic_ncols=True)
+
+    def frames(self, count: int) -> None:
+        self._frames += count
+        if self._bar is not None:
+            self._bar.set_postfix(frames=self._frames, refresh=False)
+            self._bar.refresh()
+
+    def file_done(self, result: FileResult) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class _SigtermRaises:
+    """SIGTERM raises :class:`_Terminated` in the driver for the block (main thread)."""
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def _raise(self, signum, frame):
+        raise _Terminated()
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
