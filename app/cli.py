@@ -3,10 +3,8 @@
 
 This is the composition root: it parses arguments into a :class:`RunConfig` and hands it
 to ``app.session`` (run), the gallery (enroll, people) or the lab (bench, eval, demo).
-Exit codes: 0 done, 1 a runtime failure (camera lost, model error, an output that could
-not be written: full disk), 2 bad input (arguments, files, photos, gallery, an output
-that would overwrite an input), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Each command's options are built by one small
-``_add_<command>`` function.
+Exit codes: ``app.config.EXIT_CODES`` (the one table; ``--help`` prints it). Each
+command's options are built by one small ``_add_<command>`` function.
 """
 from __future__ import annotations
 
@@ -19,13 +17,15 @@ from .config import (
     DETECTORS,
     EMBEDDERS,
     EVENTS_ON,
+    EXIT_CODES,
     EXIT_FAILED,
     LANDMARK_BACKENDS,
     LANDMARK_MODELS,
     LANDMARK_MODES,
     RunConfig,
+    check_threads,
 )
-from .paths import default_gallery_path
+from .paths import ModelFileError, default_gallery_path
 from .people.gallery import GalleryError
 from .session import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, print_warnings
 from .stages.align import CROPS
@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return EXIT_BAD_INPUT
     try:
+        _default_gallery(args)
         return args.handler(args)
+    except ModelFileError as exc:   # missing or damaged: the install, not the input
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except (FileNotFoundError, GalleryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -249,12 +253,21 @@ def _path(value: str | None) -> Path | None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Real-time face landmarks and recognition.")
+        prog=PROG, description="Real-time face landmarks and recognition.",
+        epilog=_exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_run, _add_serve, _add_enroll, _add_people, _add_index, _add_who,
                 _add_relabel, _add_bench, _add_eval, _add_demo, _add_models):
         add(sub)
     return parser
+
+
+def _exit_codes_help() -> str:
+    import textwrap
+    return "exit codes:\n" + "\n".join(
+        textwrap.fill(f"{code:<4} {text}", width=79, initial_indent="  ",
+                      subsequent_indent=" " * 7, break_on_hyphens=False)
+        for code, text in EXIT_CODES.items())
 
 
 def _add_run(sub) -> None:
@@ -265,7 +278,7 @@ def _add_run(sub) -> None:
                          "enrolment, space pause, . or n one frame on, p screenshot, "
                          "b status bar, h help. A file plays at its own frame rate in "
                          "the window and stays on its last picture until q.")
-    run.add_argument("--source", default="0",
+    run.add_argument("--source", default="0", type=_source,
                      help="camera index, device path, stream URL, video or image file "
                           "[%(default)s]")
     _model_options(run)
@@ -288,8 +301,9 @@ def _add_run(sub) -> None:
                      "of ending the run (serve always does)")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     pace = run.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=float, metavar="X", help="play a file at X times its "
-                      "frame rate, in a window [1; headless runs always go as fast as they can]")
+    pace.add_argument("--speed", type=_positive_float, metavar="X", help="play a file at X "
+                      "times its frame rate, in a window [1; headless runs always go as fast "
+                      "as they can]")
     pace.add_argument("--fast", action="store_true", help="play a file as fast as the "
                       "machine allows, also in a window")
     run.add_argument("--loop", action="store_true", help="play a video file again from the "
@@ -305,8 +319,8 @@ def _add_serve(sub) -> None:
                            description="Run the pipeline of `run` behind a web page and a "
                            "JSON API (see README, The browser view). Bound to 127.0.0.1 by "
                            "default, with no token; any other --host needs a token.")
-    serve.add_argument("--source", default="0", help="camera index, device path, stream "
-                       "URL or video file [%(default)s]")
+    serve.add_argument("--source", default="0", type=_source, help="camera index, device "
+                       "path, stream URL or video file [%(default)s]")
     serve.add_argument("--loop", action="store_true", help="play a video file again from "
                        "the start each time it ends")
     serve.add_argument("--fast", action="store_true", help="process a file as fast as the "
@@ -340,7 +354,7 @@ def _add_people(sub) -> None:
                             description="people list | people remove NAME | "
                             "people rename OLD NEW")
     _gallery_option(people)
-    people.add_argument("action", choices=("list", "remove", "rename"))
+    people.add_argument("action", choices=("list", "remove", "rename"), nargs="?")
     people.add_argument("names", nargs="*", metavar="NAME")
     people.set_defaults(handler=_people_checked)
 
@@ -403,7 +417,7 @@ def _add_bench(sub) -> None:
                        help="person to enrol for both sides (repeatable)")
     bench.add_argument("--vs", choices=("face_recognition",), help="also run this peer "
                        "(install it with: make bench-deps)")
-    bench.add_argument("--repeat", type=int, default=3, help="runs of each, alternating "
+    bench.add_argument("--repeat", type=_positive_int, default=3, help="runs of each, alternating "
                        "[%(default)s]")
     _embedder_option(bench)
     bench.add_argument("--realtime", action="store_true", help="play the file through the "
@@ -450,10 +464,11 @@ def _add_eval_landmarks(eval_sub) -> None:
                        help="landmark models to score [cnn]")
     marks.add_argument("--boxes", nargs="+", choices=("hog", "blazeface", "gt"),
                        default=["hog"], help="where face boxes come from [hog]")
-    marks.add_argument("--threads", type=int, default=2, help="CNN threads [%(default)s]")
+    marks.add_argument("--threads", type=_threads, default=min(2, _max_threads()),
+                       help="CNN threads [%(default)s]")
     marks.add_argument("--landmark-backend", choices=LANDMARK_BACKENDS, default="tflite",
                        help="how the CNN runs [%(default)s]")
-    marks.add_argument("--limit", type=int, help="only the first N photos")
+    marks.add_argument("--limit", type=_positive_int, help="only the first N photos")
     marks.add_argument("--plot", metavar="FILE.png", help="cumulative NME curve of every "
                        "model and box source given")
     marks.set_defaults(handler=cmd_eval_landmarks)
@@ -463,9 +478,11 @@ def _add_eval_smoothing(eval_sub) -> None:
     smooth = eval_sub.add_parser("smoothing", help="landmark jitter on a still face and lag "
                                  "on a moving one, raw vs smoothed (synthetic clips of photos)")
     smooth.add_argument("--data", required=True, help="folder of .jpg + .pts")
-    smooth.add_argument("--photos", type=int, default=10, help="photos used [%(default)s]")
-    smooth.add_argument("--frames", type=int, default=60, help="frames per clip [%(default)s]")
-    smooth.add_argument("--speed", type=float, default=0.5,
+    smooth.add_argument("--photos", type=_positive_int, default=10,
+                        help="photos used [%(default)s]")
+    smooth.add_argument("--frames", type=_positive_int, default=60,
+                        help="frames per clip [%(default)s]")
+    smooth.add_argument("--speed", type=_positive_float, default=0.5,
                         help="moving clip speed, face sizes per second at 30 FPS [%(default)s]")
     smooth.add_argument("--sensor-noise", type=float, default=3.0,
                         help="still clip pixel noise sigma, grey levels [%(default)s]")
@@ -510,7 +527,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", choices=DETECTORS, default="blazeface",
                         help="face detector [%(default)s]")
     _embedder_option(parser)
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=_threads, default=1,
                         help="threads per model [%(default)s]; for run, 1 is fastest on 2 "
                         "cores (detection already runs beside the other stages)")
 
@@ -536,8 +553,57 @@ def _service_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _gallery_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gallery", default=str(default_gallery_path()),
-                        help="gallery database [%(default)s]")
+    """``--gallery``; not given: the default path, found after parsing
+    (:func:`_default_gallery`), so an unusable HOME fails only the commands that need it."""
+    try:
+        default = str(default_gallery_path())
+    except ValueError:
+        default = "none: HOME is not an absolute folder"
+    parser.add_argument("--gallery", help=f"gallery database [{default}]")
+    parser.set_defaults(gallery_default=True)
+
+
+def _default_gallery(args) -> None:
+    """The default ``--gallery`` where it was not given (ValueError naming --gallery when
+    HOME is unusable)."""
+    if getattr(args, "gallery_default", False) and args.gallery is None:
+        args.gallery = str(default_gallery_path())
+
+
+# -- argument types: argparse reports their ValueError as "argument --x: ..." (exit 2) --------
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}"
+                                         + (" (--fast plays as fast as it can)"
+                                            if value == 0 else ""))
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        return check_threads(int(text), "threads")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("threads ")) from exc
+
+
+def _max_threads() -> int:
+    from .config import max_threads
+    return max_threads()
+
+
+def _source(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a camera index (0), a device, a "
+                                         "video or image file, or a stream URL")
+    return text
 
 
 def _embedder_option(parser: argparse.ArgumentParser, extra: tuple[str, ...] = ()) -> None:
@@ -547,9 +613,13 @@ def _embedder_option(parser: argparse.ArgumentParser, extra: tuple[str, ...] = (
 
 
 def _people_checked(args) -> int:
+    usage = {"list": "list", "remove": "remove NAME", "rename": "rename OLD NEW"}
+    if args.action is None:
+        print(f"error: say what to do: {PROG} people list | people remove NAME | people "
+              f"rename OLD NEW", file=sys.stderr)
+        return EXIT_BAD_INPUT
     wanted = {"list": 0, "remove": 1, "rename": 2}[args.action]
     if len(args.names) != wanted:
-        usage = {"list": "list", "remove": "remove NAME", "rename": "rename OLD NEW"}
         print(f"error: usage: {PROG} people {usage[args.action]}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return cmd_people(args)

@@ -1,6 +1,7 @@
 """Run settings: one frozen dataclass, built by the CLI and read by the composition root."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +23,33 @@ FAMILY_EMBEDDERS = tuple(f"{family}-{variant}" for family in FACENET_FAMILIES
 EMBEDDER_ALIASES = {variant: f"casia-{variant}" for variant in EMBEDDER_VARIANTS}
 EMBEDDERS = (*FAMILY_EMBEDDERS, *EMBEDDER_ALIASES)
 DEFAULT_EMBEDDER = "keras-int8"   # chosen by measurement: models/README.md
-# Exit codes of every command: 0 done, 1 a runtime failure (camera lost, model error, an
-# output that could not be written), 2 bad input; 128 + SIGINT / SIGTERM, as shells expect.
+# Exit codes of every command: the one definition (the README's table and --help are
+# checked against it, tests/test_round2.py); 128 + SIGINT / SIGTERM, as shells expect.
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_FAILED: "a runtime failure: a camera, stream or file lost mid-run, a missing or "
+                 "damaged model file, an output that could not be written (full disk)",
+    EXIT_BAD_INPUT: "bad input: arguments, files, photos, the gallery, an output that would "
+                    "overwrite an input or cannot be written",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_TERMINATED: "terminated (SIGTERM)",
+}
+
+
+def max_threads() -> int:
+    """The most threads per model: this machine's cores (more only slow it down)."""
+    return os.cpu_count() or 1
+
+
+def check_threads(threads: int, what: str = "--threads") -> int:
+    """``threads`` if it is 1 to :func:`max_threads`, else ValueError saying so."""
+    if isinstance(threads, bool) or not isinstance(threads, int) \
+            or not 1 <= threads <= max_threads():
+        raise ValueError(f"{what} must be a whole number from 1 to {max_threads()} (the cores "
+                         f"of this machine), got {threads!r}")
+    return threads
 
 
 @dataclass(frozen=True)
@@ -65,8 +89,7 @@ class RunConfig:
             raise ValueError(f"max frames must be >= 1, got {self.max_frames}")
         if self.speed is not None and not self.speed >= 0:
             raise ValueError(f"--speed must be positive (or use --fast), got {self.speed}")
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        check_threads(self.threads)
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

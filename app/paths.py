@@ -65,11 +65,25 @@ def package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+class ModelFileError(Exception):
+    """A model file the run needs is missing or damaged: a fault of the install, not of
+    the input (the CLI exits 1, ``app.config.EXIT_CODES``)."""
+
+
+class ModelFileMissing(ModelFileError, FileNotFoundError):
+    """No model file where one is needed; the message says which command builds it."""
+
+
+class ModelFileDamaged(ModelFileError, ValueError):
+    """A model file that cannot be loaded; the message says how to restore it."""
+
+
 def require_file(path: Path, build_command: str = BUILD_COMMAND) -> Path:
-    """Return ``path`` if it exists, else raise FileNotFoundError naming how to build it."""
+    """Return ``path`` if it exists, else raise :class:`ModelFileMissing` (a
+    FileNotFoundError) naming how to build it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}\n  fix: {build_command}")
+        raise ModelFileMissing(f"model file not found: {path}\n  fix: {build_command}")
     return path
 
 
@@ -113,19 +127,35 @@ APP_NAME = "facelandmarks"
 
 
 def default_gallery_path() -> Path:
-    """``$XDG_DATA_HOME/facelandmarks/gallery.sqlite3`` (``~/.local/share`` when unset).
+    """``$XDG_DATA_HOME/facelandmarks/gallery.sqlite3`` (``~/.local/share`` when unset or
+    not absolute, as the XDG rules say).
 
     On Windows ``%LOCALAPPDATA%``, on macOS ``~/Library/Application Support``.
     Nothing is created here; :class:`Gallery` creates the folder when it opens the file.
+    ValueError naming ``--gallery`` when the home folder is unusable (``HOME`` empty or
+    relative: the gallery would land under ``/`` or the current folder).
     """
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
+        base = home_folder() / "Library" / "Application Support"
     else:
         xdg = os.environ.get("XDG_DATA_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+        base = Path(xdg) if os.path.isabs(xdg) else home_folder() / ".local" / "share"
     return base / APP_NAME / "gallery.sqlite3"
+
+
+def home_folder() -> Path:
+    """``$HOME`` (the password database's when unset); ValueError for an empty or relative
+    ``HOME``, which names no home folder."""
+    home = os.environ.get("HOME")
+    if home is None:
+        return Path.home()
+    if not os.path.isabs(home):
+        raise ValueError(f"HOME is {home!r}, not an absolute folder, so there is no default "
+                         f"gallery path; pass --gallery PATH (or set HOME, or XDG_DATA_HOME, "
+                         f"to an absolute folder)")
+    return Path(home)
 
 
 def runtime_files() -> dict[str, Path]:

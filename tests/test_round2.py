@@ -274,3 +274,121 @@ def test_a_long_output_name_is_written_through_a_shorter_partial_name(tmp_path):
     assert os.listdir(tmp_path) == [target.name]
     with pytest.raises(OutputError, match="shorter name"):
         PendingFile(tmp_path / ("e" * 260 + ".mp4"), "--output")
+
+
+# -- the command line, in this process (argument and path checks come before any model) --------
+def cli(capsys, *args) -> tuple[int, str]:
+    from app.cli import main
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:   # argparse's own refusals
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def photo() -> Path:
+    from tests.conftest import shared
+    return shared("video", "lin-manuel-miranda.png")
+
+
+# -- 11: --threads is bounded by the machine's cores ---------------------------------------------
+def test_threads_above_the_cores_are_refused_clearly(capsys, tmp_path):
+    from app.config import RunConfig
+    too_many = (os.cpu_count() or 1) + 1
+    for command in ("run", "enroll"):
+        code, err = cli(capsys, command, "--threads", too_many, "--gallery", tmp_path / "g.db",
+                        *(("--name", "X") if command == "enroll" else ("--source",)),
+                        tmp_path / "missing.mp4")
+        assert code == 2 and "cores" in err and f"{too_many}" in err, err
+    with pytest.raises(ValueError, match="cores"):
+        RunConfig(threads=too_many)
+    assert RunConfig(threads=os.cpu_count() or 1).threads == (os.cpu_count() or 1)
+
+
+# -- 22: eval landmarks --limit -1 and --speed 0 are refused ---------------------------------------
+def test_a_negative_limit_and_a_zero_speed_are_refused(capsys, tmp_path):
+    code, err = cli(capsys, "eval", "landmarks", "--data", tmp_path, "--limit", "-1")
+    assert code == 2 and "--limit" in err and "1 or more" in err, err
+    code, err = cli(capsys, "run", "--speed", "0", "--source", tmp_path / "missing.mp4")
+    assert code == 2 and "--speed" in err and "--fast" in err, err
+
+
+# -- 12: every lab output path is checked before the work starts -----------------------------------
+def test_lab_outputs_that_cannot_be_written_are_refused_before_the_work(capsys, tmp_path):
+    from tests.conftest import shared
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    code, err = cli(capsys, "demo", "--out", a_file, "--camera", "none", "--headless")
+    assert code == 2 and "is a file" in err and a_file.read_text() == "x", err
+    data = shared("landmarks300w", "test")
+    for plot in (a_file / "curve.png", tmp_path / "curve.txt"):
+        code, err = cli(capsys, "eval", "landmarks", "--data", data, "--boxes", "gt",
+                        "--limit", 1, "--plot", plot)
+        assert code == 2 and "--plot" in err, err
+    people = tmp_path / "people"
+    for name in ("lin", "alex"):
+        (people / name).mkdir(parents=True)
+    shutil.copy(photo(), people / "lin" / "1.png")
+    shutil.copy(shared("video", "alex-lacamoire.png"), people / "alex" / "1.png")
+    code, err = cli(capsys, "eval", "verify", "--data", people, "--scores", a_file / "s.csv")
+    assert code == 2 and "--scores" in err and "is a file" in err, err
+
+
+def test_a_read_only_lab_output_folder_is_refused_before_the_work(capsys, tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with read_only_view(folder, tmp_path / "view") as view:
+        code, err = cli(capsys, "demo", "--out", view / "demo", "--camera", "none",
+                        "--headless")
+        assert code == 2 and "not writable" in err and "read-only" in err, err
+
+
+# -- 19: an unusable HOME is refused with a message naming --gallery ------------------------------
+@pytest.mark.parametrize("home", ["", "relative/home"])
+def test_an_unusable_home_is_refused_naming_gallery(capsys, monkeypatch, tmp_path, home):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    for command in (("people", "list"), ("people", "remove", "Anyone")):
+        code, err = cli(capsys, *command)
+        assert code == 2 and "--gallery" in err and "HOME" in err, err
+    assert os.listdir(tmp_path) == []
+    code, _ = cli(capsys, "people", "list", "--gallery", tmp_path / "g.sqlite3")
+    assert code == 0
+
+
+# -- 20: one table of exit codes, in the README and in the code ------------------------------------
+def test_the_readme_s_exit_code_table_is_the_code_s():
+    import re
+
+    from app.cli import _parser
+    from app.config import EXIT_CODES
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", readme.split("### Exit codes")[1],
+                            re.M))
+    assert {int(code): text for code, text in table.items()} == EXIT_CODES
+    assert all(text in " ".join(_parser().format_help().split())
+               for text in EXIT_CODES.values())
+
+
+def test_a_missing_model_file_is_a_runtime_failure_exit_1(tmp_path):
+    env = {**ENV, "FACELANDMARKS_MODELS": str(tmp_path / "no-models")}
+    done = app("run", "--headless", "--no-progress", "--source", photo(), "--gallery",
+               tmp_path / "g.sqlite3", env=env)
+    assert done.returncode == 1 and "model file not found" in done.stderr, done.stderr
+
+
+# -- 21: messages that name the real problem (the command line's) ----------------------------------
+def test_people_with_no_action_says_what_to_do_and_an_empty_source_is_refused(capsys):
+    code, err = cli(capsys, "people")
+    assert code == 2 and "people list" in err and "NAME is required" not in err
+    assert "NAME" not in err.split("people list")[0], err
+    code, err = cli(capsys, "run", "--source", "")
+    assert code == 2 and "--source" in err and "empty" in err and "folder" not in err, err
+
+
+def test_eval_threads_0_is_refused_without_blaming_the_model(capsys):
+    from tests.conftest import shared
+    code, err = cli(capsys, "eval", "landmarks", "--data", shared("landmarks300w", "test"),
+                    "--limit", 1, "--threads", 0)
+    assert code == 2 and "--threads" in err and "rebuild" not in err, err

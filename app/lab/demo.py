@@ -24,6 +24,7 @@ SETTINGS_FILE = REPO_ROOT / "assets" / "demo.json"
 
 def run_demo(out_dir: Path, headless: bool = False, camera: str = "0") -> int:
     from ..config import RunConfig
+    from ..outputs.files import check_writable
     from ..outputs.sinks import display_available
     from ..session import run_session
 
@@ -33,6 +34,7 @@ def run_demo(out_dir: Path, headless: bool = False, camera: str = "0") -> int:
     print("no camera/display: running the demo built from the 5-celebrity photos")
     settings = json.loads(SETTINGS_FILE.read_text())
     out_dir = Path(out_dir)
+    check_writable("--out", out_dir, folder=True)   # before the clip is built and people enrolled
     out_dir.mkdir(parents=True, exist_ok=True)
     photos = _photos()
     clip, truth = build_clip(photos / "val", REPO_ROOT / settings["clip"], settings)

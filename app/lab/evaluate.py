@@ -57,6 +57,11 @@ class Pairs:
 
 
 def main(args) -> int:
+    from ..outputs.files import check_outputs, check_writable
+    for label in ("json", "scores", "cache"):   # before the measurement, not after it
+        check_writable(f"--{label}", getattr(args, label, None))
+    check_outputs({f"--{label}": getattr(args, label, None) for label in ("json", "scores")},
+                  {"--pairs": args.pairs, "--tune-pairs": getattr(args, "tune_pairs", None)})
     data = Path(args.data)
     if not data.is_dir():
         raise FileNotFoundError(f"--data {data}: not a folder of per-person folders")

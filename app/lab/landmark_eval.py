@@ -170,7 +170,12 @@ def plot_ced(rows: list[dict], path: str | Path, max_nme: float = 0.12, title: s
     return save_figure(fig, plt, Path(path))
 
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
 def main(args) -> int:
+    from ..outputs.files import check_writable
+    check_writable("--plot", args.plot, suffixes=PLOT_SUFFIXES)   # before the measurement
     rows = []
     for boxes in args.boxes:
         rows += evaluate(args.data, args.landmarks, boxes, args.threads, args.limit,

@@ -80,6 +80,37 @@ def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None
         seen[label] = path
 
 
+def check_writable(label: str, path: str | Path | None, folder: bool = False,
+                   suffixes: tuple[str, ...] = ()) -> None:
+    """OutputError unless ``path`` could be written now: a file (``folder``: a folder)
+    that is writable, or a new one whose nearest existing parent folder is; checked before
+    a long measurement, so it never fails at the end. ``suffixes``: the ones allowed.
+    Nothing is created."""
+    if not path:
+        return
+    path = Path(path).expanduser()
+    _check_name_length(path, label)
+    if suffixes and not folder and path.suffix.lower() not in suffixes:
+        raise OutputError(f"{label} {path}: give a name ending in {' or '.join(suffixes)}")
+    if path.exists() and path.is_dir() != folder:
+        raise OutputError(f"{label} {path} is a {'file' if folder else 'folder'}; give "
+                          f"{'a folder' if folder else 'a file name'} there instead")
+    where = path if path.exists() else _existing(path.parent)
+    if not where.is_dir() and where != path:
+        raise OutputError(f"{label} {path}: {where} is a file, so no folder can be made there")
+    if not os.access(where, os.W_OK | (os.X_OK if where.is_dir() else 0)):
+        why = "read-only file system" if _read_only_fs(where) else "permission denied"
+        raise OutputError(f"cannot write {label} {path}: {where} is not writable here "
+                          f"({why}); pick a folder you can write to. Nothing was done")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
 def _example_suffix(label: str) -> str:
     return ".jsonl" if "events" in label else ".mp4"
 

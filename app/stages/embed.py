@@ -29,6 +29,7 @@ from ..paths import (
     FACENET_FAMILIES,
     INSTALLED,
     REBUILD_COMMAND,
+    ModelFileDamaged,
     facenet_pb_path,
     require_file,
 )
@@ -146,8 +147,8 @@ class TfliteEmbedder(_Embedder):
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
         except Exception as exc:  # the runtime raises ValueError/RuntimeError with no path
-            raise ValueError(f"cannot load TFLite model {self.model_path}: {exc}; the file is "
-                             f"damaged: rebuild it with {REBUILD_COMMAND}") from exc
+            raise ModelFileDamaged(f"cannot load TFLite model {self.model_path}: {exc}; the "
+                                   f"file is damaged: rebuild it with {REBUILD_COMMAND}") from exc
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
@@ -183,7 +184,7 @@ def load_facenet_graph_def(pb_path: Path, build_command: str = BUILD_COMMAND):
     try:
         graph_def.ParseFromString(Path(pb_path).read_bytes())
     except Exception as exc:
-        raise ValueError(f"cannot parse frozen graph {pb_path}: {exc}; the file is damaged: "
+        raise ModelFileDamaged(f"cannot parse frozen graph {pb_path}: {exc}; the file is damaged: "
                          f"rebuild it with {REBUILD_COMMAND}") from exc
     nodes = {node.name: node for node in graph_def.node}
     if "input" not in nodes or "embeddings" not in nodes:

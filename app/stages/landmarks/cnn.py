@@ -20,7 +20,7 @@ import numpy as np
 from ...config import LANDMARK_BACKENDS
 from ...logs import import_tensorflow
 from ...paths import BUILD_COMMAND as INSTALLED_FIX
-from ...paths import CNN68_DIR, INSTALLED, require_file
+from ...paths import CNN68_DIR, INSTALLED, ModelFileDamaged, require_file
 from ..images import check_bgr_frame, check_box
 from . import N_POINTS
 from .crop import check_rule, cut_square, square_for_box, to_frame, to_frame_many
@@ -119,10 +119,11 @@ def read_io(path: str | Path) -> dict:
     try:
         io = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}; restore it with: {BUILD_COMMAND}") from err
+        raise ModelFileDamaged(f"cannot read {path}: {err}; restore it with: "
+                               f"{BUILD_COMMAND}") from err
     missing = [key for key in IO_KEYS if not isinstance(io, dict) or key not in io]
     if missing:
-        raise ValueError(f"{path} lacks {missing}; rebuild it with: {BUILD_COMMAND}")
+        raise ModelFileDamaged(f"{path} lacks {missing}; rebuild it with: {BUILD_COMMAND}")
     if io["channel_order"] != "RGB":
         raise ValueError(f"{path}: channel_order {io['channel_order']!r}, expected 'RGB'")
     return io
@@ -146,7 +147,7 @@ def load_tflite(path: str | Path, num_threads: int | None = None
         with without_native_info():
             interpreter.allocate_tensors()
     except Exception as err:  # not a flatbuffer, unsupported op
-        raise ValueError(f"cannot load {path}: {type(err).__name__}: {err}; rebuild it with: "
+        raise ModelFileDamaged(f"cannot load {path}: {type(err).__name__}: {err}; rebuild it with: "
                          f"{TFLITE_BUILD_COMMAND}") from err
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]["index"]
@@ -180,7 +181,7 @@ def load_frozen_graph(path: str | Path, input_name: str, output_name: str,
         inp = graph.get_tensor_by_name(input_name)
         out = graph.get_tensor_by_name(output_name)
     except Exception as err:  # protobuf DecodeError, bad graph, missing tensor
-        raise ValueError(f"cannot load frozen graph {path}: {type(err).__name__}: {err}; "
+        raise ModelFileDamaged(f"cannot load frozen graph {path}: {type(err).__name__}: {err}; "
                          f"the file is damaged: restore it with {BUILD_COMMAND}") from err
     config = None
     if num_threads:
@@ -204,7 +205,7 @@ def load_saved_model(path: str | Path, signature: str, input_name: str, output_n
     try:
         fn = tf.saved_model.load(str(path)).signatures[signature]
     except Exception as err:  # corrupt protobuf, missing variables, unknown signature
-        raise ValueError(f"cannot load SavedModel {path}: {type(err).__name__}: {err}; "
+        raise ModelFileDamaged(f"cannot load SavedModel {path}: {type(err).__name__}: {err}; "
                          f"restore it with {BUILD_COMMAND}") from err
 
     def run(batch: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...paths import INSTALL_HINT, dlib_model_path, require_file
+from ...paths import INSTALL_HINT, ModelFileDamaged, dlib_model_path, require_file
 from ..images import check_bgr_frame, check_box
 
 MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
@@ -24,7 +24,9 @@ class Dlib68Landmarks:
         try:
             self._predictor = dlib.shape_predictor(str(self.model_path))
         except RuntimeError as err:
-            raise ValueError(f"cannot load dlib shape predictor {self.model_path}: {err}") from err
+            raise ModelFileDamaged(f"cannot load dlib shape predictor {self.model_path}: {err} "
+                                   f"(the file is damaged or truncated); restore it with: "
+                                   f"{INSTALL_COMMAND}") from err
         self._rectangle = dlib.rectangle
 
     def predict(self, image: np.ndarray, box) -> np.ndarray:
