@@ -320,11 +320,13 @@ def _add_serve(sub) -> None:
                            "JSON API (see README, The browser view). Bound to 127.0.0.1 by "
                            "default, with no token; any other --host needs a token.")
     serve.add_argument("--source", default="0", type=_source, help="camera index, device "
-                       "path, stream URL or video file [%(default)s]")
+                       "path, stream URL or video file [%(default)s]; a lost camera or "
+                       "stream is reopened with backoff")
     serve.add_argument("--loop", action="store_true", help="play a video file again from "
                        "the start each time it ends")
-    serve.add_argument("--fast", action="store_true", help="process a file as fast as the "
-                       "machine allows (default: at its own frame rate, as a viewer sees it)")
+    serve.add_argument("--fast", action="store_true", help="process every frame of a file "
+                       "as fast as the machine allows (default: at its own frame rate, as a "
+                       "camera: frames a slow machine cannot take in time are dropped)")
     _model_options(serve)
     _recognition_options(serve)
     _service_options(serve)
