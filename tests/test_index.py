@@ -30,9 +30,10 @@ pytest.importorskip("pyarrow")
 
 FPS = 15
 SIZE = (640, 360)
-# (person folder or None for no face, seconds): the made-up schedule of known faces
-SCHEDULE = [("ben_afflek", 2.0), (None, 1.0), ("madonna", 2.0), (None, 1.0),
-            ("jerry_seinfeld", 2.0), (None, 1.0), ("ben_afflek", 1.0)]
+# (person folders side by side, seconds): the made-up schedule of known faces
+SCHEDULE = [(("ben_afflek",), 2.0), ((), 1.0), (("madonna",), 2.0), ((), 1.0),
+            (("jerry_seinfeld",), 2.0), (("elton_john", "mindy_kaling"), 2.0), ((), 1.0),
+            (("ben_afflek",), 1.0)]
 TOLERANCE_S = 0.5
 
 
@@ -43,9 +44,8 @@ def person(folder: str) -> str:
 
 def expected_segments() -> list[tuple[str, float, float]]:
     segments, start = [], 0.0
-    for folder, seconds in SCHEDULE:
-        if folder:
-            segments.append((person(folder), start, start + seconds))
+    for folders, seconds in SCHEDULE:
+        segments += [(person(folder), start, start + seconds) for folder in folders]
         start += seconds
     return segments
 
@@ -55,12 +55,16 @@ def write_schedule_clip(path: Path) -> Path:
 
     val = shared("identities", "5-celebrity", "val")
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
-    for folder, seconds in SCHEDULE:
+    for folders, seconds in SCHEDULE:
         count = round(seconds * FPS)
-        image = cv2.imread(str(sorted((val / folder).glob("*.jpg"))[0])) if folder else None
+        photos = [cv2.imread(str(sorted((val / f).glob("*.jpg"))[0])) for f in folders]
+        width = SIZE[0] // max(len(photos), 1)
         for i in range(count):
-            writer.write(ken_burns(image, i / max(count - 1, 1), SIZE) if folder is not None
-                         else np.zeros((SIZE[1], SIZE[0], 3), np.uint8))
+            frame = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+            for k, photo in enumerate(photos):   # each in its own part of the frame
+                frame[:, k * width:(k + 1) * width] = ken_burns(
+                    photo, i / max(count - 1, 1), (width, SIZE[1]))
+            writer.write(frame)
     writer.release()
     return path
 
@@ -189,7 +193,10 @@ def test_ray_gives_the_same_appearances(local_index, archive, gallery, tmp_path)
 
 
 # -- interruptions -------------------------------------------------------------------------
-def test_sigterm_mid_run_then_resume_has_no_duplicates(archive, gallery, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill-9"])
+def test_stopped_mid_run_then_resume_has_no_duplicates(signum, archive, gallery, tmp_path):
+    """SIGTERM (the driver stops its workers and says how to go on) or kill -9 (its
+    workers die with it): --resume does the rest, once each."""
     clips = tmp_path / "clips"
     clips.mkdir()
     for name in ("one", "two", "three"):
@@ -203,12 +210,15 @@ def test_sigterm_mid_run_then_resume_has_no_duplicates(archive, gallery, tmp_pat
         deadline = time.monotonic() + 120
         while not _done_files(out) and time.monotonic() < deadline and run.poll() is None:
             time.sleep(0.05)
-        run.send_signal(signal.SIGTERM)
+        run.send_signal(signum)
         output, _ = run.communicate(timeout=60)
     finally:
         run.kill()
-    assert run.returncode == 143, output
-    assert "--resume" in output
+    if signum == signal.SIGTERM:
+        assert run.returncode == 143, output
+        assert "--resume" in output
+    else:
+        assert run.returncode == -signal.SIGKILL
     first = _done_files(out)
     assert 1 <= len(first) < 3, output
     again = subprocess.run(command + ["--resume"], cwd=REPO_ROOT, capture_output=True,

@@ -171,6 +171,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class _temporary:
     """A temporary path beside ``path``, renamed onto it when the block ends normally
     (after an fsync), removed otherwise."""
@@ -182,6 +188,7 @@ class _temporary:
         fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial",
                                     dir=self.path.parent)
         os.close(fd)
+        os.chmod(name, 0o666 & ~_umask())   # as a plain open() would make it
         self.temporary = Path(name)
         return self.temporary
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..config import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
 from .folder import IndexFolder, IndexFolderError, file_id, with_names
+from .pool import WorkerStartError
 from .worker import FileResult, FileTask, IndexSettings
 
 WORKER_MEMORY_MB = 400   # one worker's peak resident memory, measured (README: Archives)
@@ -121,6 +122,9 @@ def run_index(options: IndexOptions, pool=None) -> int:
                     progress.frames)
         except KeyboardInterrupt:
             stopped = EXIT_INTERRUPTED
+        except WorkerStartError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            stopped = EXIT_FAILED
         except _Terminated:
             stopped = EXIT_TERMINATED
     rows = name_rows(folder, options.gallery)
@@ -227,9 +231,10 @@ class Tally:
             print(f"failed before (unchanged, not tried again): {status['path']}: "
                   f"{status['reason']}", file=sys.stderr)
         speed = f", {media / wall:.1f}x real time" if media and wall else ""
+        memory = f"; peak worker memory {peak:.0f} MB" if peak else ""
         print(f"files: {len(self.done)} done, {len(self.failed)} failed, {self.skipped} "
               f"settled before (--resume) of {self.total}; {media / 3600:.3f} h of video in "
-              f"{wall:.1f} s{speed}; peak worker memory {peak:.0f} MB")
+              f"{wall:.1f} s{speed}{memory}")
         people = sorted({p for p in table.column("person").to_pylist() if p})
         print(f"appearances: {folder.appearances} ({table.num_rows} tracks; named: "
               f"{', '.join(people) or 'nobody'})")
