@@ -392,3 +392,45 @@ def test_eval_threads_0_is_refused_without_blaming_the_model(capsys):
     code, err = cli(capsys, "eval", "landmarks", "--data", shared("landmarks300w", "test"),
                     "--limit", 1, "--threads", 0)
     assert code == 2 and "--threads" in err and "rebuild" not in err, err
+
+
+def test_permission_denied_is_called_so_not_damaged_or_read_only(tmp_path):
+    folder = Path(__import__("tempfile").mkdtemp(prefix="round2-"))   # reachable by nobody
+    try:
+        folder.chmod(0o755)
+        gallery, locked = folder / "g.sqlite3", folder / "locked.png"
+        with Gallery(gallery) as g:
+            g.enrol("Alice", unit(1), MODEL)
+        shutil.copy(photo(), locked)
+        gallery.chmod(0)
+        locked.chmod(0)
+        as_other = ([] if os.geteuid() != 0 else
+                    ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        if as_other and shutil.which("setpriv") is None:
+            pytest.skip("root reads any file; needs setpriv(1) to run as another user")
+        for args in (("people", "list", "--gallery", gallery),
+                     ("enroll", "--name", "Bob", "--gallery", gallery, photo()),
+                     ("enroll", "--name", "Bob", "--gallery", folder / "new.db", locked)):
+            done = subprocess.run([*as_other, sys.executable, "-m", "app", *map(str, args)],
+                                  cwd=REPO_ROOT, env={**ENV, "HOME": str(folder)},
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 2 and "permission denied" in done.stderr, done.stderr
+            for wrong in ("truncated", "damaged", "corrupt", "read-only", "reading works"):
+                assert wrong not in done.stderr, done.stderr
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_heic_is_called_unsupported_and_megapixels_are_not_rounded_to_the_limit(tmp_path):
+    from PIL import Image
+
+    from app.stages.images import ImageFileError, read_image
+    heic = tmp_path / "photo.heic"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
+    with pytest.raises(ImageFileError, match="HEIC photos are not supported") as caught:
+        read_image(heic)
+    assert "truncated" not in str(caught.value)
+    big = tmp_path / "big.png"
+    Image.new("L", (5040, 1000)).save(big)   # 5.04 MP against a limit of 5
+    with pytest.raises(ImageFileError, match="5.04 megapixels, over the limit of 5 megapixels"):
+        read_image(big, max_pixels=5_000_000)

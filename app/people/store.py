@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 import sys
 import tempfile
 import threading
@@ -213,6 +214,8 @@ class GalleryDatabase:
                 f"no gallery at {self.path} (check the path; reading it creates nothing). "
                 f"Enrol someone there first: python -m app enroll --gallery {self.path} "
                 f"--name NAME PHOTO")
+        if self.path.exists() and not os.access(self.path, os.R_OK):
+            raise GalleryError(_unreadable(self.path))
         if self.path.exists():
             self.warnings += privacy_warnings(self.path)
         self._conn = self._connect_readonly() if readonly else self._connect_writable()
@@ -796,6 +799,15 @@ def _create_private(path: Path) -> None:
     except OSError as exc:
         raise GalleryError(f"cannot create gallery {path}: {exc.strerror or exc}; pick a "
                            f"--gallery path in a folder you can write to") from exc
+
+
+def _unreadable(path: Path) -> str:
+    """Why a gallery file that exists cannot be read, and what to do."""
+    info = path.stat()
+    return (f"cannot read gallery {path}: permission denied (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}, owner uid {info.st_uid}); it was left "
+            f"untouched. If it is yours, make it readable again (chmod 600 {path}); otherwise "
+            f"pass another --gallery")
 
 
 def privacy_warnings(path: Path) -> list[str]:

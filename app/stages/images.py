@@ -58,17 +58,27 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageFileError(
-                        f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over "
-                        f"the limit of {max_pixels / 1e6:.0f}; scale it down first (e.g. to "
-                        f"4000 pixels wide)")
+                        f"{path}: {width}x{height} is {_megapixels(width * height, max_pixels)} megapixels, "
+                        f"over the limit of {max_pixels / 1e6:g} megapixels; scale it down first "
+                        f"(e.g. to 4000 pixels wide)")
                 image.load()
     except ImageFileError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(pixels.group(1)) / 1e6:.0f} megapixels, " if pixels else ""
-        raise ImageFileError(f"{path}: {size}over the limit of {max_pixels / 1e6:.0f} megapixels; "
+        size = f"{_megapixels(int(pixels.group(1)), max_pixels)} megapixels, " if pixels else ""
+        raise ImageFileError(f"{path}: {size}over the limit of {max_pixels / 1e6:g} megapixels; "
                              f"scale it down first (e.g. to 4000 pixels wide)") from exc
+    except PermissionError as exc:
+        raise ImageFileError(f"{path}: cannot read it (permission denied); make it readable "
+                             f"(chmod u+r) or use a copy you can read") from exc
+    except Image.UnidentifiedImageError as exc:
+        kind = _unsupported_kind(path)
+        if kind:
+            raise ImageFileError(f"{path}: {kind} photos are not supported; convert it to JPEG "
+                                 f"or PNG first") from exc
+        raise ImageFileError(f"{path}: not an image file this app can read (JPEG, PNG, BMP, "
+                             f"TIFF, WebP...), or a damaged one") from exc
     except (OSError, SyntaxError, ValueError, Warning, Image.DecompressionBombError) as exc:
         raise ImageFileError(f"{path}: not a readable image ({exc}); the file is truncated, "
                              f"damaged or not an image. Use a complete copy of the photo") from exc
@@ -79,3 +89,29 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageFileError(f"{path}: not an image OpenCV can decode (unsupported format); "
                              f"save it as JPEG or PNG")
     return image
+
+
+def _megapixels(pixels: int, limit: int) -> str:
+    """50_400_000 -> "50.4": as many decimals as it takes not to read as the limit (never
+    "50 megapixels, over the limit of 50")."""
+    for decimals in range(1, 7):
+        text = f"{pixels / 1e6:.{decimals}f}"
+        if float(text) != limit / 1e6:
+            return text
+    return f"{pixels / 1e6}"
+
+
+# ISO base media "ftyp" brands of still-image formats Pillow does not read
+_UNSUPPORTED_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC",
+                       b"heis": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF",
+                       b"avis": "AVIF"}
+
+
+def _unsupported_kind(path: Path) -> str | None:
+    """"HEIC" / "HEIF" / "AVIF" when the file's header says it is one, else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    return _UNSUPPORTED_BRANDS.get(head[8:12]) if head[4:8] == b"ftyp" else None
