@@ -68,8 +68,8 @@ class PeopleActions:
         """Start the live enrolment of the window (five good frames of that track), named."""
         def job() -> None:
             loop = self.service.loop
-            loop.controller.enrolling.start_named(self.service.hub.latest, track, name,
-                                                  at_end=self.service.ended)
+            loop.controller.enrolling.start_named(self.service.latest_with(track), track,
+                                                  name, at_end=self.service.ended)
         return self.service.call(job)
 
     def cancel_enrolment(self) -> "Future[bool]":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -31,6 +31,9 @@ JOBS_PER_FRAME = 4        # jobs run between two frames at most (the rest wait a
 RECENT_UNKNOWN = 12       # unknown tracks kept for the page's "who is this?" panel
 UNKNOWN_SAMPLES = 5       # embedded views kept per unknown track (what "this is ..." stores)
 STOP_WAIT_S = 2.0         # how long stop() lets the loop notice before closing the source
+# Results kept for a click on a face: the page draws boxes up to 0.2 s old, and a face the
+# detector missed in the newest frame is still on the picture (1/3 s at 30 FPS).
+RECENT_RESULTS = 10
 
 
 class ServiceStopped(RuntimeError):
@@ -130,6 +133,7 @@ class LiveService:
         self.pace = pace
         self.hub = FrameHub(self._render)
         self.unknown = RecentUnknowns()
+        self.recent: deque[FrameResult] = deque(maxlen=RECENT_RESULTS)   # newest last
         self.people_version = 0        # bumped by every change to the people (page refresh)
         self.ended: str | None = None  # why frames stopped coming (the file ended, ...)
         self.error: str | None = None
@@ -229,6 +233,7 @@ class LiveService:
 
     def _after_frame(self, result: FrameResult) -> None:
         self.unknown.see(result)
+        self.recent.append(result)
         self.hub.publish(result)
         enrolled = len(self.loop.controller.enrolled)
         if enrolled != self._enrolled_seen:   # a live enrolment was stored (or undone)
@@ -237,6 +242,14 @@ class LiveService:
         self._run_jobs(limit=JOBS_PER_FRAME)
         if self._stopping.is_set():
             self.loop.controller.quit = True
+
+    def latest_with(self, track: int) -> FrameResult | None:
+        """On the pipeline thread: the newest recent result where face ``track`` has
+        landmarks (the newest result when none has)."""
+        for result in reversed(self.recent):
+            if any(f.track_id == track and f.landmarks is not None for f in result.faces):
+                return result
+        return self.hub.latest
 
     def people_changed(self) -> None:
         """On the pipeline thread, after any change to the people: the page refreshes
