@@ -213,7 +213,7 @@ def _print_write_failure(failure, sinks: list) -> None:
     print(f"error: {failure}. The run stopped; no output was replaced (a previous file of "
           f"that name is untouched)." + (f" What was written so far is in {', '.join(kept)}"
           f" (the events file ends with why); delete what you do not need." if kept else "")
-          + " Free some space or choose another folder, then run again", file=sys.stderr)
+          + f" {failure.advice}", file=sys.stderr)
 
 
 def print_warnings(warnings: list[str]) -> None:

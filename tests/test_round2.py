@@ -434,3 +434,24 @@ def test_heic_is_called_unsupported_and_megapixels_are_not_rounded_to_the_limit(
     Image.new("L", (5040, 1000)).save(big)   # 5.04 MP against a limit of 5
     with pytest.raises(ImageFileError, match="5.04 megapixels, over the limit of 5 megapixels"):
         read_image(big, max_pixels=5_000_000)
+
+
+def test_a_reader_that_stops_reading_is_called_a_broken_pipe_not_a_full_disk(tmp_path):
+    from tests.conftest import shared
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    first: list[bytes] = []
+
+    def read_one_line_and_leave() -> None:
+        with open(fifo, "rb") as reader:
+            first.append(reader.readline())
+
+    reader = threading.Thread(target=read_one_line_and_leave, daemon=True)
+    reader.start()
+    done = app("run", "--headless", "--no-progress", "--source",
+               shared("video", "short_hamilton_clip.mp4"), "--gallery", tmp_path / "g.db",
+               "--events", fifo, "--max-frames", 200)
+    reader.join(10)
+    assert first and first[0].replace(b" ", b"").startswith(b'{"frame":0'), first
+    assert done.returncode == 1 and "broken pipe" in done.stderr.lower(), done.stderr
+    assert "free some space" not in done.stderr.lower(), done.stderr

@@ -33,6 +33,19 @@ class WriteFailed(RuntimeError):
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         super().__init__(f"cannot write {label} {target}: {reason}")
         self.label, self.target, self.partial, self.reason = label, target, partial, reason
+        self.errno = getattr(exc, "errno", None)
+
+    @property
+    def advice(self) -> str:
+        """What to do about it, by its cause (a full disk is not a closed pipe)."""
+        if self.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "Free some space or choose another folder, then run again"
+        if self.errno == errno.EPIPE:
+            return (f"The program reading {self.target} stopped reading (broken pipe); keep "
+                    f"it reading to the end, or write {self.label} to a file")
+        if self.errno == errno.EIO:
+            return "The disk reported an I/O error: check it, or choose another disk"
+        return "Choose another folder, then run again"
 
 
 def same_file(a: Path, b: Path) -> bool:
