@@ -49,12 +49,13 @@ def build_gallery(path: Path, people: int, seed: int = 0) -> None:
 
 def switch_child(gallery_path: str, embedder_name: str) -> dict:
     """In this process: sync the gallery to ``embedder_name``; seconds and peak RSS."""
-    from ..config import RunConfig
+    from ..config import RunConfig, max_threads
     from ..factory import build_pipeline
     from ..people.gallery import Gallery
     from ..session import sync_gallery
 
-    config = RunConfig(source="", gallery=gallery_path, embedder=embedder_name, threads=2)
+    config = RunConfig(source="", gallery=gallery_path, embedder=embedder_name,
+                       threads=min(2, max_threads()))   # --threads is bounded by the cores
     with Gallery(gallery_path, readonly=True) as gallery:
         # the whole pipeline: a sample cut by another crop is re-cut with its models
         pipe = build_pipeline(config, gallery)
