@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, shared
 
 START_TIMEOUT_S = 120   # models load in a few seconds; CI machines can be slow and busy
 
@@ -72,3 +75,27 @@ class ServeProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+
+@contextmanager
+def serving_clip(folder: Path, *extra: str):
+    """``serve`` on the Hamilton clip, looping, with a fresh gallery in ``folder``; ready."""
+    process = ServeProcess(["--source", str(shared("video", "short_hamilton_clip.mp4")),
+                            "--loop", "--gallery", str(folder / "g.sqlite3"), *extra], folder)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+def two_people_png(folder: Path) -> Path:
+    """The two enrolment photos side by side (Lin-Manuel left, Alex right), as one PNG."""
+    left = cv2.imread(str(shared("video", "lin-manuel-miranda.png")))
+    right = cv2.imread(str(shared("video", "alex-lacamoire.png")))
+    height = min(left.shape[0], right.shape[0])
+    path = folder / "two-people.png"
+    assert cv2.imwrite(str(path), np.concatenate(
+        [cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height))
+         for im in (left, right)], axis=1))
+    return path

@@ -12,9 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-import cv2
 import httpx
-import numpy as np
 import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -22,8 +20,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
                                 "(apt-get install chromium; .ci/run does)")
 
-from tests.conftest import shared  # noqa: E402
-from tests.serving import ServeProcess  # noqa: E402
+from tests.serving import serving_clip, two_people_png  # noqa: E402
 
 LABEL_WITHIN_MS = 10_000
 CLIP_FRAMES = 275
@@ -32,14 +29,8 @@ NEW_NAME = "Lin-Manuel Miranda"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("browser")
-    process = ServeProcess(["--source", str(shared("video", "short_hamilton_clip.mp4")),
-                            "--loop", "--gallery", str(folder / "g.sqlite3")], folder)
-    try:
-        process.wait_ready()
+    with serving_clip(tmp_path_factory.mktemp("browser")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +47,6 @@ def screenshot(page, name: str, tmp_path: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     page.screenshot(path=str(path))
-    return path
-
-
-def two_faces_photo(tmp_path: Path) -> Path:
-    left = cv2.imread(str(shared("video", "lin-manuel-miranda.png")))
-    right = cv2.imread(str(shared("video", "alex-lacamoire.png")))
-    height = min(left.shape[0], right.shape[0])
-    path = tmp_path / "two-people.png"
-    cv2.imwrite(str(path), np.concatenate(
-        [cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height))
-         for im in (left, right)], axis=1))
     return path
 
 
@@ -101,7 +81,7 @@ def test_a_two_face_photo_asks_which_face_then_rename_and_remove_show(server, br
     page = browser.new_page(viewport={"width": 390, "height": 844})   # a phone
     page.goto(server.url)
     page.fill("#add-name", "Alex Lacamoire")
-    page.set_input_files("#add-photos", str(two_faces_photo(tmp_path)))
+    page.set_input_files("#add-photos", str(two_people_png(tmp_path)))
     page.click("#add-form button[type=submit]")
     page.wait_for_selector("#choose:not([hidden])", timeout=30_000)
     assert "2 faces" in page.text_content("#choose-text")

@@ -7,15 +7,13 @@ import statistics
 import threading
 import time
 
-import cv2
-import numpy as np
 import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
 from tests.conftest import shared  # noqa: E402
-from tests.serving import ServeProcess  # noqa: E402
+from tests.serving import ServeProcess, serving_clip, two_people_png  # noqa: E402
 
 CLIP_FPS = 29.97
 LIN = "Lin-Manuel Miranda"
@@ -24,15 +22,9 @@ LIN = "Lin-Manuel Miranda"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve-process")
-    process = ServeProcess(["--source", str(shared("video", "short_hamilton_clip.mp4")),
-                            "--loop", "--gallery", str(folder / "g.sqlite3"),
-                            "--events", str(folder / "events.jsonl"), "--events-on", "change"],
-                           folder)
-    try:
-        process.wait_ready()
+    with serving_clip(folder, "--events", str(folder / "events.jsonl"),
+                      "--events-on", "change") as process:
         yield process
-    finally:
-        process.stop()
 
 
 class StreamReader:
@@ -112,19 +104,11 @@ def test_connecting_and_leaving_50_times_leaves_the_thread_count_flat(server):
     assert httpx.get(f"{server.url}/api/status").json()["watchers"] == 0
 
 
-def two_people_photo(tmp_path) -> bytes:
-    left = cv2.imread(str(shared("video", "lin-manuel-miranda.png")))
-    right = cv2.imread(str(shared("video", "alex-lacamoire.png")))
-    height = min(left.shape[0], right.shape[0])
-    both = np.concatenate([cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height))
-                           for im in (left, right)], axis=1)
-    return cv2.imencode(".png", both)[1].tobytes()
-
-
 def test_upload_names_him_on_the_live_picture_and_people_can_be_managed(server, tmp_path):
     api = f"{server.url}/api"
     two = httpx.post(f"{api}/people/Two/photos",
-                     files={"photos": ("two.png", two_people_photo(tmp_path), "image/png")})
+                     files={"photos": ("two.png", two_people_png(tmp_path).read_bytes(),
+                                       "image/png")})
     assert two.status_code == 422 and len(two.json()["faces"]) == 2
     assert httpx.get(f"{api}/people").json() == []        # nothing stored
     lin = shared("video", "lin-manuel-miranda.png").read_bytes()
@@ -147,18 +131,12 @@ def test_upload_names_him_on_the_live_picture_and_people_can_be_managed(server, 
 
 
 def test_sigterm_with_streams_open_ends_in_seconds_without_a_traceback(tmp_path):
-    process = ServeProcess(["--source", str(shared("video", "short_hamilton_clip.mp4")),
-                            "--loop", "--gallery", str(tmp_path / "g.sqlite3"),
-                            "--events", str(tmp_path / "e.jsonl")], tmp_path)
-    try:
-        process.wait_ready()
+    with serving_clip(tmp_path, "--events", str(tmp_path / "e.jsonl")) as process:
         readers = [StreamReader(process.url) for _ in range(2)]
         time.sleep(1.0)
         code, took = process.terminate()
         for reader in readers:
             reader.close()
-    finally:
-        process.stop()
     log = process.log()
     assert code == 0 and took < 8, f"exit {code} after {took:.1f} s:\n{log}"
     assert "Traceback" not in log and "stopped after" in log
