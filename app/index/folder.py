@@ -107,6 +107,7 @@ class IndexFolder:
                   "size": task.size, "mtime_ns": task.mtime_ns, "signature": signature,
                   "frames": result.frames, "processed": result.processed,
                   "duration_s": round(result.duration_s, 3), "wall_s": round(result.wall_s, 3),
+                  "cpu_s": round(result.cpu_s, 3),
                   "appearances": len(result.rows), "worker": result.worker,
                   "peak_rss_mb": round(result.peak_rss_mb, 1), "attempts": result.attempts,
                   "transient": result.transient}

@@ -230,11 +230,13 @@ class Tally:
         for status in self.failed_before:
             print(f"failed before (unchanged, not tried again): {status['path']}: "
                   f"{status['reason']}", file=sys.stderr)
-        speed = f", {media / wall:.1f}x real time" if media and wall else ""
+        cpu = sum(r.cpu_s for r in self.done)
+        speed = (f", {media / wall:.1f}x real time ({media / cpu:.1f}x per busy core)"
+                 if media and wall and cpu else "")
         memory = f"; peak worker memory {peak:.0f} MB" if peak else ""
         print(f"files: {len(self.done)} done, {len(self.failed)} failed, {self.skipped} "
-              f"settled before (--resume) of {self.total}; {media / 3600:.3f} h of video in "
-              f"{wall:.1f} s{speed}{memory}")
+              f"settled before (--resume) of {self.total}; {media / 3600:.3f} h "
+              f"({media:.1f} s) of video in {wall:.1f} s{speed}{memory}")
         people = sorted({p for p in table.column("person").to_pylist() if p})
         print(f"appearances: {folder.appearances} ({table.num_rows} tracks; named: "
               f"{', '.join(people) or 'nobody'})")

@@ -60,6 +60,7 @@ class FileResult:
     processed: int = 0              # run through the pipeline (all, or --fps samples)
     duration_s: float = 0.0         # media time covered
     wall_s: float = 0.0
+    cpu_s: float = 0.0              # the worker process's CPU time on it (all threads)
     rows: list[dict] = field(default_factory=list)
     peak_rss_mb: float = 0.0        # the worker process's peak resident memory so far
     worker: str = ""                # host:pid
@@ -94,7 +95,7 @@ class IndexWorker:
     def index_file(self, task: FileTask,
                    on_frames: Callable[[int], None] | None = None) -> FileResult:
         """Index one file; never raises for a bad file (``state`` "failed", ``reason``)."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = FileResult(task, "done", worker=f"{socket.gethostname()}:{os.getpid()}")
         try:
             self._track(task, result, on_frames)
@@ -102,6 +103,7 @@ class IndexWorker:
             result.state, result.rows = "failed", []
             result.reason = str(exc) or type(exc).__name__
         result.wall_s = time.perf_counter() - start
+        result.cpu_s = time.process_time() - cpu
         result.peak_rss_mb = peak_rss_mb()
         return result
 
