@@ -455,3 +455,31 @@ def test_a_reader_that_stops_reading_is_called_a_broken_pipe_not_a_full_disk(tmp
     assert first and first[0].replace(b" ", b"").startswith(b'{"frame":0'), first
     assert done.returncode == 1 and "broken pipe" in done.stderr.lower(), done.stderr
     assert "free some space" not in done.stderr.lower(), done.stderr
+
+
+# -- 20: a file lost between --loop plays is a runtime failure (exit 1, summary), not bad input ----
+def test_a_loop_source_lost_between_plays_exits_1_with_its_summary(capsys, tmp_path,
+                                                                   monkeypatch):
+    import cv2
+
+    import app.sources.capture as capture
+    clip = tmp_path / "clip.avi"
+    picture = cv2.resize(cv2.imread(str(photo())), (320, 240))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(4):
+        writer.write(picture)
+    writer.release()
+    real_open, opened = capture.open_source, []
+
+    def open_until_lost(source, *args, **kwargs):
+        opened.append(source)
+        if len(opened) >= 3:   # the first open, the first play, then the next play
+            raise FileNotFoundError(f"input not found: {source}")
+        return real_open(source, *args, **kwargs)
+
+    monkeypatch.setattr(capture, "open_source", open_until_lost)
+    code = __import__("app.cli", fromlist=["main"]).main(
+        ["run", "--headless", "--no-progress", "--loop", "--source", str(clip),
+         "--gallery", str(tmp_path / "g.sqlite3")])
+    out, err = capsys.readouterr()
+    assert code == 1 and "frames: 4" in out and "input not found" in err, (out, err)

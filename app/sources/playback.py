@@ -68,10 +68,13 @@ class LoopingSource:
         self.plays = 1
         self._offset = 0
         self._read = 0
+        self._lost: str | None = None   # the file could not be opened again
 
     @property
     def error(self) -> str | None:
-        return self._current.error
+        """Why the source ended early: the file lost between plays (deleted, moved,
+        damaged), or the current play's error. The run then exits 1 with its summary."""
+        return self._lost or self._current.error
 
     @property
     def dropped(self) -> int:
@@ -101,5 +104,10 @@ class LoopingSource:
         self._dropped_before += self._current.dropped
         self._offset += self._read
         self._read = 0
-        self._current = self._open().start()
+        try:
+            self._current = self._open().start()
+        except Exception as exc:   # FileNotFoundError, a damaged file, CameraError
+            self._lost = f"--loop: cannot play {self.path} again after {self.plays} play(s): {exc}"
+            self.ended = True
+            return
         self.plays += 1
