@@ -2,9 +2,7 @@
 :class:`~app.config.RunConfig` names, run the main loop, print the summary.
 
 Used by the CLI (``python -m app run`` / ``run_video.py``) and the demo. Exit codes:
-0 done, 1 a runtime failure (camera lost, model error, an output that could not be
-written), 2 bad input (arguments, files, photos, gallery, an output that would overwrite
-an input), 130 Ctrl-C, 143 SIGTERM (``app.outputs.files.exit_code``). Outputs: see
+``app.config.EXIT_CODES`` (a run's own: ``app.outputs.files.exit_code``). Outputs: see
 ``app.outputs.files``.
 """
 from __future__ import annotations
