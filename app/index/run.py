@@ -168,6 +168,9 @@ def name_rows(folder: IndexFolder, gallery_path: Path):
         vectors = np.stack([np.asarray(v, np.float32)
                             for v in table.column("embedding").to_pylist()])
         with naming_gallery(gallery_path, folder) as gallery:
+            if not gallery.people():
+                print(f"note: nobody is enrolled in {gallery_path}: every track is unknown "
+                      f"(enrol people, then: relabel --index {folder.path})", file=sys.stderr)
             names, sims = label(vectors, table.column("model_id").to_pylist(), gallery,
                                 info["threshold"])
     table = with_names(table, names, sims)
