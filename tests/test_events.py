@@ -116,3 +116,16 @@ def test_run_events_to_stdout_on_change_only(enrolled_gallery):
     opened = {e["track"] for e in events if e["event"] == "appeared"}
     assert opened == {e["track"] for e in events if e["event"] == "ended"}
     assert "frames: 275" in done.stderr and not (REPO_ROOT / "-").exists()
+
+
+def test_no_nan_reaches_the_events(tmp_path):
+    path = tmp_path / "nan.jsonl"
+    events = EventsWriter(path)
+    frame = result(0, (1, "Ada"))
+    frame.faces[0].similarity = float("nan")
+    events.write(frame, 0.0)
+    events.write_summary({"fps": float("inf"), "latency_ms": {"median": float("nan")}})
+    events.close()
+    lines = [json.loads(line, parse_constant=pytest.fail) for line in path.read_text().splitlines()]
+    assert lines[0]["faces"][0]["similarity"] is None
+    assert lines[1]["summary"] == {"fps": None, "latency_ms": {"median": None}}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -96,7 +97,7 @@ class EventsWriter:
     def _line(self, obj: dict) -> None:
         if self._fd is None or (self.failed is not None and "summary" not in obj):
             return
-        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
+        data = (_json_line(obj) + "\n").encode("utf-8")
         try:
             view = memoryview(data)
             while view:
@@ -177,7 +178,25 @@ def _change(before: dict | None, now: dict) -> str | None:
 
 
 def _similarity(value) -> float | None:
-    return None if value is None else round(float(value), 4)
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
+def _json_line(obj: dict) -> str:
+    """JSON, never with NaN or Infinity (not JSON: readers choke): those become null."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), separators=(",", ":"))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def frame_event(result: FrameResult, t_ms: float) -> dict:

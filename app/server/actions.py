@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..people.enroll import PhotoEnrolment, enroll_photos, same_face_elsewhere
+from ..people.enroll import PhotoEnrolment, enrol_checked, enroll_photos
 from ..people.gallery import clean_name
 from .live import LiveService
 
@@ -103,10 +103,9 @@ class PeopleActions:
             pipeline = service.pipeline
             embeddings = np.stack(face.embeddings)
             labels = [f"face #{track}"] * len(embeddings)
-            warnings = same_face_elsewhere(service.gallery, pipeline.model_id,
-                                           pipeline.threshold, who, embeddings, labels, force)
-            stored = service.gallery.enrol(who, embeddings, pipeline.model_id,
-                                           thumbnails=face.crops, crop=pipeline.crop)
+            stored, warnings = enrol_checked(service.gallery, who, embeddings,
+                                             pipeline.model_id, face.crops, pipeline.crop,
+                                             pipeline.threshold, labels, force)
             service.unknown.pop(track)
             self._changed("enrolled")
             return Added(stored.name, stored.samples, stored.created_person, warnings)
