@@ -192,24 +192,60 @@ def test_rows_carry_thumbnails_and_unit_embeddings(local_index):
 
 
 # -- Ray -----------------------------------------------------------------------------------
-def test_ray_gives_the_same_appearances(local_index, archive, gallery, tmp_path):
+@pytest.fixture(scope="module")
+def ray_started():
+    """A local Ray with two CPUs and a small object store, for this module's Ray tests."""
     ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
+             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gives_the_same_appearances(ray_started, local_index, archive, gallery, tmp_path):
     from app.index.run import run_index
 
-    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
-             log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
-    try:
-        code = run_index(index_options(archive, gallery, tmp_path / "I2", cluster="ray"))
-    finally:
-        ray.shutdown()
-    assert code == 1   # the damaged file again
+    code = run_index(index_options(archive, gallery, tmp_path / "I2", cluster="ray"))
+    assert code == 1   # the damaged files again
     local, remote = read_rows(local_index[0]), read_rows(tmp_path / "I2")
     key = ("file", "track", "start_s", "end_s", "best_s", "person")
     assert [tuple(r[k] for k in key) for r in remote] == [tuple(r[k] for k in key)
                                                           for r in local]
     np.testing.assert_allclose([r["embedding"] for r in remote],
                                [r["embedding"] for r in local], atol=1e-6)
+
+
+def test_a_ray_worker_killed_mid_file_has_its_file_retried(ray_started, archive, local_index):
+    """Ray restarts the actor (max_restarts) and runs the file again (max_task_retries)."""
+    import threading
+
+    from app.index.ray_backend import RayPool
+    from app.index.run import tasks_for
+    from app.index.worker import IndexSettings
+
+    killed = []
+
+    def kill_a_busy_actor():
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            busy = subprocess.run(["pgrep", "-f", "ray::IndexWorker.index_file"],
+                                  capture_output=True, text=True).stdout.split()
+            if busy:
+                os.kill(int(busy[0]), signal.SIGKILL)
+                killed.append(int(busy[0]))
+            time.sleep(0.02)
+
+    clip = (archive / "sub" / "schedule.mp4").resolve()
+    thread = threading.Thread(target=kill_a_busy_actor, daemon=True)
+    thread.start()
+    results = []
+    RayPool(IndexSettings(), workers=1).run(tasks_for([clip]), results.append)
+    thread.join()
+    assert killed and [r.state for r in results] == ["done"]
+    assert int(results[0].worker.split(":")[1]) != killed[0]
+    indexed = [r for r in read_rows(local_index[0]) if r["file"] == str(clip)]
+    assert [(r["track"], r["start_s"], r["end_s"]) for r in results[0].rows] == \
+        [(r["track"], r["start_s"], r["end_s"]) for r in indexed]
 
 
 # -- interruptions -------------------------------------------------------------------------
