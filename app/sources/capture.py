@@ -29,6 +29,7 @@ position of a video frame is ``frame.index / source.fps``.
 """
 from __future__ import annotations
 
+import os
 import queue
 import re
 import sys
@@ -42,6 +43,7 @@ import numpy as np
 
 from ..stages.images import read_image
 from ..types import Frame
+from .redact import mask_urls, masked_native_stderr
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
                               ".wmv", ".flv", ".3gp", ".ts", ".mts", ".ogv"})
@@ -69,10 +71,26 @@ class CameraError(RuntimeError):
 
 
 def describe_source(source: int | str) -> str:
-    """Human-readable name of a camera source, with any password in a URL hidden."""
+    """Human-readable name of a camera source, with every URL credential hidden (the
+    password however it is spelled, secret query values: :mod:`app.sources.redact`)."""
     if isinstance(source, int):
         return f"camera index {source}"
-    return "camera " + re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", str(source))
+    return "camera " + mask_urls(str(source))
+
+
+def _is_url(source) -> bool:
+    return isinstance(source, str) and "://" in source
+
+
+def open_capture(source: int | str):
+    """``cv2.VideoCapture`` for a camera index, device or stream URL. A URL goes straight
+    to FFmpeg (not through OpenCV's image-sequence reader, whose error repeats the URL),
+    with FFmpeg's and OpenCV's own lines about it caught and masked."""
+    if not _is_url(source):
+        return cv2.VideoCapture(source)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # quiet, if FFmpeg is not up yet
+    with masked_native_stderr(source):
+        return cv2.VideoCapture(source, cv2.CAP_FFMPEG)
 
 
 class _SourceBase:
@@ -118,7 +136,7 @@ class CameraSource(_SourceBase):
     ``error`` says why.
     """
 
-    def __init__(self, source: int | str, open_fn: Callable = cv2.VideoCapture,
+    def __init__(self, source: int | str, open_fn: Callable = open_capture,
                  reconnect_attempts: int | None = RECONNECT_ATTEMPTS,
                  reconnect_delay_s: float = RECONNECT_DELAY_S,
                  width: int | None = None, height: int | None = None,
@@ -160,7 +178,7 @@ class CameraSource(_SourceBase):
                 hint = f"check that it is connected and not in use by another program; " \
                        f"{LIST_DEVICES_HINT}"
             raise CameraError(f"cannot open {self.name}: {hint}")
-        self._thread = threading.Thread(target=self._run, name=f"capture[{self.source}]",
+        self._thread = threading.Thread(target=self._run, name=f"capture[{self.name}]",
                                         daemon=True)
         self._thread.start()
         return self
