@@ -21,7 +21,7 @@ from .folder import IndexFolder, IndexFolderError, file_id, with_names
 from .pool import WorkerStartError
 from .worker import FileResult, FileTask, IndexSettings
 
-WORKER_MEMORY_MB = 400   # one worker's peak resident memory, measured (README: Archives)
+WORKER_MEMORY_MB = 400   # per worker: peaks measured 170 MB (640x360), 197 MB (1080p); room for 4K
 
 
 @dataclass(frozen=True)
