@@ -7,10 +7,8 @@ one; the models release the GIL, so on two cores the two halves overlap.
 from __future__ import annotations
 
 import signal
-import statistics
 import threading
 import time
-from collections import deque
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,113 +22,10 @@ from .pipeline import Pipeline
 from .protocols import Source
 from .sources.capture import now_ms
 from .sources.detect_ahead import DetectAhead
+from .runstats import RunStats, latency_summary, peak_rss_mb, ru_maxrss_mb  # noqa: F401
 from .sources.playback import Pacer
 from .types import FrameResult
 from .window.ui import Controller, compose_picture, window_view
-
-
-@dataclass
-class RunStats:
-    """Per-frame timings; ``summary()`` is what the events file and the terminal get."""
-    stage_ms: dict[str, list[float]] = field(default_factory=dict)
-    ran_ms: dict[str, list[float]] = field(default_factory=dict)  # frames that ran the stage
-    latency_ms: list[float] = field(default_factory=list)
-    frames: int = 0
-    embedded: int = 0
-    started: float | None = None
-    finished: float | None = None
-    first_frame_unix: float | None = None   # time.time() at the first processed frame
-    paused_s: float = 0.0
-    _idle_pending: float = 0.0
-    _recent: deque = field(default_factory=lambda: deque(maxlen=30))
-
-    def add(self, result: FrameResult, latency_ms: float | None) -> None:
-        self._resume()
-        now = time.perf_counter()
-        if self.started is None:
-            self.started, self.first_frame_unix = now, time.time()
-        self.finished = now
-        self.frames += 1
-        self._recent.append(now)
-        embedded = sum(1 for f in result.faces if f.embedding is not None)
-        for stage, ms in result.stage_ms.items():
-            self.stage_ms.setdefault(stage, []).append(ms)
-            if _ran(stage, result):
-                self.ran_ms.setdefault(stage, []).append(ms)
-        if latency_ms is not None:
-            self.latency_ms.append(latency_ms)
-        self.embedded += embedded
-
-    def idle(self, seconds: float) -> None:
-        """Time the window spent paused: FPS (recent and overall) leaves it out once
-        frames come again (a pause before quitting never reached the last frame's time)."""
-        self._idle_pending += seconds
-
-    def _resume(self) -> None:
-        seconds, self._idle_pending = self._idle_pending, 0.0
-        self.paused_s += seconds
-        if self.started is not None:
-            self.started += seconds
-            self._recent = deque((t + seconds for t in self._recent), maxlen=30)
-
-    @property
-    def fps(self) -> float:
-        """Over the last 30 frames (for the HUD)."""
-        if len(self._recent) < 2:
-            return 0.0
-        return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-9)
-
-    def summary(self, dropped: int = 0) -> dict:
-        wall = (self.finished - self.started) if self.frames > 1 else 0.0
-        fps = (self.frames - 1) / wall if wall > 0 else 0.0
-        out = {"frames": self.frames, "fps": round(fps, 1),
-               "stage_ms": {k: round(statistics.median(v), 2) for k, v in self.stage_ms.items()},
-               "stage_mean_ms": {k: round(statistics.fmean(v), 2)
-                                 for k, v in self.ran_ms.items()},
-               "stage_frames": {k: len(v) for k, v in self.ran_ms.items()},
-               "faces_embedded": self.embedded, "dropped": dropped,
-               "first_frame_unix": self.first_frame_unix, "peak_rss_mb": peak_rss_mb()}
-        if self.latency_ms:
-            out["latency_ms"] = latency_summary(self.latency_ms)
-        return out
-
-
-def peak_rss_mb() -> float | None:
-    """This process's peak resident memory since it started its program (Linux: VmHWM).
-    Not getrusage's ru_maxrss, which also counts the parent's memory when the process was
-    forked from a big one (``bench`` starting a run after loading face_recognition)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    import resource
-    return round(ru_maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), 1)
-
-
-def ru_maxrss_mb(ru_maxrss: int) -> float:
-    """getrusage's / wait4's ru_maxrss in MB (kB on Linux, bytes on macOS)."""
-    import sys
-    return ru_maxrss / 1024 / (1024 if sys.platform == "darwin" else 1)
-
-
-def _ran(stage: str, result: FrameResult) -> bool:
-    """Whether ``stage`` did work on this frame: landmarks need a face, embed and match a
-    face due for embedding; a stage the pipeline skipped has no entry at all."""
-    if stage == "landmarks":
-        return bool(result.faces)
-    if stage in ("embed", "match"):
-        return any(f.embedding is not None for f in result.faces)
-    return True
-
-
-def latency_summary(latency_ms: list[float]) -> dict:
-    """Median and 95th percentile (nearest rank below) of capture->display latencies."""
-    ordered = sorted(latency_ms)
-    return {"median": round(statistics.median(ordered), 1),
-            "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1)}
 
 
 class _Terminate(Exception):
@@ -394,7 +289,7 @@ def _hud(stats: RunStats, source: Source, pipeline: Pipeline, models: list[str] 
     active = [m if not m.startswith("landmarks:") else f"landmarks {pipeline.landmarks}"
               for m in (models or [])]
     speed = f"FPS {stats.fps:.1f}   " + _position(stats, source, frame_index)
-    stages = "  ".join(f"{k} {statistics.fmean(v):.1f} ({len(v)})"
+    stages = "  ".join(f"{k} {v.mean:.1f} ({len(v)})"
                        for k, v in stats.ran_ms.items() if v and k not in ("track", "match"))
     return [speed, "models: " + "  |  ".join(active),
             f"mean ms (frames): {stages}" if stages else "mean ms: -"]

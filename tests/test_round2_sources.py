@@ -63,3 +63,108 @@ def test_a_stream_password_never_reaches_the_run_s_output_or_events(tmp_path):
         done.stderr
     for secret in secrets:
         assert secret not in done.stdout + done.stderr + events, done.stderr
+
+
+# -- shared: a stub pipeline (the main loop's side of it) and small clips -----------------------
+class StubPipeline:
+    """What the main loop and the window's controller use of a pipeline, with no models:
+    one face a frame, a new track every 40 frames, every stage timed."""
+
+    model_id, crop, threshold = "stub", "stub", 0.5
+    landmarks = requested_landmarks = "cnn"
+
+    def __init__(self, fail_at: int | None = None):
+        from types import SimpleNamespace
+        self.gallery = None
+        self.tracker = SimpleNamespace(forget_names=lambda *a: None, max_missed=10)
+        self.fail_at = fail_at
+
+    def embed_faces(self, *args):
+        return []
+
+    def detect_functions(self, count: int):
+        return [lambda image: ([], 1.0, None)]
+
+    def relandmark(self, result):
+        return result
+
+    def process(self, frame, detections=None, detect_ms=None, early=None):
+        from app.types import Face, FrameResult
+        if self.fail_at is not None and frame.index >= self.fail_at:
+            raise ValueError("gallery vector 3 is damaged (stub)")
+        face = Face(box=np.array([1, 2, 30, 40], np.float32), score=0.9,
+                    landmarks=np.zeros((68, 2), np.float32), track_id=frame.index // 40,
+                    name=None if frame.index % 80 < 40 else "Ann", similarity=0.7,
+                    embedding=np.ones(4, np.float32) if frame.index % 10 == 0 else None)
+        return FrameResult(frame, [face], {"detect": detect_ms or 1.0, "landmarks": 2.0,
+                                           "track": 0.1, "embed": 3.0, "match": 0.2})
+
+
+def write_clip(path: Path, frames: int = 10, size=(64, 48), rates=None) -> Path:
+    """A small clip of numbered grey frames written with PyAV (MJPEG .avi or H.264 .mp4).
+    ``rates``: the frame durations in seconds (a variable frame rate), else 10 fps."""
+    import av
+    from fractions import Fraction
+    with av.open(str(path), "w") as out:
+        codec = "mjpeg" if path.suffix == ".avi" else "libx264"
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        t = 0.0
+        for i in range(frames):
+            image = np.full((size[1], size[0], 3), (i * 20) % 250, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            t += rates[i] if rates else 0.1
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+# -- 9: a long run's memory stays flat ----------------------------------------------------------
+def test_the_main_loop_s_memory_stays_flat_over_a_long_loop(tmp_path):
+    import tracemalloc
+
+    from app.outputs.sinks import EventsWriter
+    from app.runloop import LoopOptions, Outputs, run
+    from app.sources.capture import open_source
+    from app.sources.playback import LoopingSource
+    clip = write_clip(tmp_path / "c.avi", frames=20)
+    source = LoopingSource(lambda: open_source(clip, progress=False))
+    events = EventsWriter(tmp_path / "e.jsonl", on="change")
+    seen: dict[int, int] = {}
+
+    def measure(result) -> None:
+        if result.frame.index == 500:
+            tracemalloc.start()
+            seen[500] = tracemalloc.get_traced_memory()[0]
+        elif result.frame.index == 3499:
+            seen[3499] = tracemalloc.get_traced_memory()[0]
+    try:
+        summary, _ = run(StubPipeline(), source.start(), Outputs(events=events),
+                         LoopOptions(max_frames=3500, on_result=measure))
+    finally:
+        tracemalloc.stop()
+        source.stop()
+        events.close()
+    grown = seen[3499] - seen[500]
+    assert summary["frames"] == 3500 and grown < 100_000, \
+        f"{grown} bytes more after 3,000 more frames ({grown / 3000:.0f} B a frame)"
+    assert set(summary["latency_ms"]) >= {"p50", "p95", "p99", "max"}
+
+
+def test_running_quantiles_are_exact_for_short_series_and_close_for_long_ones():
+    from app.runstats import Quantiles, latency_summary
+    values = list(np.random.default_rng(0).exponential(10.0, 100_000))
+    series = Quantiles()
+    for value in values:
+        series.append(value)
+    exact = np.percentile(values, [50, 95, 99])
+    got = series.summary(digits=3)
+    assert got["count"] == 100_000 and got["max"] == round(max(values), 3)
+    assert np.allclose([got["p50"], got["p95"], got["p99"]], exact, rtol=0.05)
+    assert latency_summary([3.0, 1.0, 2.0])["median"] == 2.0
+    assert series.summary()["mean"] == round(float(np.mean(values)), 1)
