@@ -114,7 +114,7 @@ def cut_short(clip: Path, path: Path) -> None:
 def index_options(archive: Path, gallery: Path, out: Path, **more):
     from app.index.run import IndexOptions
     return IndexOptions(paths=(str(archive), str(shared("video", "short_hamilton_clip.mp4"))),
-                        out=out, gallery=gallery, workers=2, progress=False, **more)
+                        out=out, gallery=gallery, **{"workers": 2, "progress": False, **more})
 
 
 def read_rows(out: Path) -> list[dict]:
@@ -444,3 +444,18 @@ def test_an_existing_index_needs_resume(local_index, archive, gallery):
 
     with pytest.raises(IndexFolderError, match="--resume"):
         run_index(index_options(archive, gallery, local_index[0]))
+
+
+def test_a_folder_being_written_and_bad_options_are_refused(archive, gallery, tmp_path):
+    from app.index.folder import IndexFolder, IndexFolderError
+    from app.index.run import run_index
+    from app.index.worker import IndexSettings
+
+    with IndexFolder(tmp_path / "busy").writing():
+        with pytest.raises(IndexFolderError, match="another index"):
+            run_index(index_options(archive, gallery, tmp_path / "busy"))
+    for bad, match in ((dict(settings=IndexSettings(fps=0)), "--fps"),
+                       (dict(cluster="spark"), "--cluster")):
+        with pytest.raises(ValueError, match=match):
+            run_index(index_options(archive, gallery, tmp_path / "new", **bad))
+        assert not (tmp_path / "new").exists()

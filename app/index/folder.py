@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,20 @@ class IndexFolder:
 
     def exists(self) -> bool:
         return self.settings_file.exists()
+
+    @contextmanager
+    def writing(self):
+        """Hold DIR/.lock for the block: a second run on the same folder is refused."""
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise IndexFolderError(f"another index or relabel run is writing {self.path}; "
+                                       f"wait for it to end") from None
+            yield self
 
     def create(self, settings: IndexSettings, model_id: str, threshold: float) -> None:
         self.files.mkdir(parents=True, exist_ok=True)

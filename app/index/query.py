@@ -37,9 +37,15 @@ def run_who(index: Path, name: str, as_json: bool = False, gap_s: float = DEFAUL
 
 
 def run_relabel(index: Path, gallery: Path) -> int:
+    folder = IndexFolder(index)
+    folder.info()   # not an index: refused before anything is made
+    with folder.writing():
+        return _relabel(folder, Path(gallery))
+
+
+def _relabel(folder: IndexFolder, gallery: Path) -> int:
     from .run import naming_gallery
 
-    folder = IndexFolder(index)
     table = folder.read_appearances()
     before = table.column("person").to_pylist()
     names, sims = [], []

@@ -89,8 +89,6 @@ def backend(options: IndexOptions):
     if options.cluster is None:
         from .pool import LocalPool
         return LocalPool(options.settings, cap_workers(options.workers))
-    if options.cluster != "ray" and not options.cluster.startswith("ray://"):
-        raise ValueError(f"--cluster {options.cluster!r}: expected ray or ray://HOST:PORT")
     from .ray_backend import RayPool
     address = None if options.cluster == "ray" else options.cluster
     return RayPool(options.settings, options.workers, address=address)
@@ -99,7 +97,12 @@ def backend(options: IndexOptions):
 def run_index(options: IndexOptions, pool=None) -> int:
     """The ``index`` command; returns the exit code (0 all done, 1 a file failed,
     130/143 interrupted). ``pool``: a backend to use instead of :func:`backend`'s."""
-    folder = IndexFolder(options.out)
+    _check_options(options)
+    with IndexFolder(options.out).writing() as folder:
+        return _index(options, folder, pool)
+
+
+def _index(options: IndexOptions, folder: IndexFolder, pool) -> int:
     if folder.exists() and not options.resume:
         raise IndexFolderError(f"{folder.path} already holds an index: add --resume to "
                                f"continue it, or choose another --out")
@@ -111,13 +114,14 @@ def run_index(options: IndexOptions, pool=None) -> int:
     settled = {t.file_id: s for t in tasks
                if options.resume and (s := folder.settled(t, signature)) is not None}
     todo = [t for t in tasks if t.file_id not in settled]
+    pool = pool or backend(options)
     _check_gallery(options, folder)
     tally = Tally(len(tasks), list(settled.values()), time.perf_counter())
     stopped = None
     with _SigtermRaises(), tally.bar(todo, options.progress) as progress:
         try:
             if todo:
-                (pool or backend(options)).run(
+                pool.run(
                     todo, lambda r: tally.record(r, folder, signature, progress),
                     progress.frames)
         except KeyboardInterrupt:
@@ -134,17 +138,28 @@ def run_index(options: IndexOptions, pool=None) -> int:
     return EXIT_FAILED if tally.failed or tally.failed_before else EXIT_OK
 
 
+def _check_options(options: IndexOptions) -> None:
+    fps, workers = options.settings.fps, options.workers
+    if fps is not None and not fps > 0:
+        raise ValueError(f"--fps must be positive, got {fps}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    if options.cluster is not None and options.cluster != "ray" \
+            and not options.cluster.startswith("ray://"):
+        raise ValueError(f"--cluster {options.cluster!r}: expected ray or ray://HOST:PORT")
+
+
 def _check_gallery(options: IndexOptions, folder: IndexFolder) -> None:
-    """Open the gallery read-only (a bad file fails before any worker starts) and write
-    the folder's index.json with the model id and threshold it is named with."""
+    """Open the gallery read-only and load the embedder (a bad gallery or a missing
+    model file fails before any worker starts), then write the folder's index.json with
+    the model id and threshold its rows are named with."""
+    from ..people.gallery import Gallery
     from ..stages.embed import resolve_embedder
 
-    family, variant = resolve_embedder(options.settings.embedder)
-    model_id = _model_id(options.settings.embedder)
-    folder.create(options.settings, model_id, family.threshold)
-    from ..people.gallery import Gallery
     with Gallery(options.gallery, readonly=True):
         pass
+    family, _ = resolve_embedder(options.settings.embedder)
+    folder.create(options.settings, _model_id(options.settings.embedder), family.threshold)
 
 
 def _model_id(embedder: str) -> str:
