@@ -80,6 +80,7 @@ class Outputs:
     window: Window | None = None
     video: VideoSink | None = None
     events: EventsWriter | None = None
+    failed: str | None = None   # the run failed mid-run: files stay partial (not committed)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class MainLoop:
         self.stats = RunStats()
         self.last: FrameResult | None = None
         self.stop_reason: str | None = None
+        self.failure: str | None = None   # why the run failed mid-run (exit 1), if it did
         self._signals = _StopSignals()
         self._fps = source.fps
         self._first_ts: float | None = None
@@ -140,8 +142,14 @@ class MainLoop:
                 self.stop_reason = "terminated (SIGTERM)"
             except WriteFailed as exc:  # full disk, I/O error: stop, say so in the summary
                 self.stop_reason = f"failed: {exc}"
-        if self.controller.quit:
+            except Exception as exc:  # noqa: BLE001 - a source or stage failed mid-run
+                self._fail(exc)
+        if self.controller.quit and not self.failure:
             self.stop_reason = "quit"
+        if self.stop_reason is None and self.source.error:   # lost camera, file, --loop
+            self.failure = self.source.error
+            self.stop_reason = f"failed: {self.source.error}"
+        self.out.failed = self.failure
         for line in self.controller.finish():
             print(line)
         summary = self.stats.summary(dropped=self.source.dropped)
@@ -150,6 +158,16 @@ class MainLoop:
         if self.out.events is not None:
             self.out.events.write_summary(summary)
         return summary, self.stop_reason
+
+    def _fail(self, exc: Exception) -> None:
+        """A failure mid-run (a damaged gallery vector at the first match, a source that
+        cannot be read on): the run stops with it in the summary (``stopped``); an
+        unexpected kind of error also leaves its traceback on stderr."""
+        self.failure = str(exc) or type(exc).__name__
+        self.stop_reason = f"failed: {self.failure}"
+        if not isinstance(exc, (ValueError, OSError, RuntimeError, LookupError)):
+            import traceback
+            traceback.print_exception(exc)
 
     def step(self, reader: DetectAhead) -> bool:
         """One turn of the loop; False when it should end."""

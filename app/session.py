@@ -87,12 +87,13 @@ def _run_session(config: RunConfig) -> int:
                                                                   if config.output else ".")))
     sinks = [s for s in (outputs.video, outputs.events) if s is not None]
     failure = next((s.failed for s in sinks if s.failed), None)
-    print_summary(summary, stop_reason, config, written=failure is None)
+    print_summary(summary, stop_reason, config,
+                  written=failure is None and outputs.failed is None)
     if failure is not None:
         _print_write_failure(failure, sinks)
         return exit_code(stop_reason, failed=True)
-    if source.error:
-        print(f"error: {source.error}", file=sys.stderr)
+    if outputs.failed is not None:   # the source or a stage failed mid-run
+        _print_run_failure(outputs.failed, summary["frames"], sinks)
         return EXIT_FAILED
     return exit_code(stop_reason, failed=False)
 
@@ -162,7 +163,7 @@ def _open_outputs(config: RunConfig, source: Source, headless: bool, stack: Exit
 
     outputs = Outputs()
     sinks: list = []
-    stack.push(_finisher(sinks))
+    stack.push(_finisher(sinks, outputs))
     if config.output:
         outputs.video = VideoSink(config.output, source.fps or 30.0)
         sinks.append(outputs.video)
@@ -185,14 +186,16 @@ def preload_landmark_models(pipeline) -> None:
         pipeline.landmark_models[name]
 
 
-def _finisher(sinks: list):
+def _finisher(sinks: list, outputs=None):
     """ExitStack exit callback: finish every output file, then move them all into place
-    only if the block ended normally and none failed (else the partial files stay and
-    the previous targets are untouched)."""
+    only if the block ended normally, none failed and the run did not fail mid-run
+    (``outputs.failed``); else the partial files stay and the previous targets are
+    untouched."""
     def finish(exc_type, exc, tb):
         for sink in sinks:
             sink.close(commit=False)
-        if exc_type is None and not any(sink.failed for sink in sinks):
+        run_failed = outputs is not None and outputs.failed is not None
+        if exc_type is None and not run_failed and not any(sink.failed for sink in sinks):
             for sink in sinks:
                 sink.pending.commit()
     return finish
@@ -205,9 +208,22 @@ def _source_file(source: str) -> Path | None:
     return Path(text).expanduser()
 
 
-def _print_write_failure(failure, sinks: list) -> None:
-    kept = [str(s.pending.path) for s in sinks
+def _kept_partials(sinks: list) -> list[str]:
+    return [str(s.pending.path) for s in sinks
             if not s.pending.in_place and s.pending.path.exists()]
+
+
+def _print_run_failure(reason: str, frames: int, sinks: list) -> None:
+    """A failure mid-run: what happened, and where the frames done so far are."""
+    kept = _kept_partials(sinks)
+    print(f"error: {reason}. The run stopped after {frames} frame(s); no output was "
+          f"replaced." + (f" What was written so far is in {', '.join(kept)} (the events "
+                          f"file ends with the summary); rename it to keep it, or delete it."
+                          if kept else ""), file=sys.stderr)
+
+
+def _print_write_failure(failure, sinks: list) -> None:
+    kept = _kept_partials(sinks)
     print(f"error: {failure}. The run stopped; no output was replaced (a previous file of "
           f"that name is untouched)." + (f" What was written so far is in {', '.join(kept)}"
           f" (the events file ends with why); delete what you do not need." if kept else "")

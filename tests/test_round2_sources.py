@@ -25,7 +25,9 @@ CLIP = ("video", "short_hamilton_clip.mp4")
 
 def app(*args, env: dict | None = None, timeout: float = 180,
         **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *map(os.fsdecode, args)],
+    args = [a if isinstance(a, (str, bytes)) else os.fspath(a) if isinstance(a, os.PathLike)
+            else str(a) for a in args]   # bytes stay bytes: a file name that is not UTF-8
+    return subprocess.run([sys.executable, "-m", "app", *args],
                           cwd=REPO_ROOT, env=env or ENV, capture_output=True, text=True,
                           timeout=timeout, **kwargs)
 
@@ -168,3 +170,70 @@ def test_running_quantiles_are_exact_for_short_series_and_close_for_long_ones():
     assert np.allclose([got["p50"], got["p95"], got["p99"]], exact, rtol=0.05)
     assert latency_summary([3.0, 1.0, 2.0])["median"] == 2.0
     assert series.summary()["mean"] == round(float(np.mean(values)), 1)
+
+
+# -- 8: a failure mid-run: exit 1, the summary says "stopped", the message names the partials ----
+def last_summary(path: Path) -> dict:
+    return json.loads(path.read_text().splitlines()[-1])["summary"]
+
+
+def test_a_loop_source_deleted_mid_run_stops_with_exit_1_and_names_the_partial_files(
+        capsys, tmp_path, monkeypatch):
+    import app.sources.capture as capture
+    from app.cli import main
+    clip = write_clip(tmp_path / "clip.avi", frames=4, size=(320, 240))
+    real_open, opened = capture.open_source, []
+
+    def open_until_deleted(source, *args, **kwargs):
+        opened.append(source)
+        if len(opened) == 3:   # the first open, the first play, then the next play
+            Path(clip).unlink()
+        return real_open(source, *args, **kwargs)
+
+    monkeypatch.setattr(capture, "open_source", open_until_deleted)
+    code = main(["run", "--headless", "--no-progress", "--loop", "--source", str(clip),
+                 "--gallery", str(tmp_path / "g.sqlite3"), "--events", str(tmp_path / "e.jsonl"),
+                 "--output", str(tmp_path / "o.mp4")])
+    out, err = capsys.readouterr()
+    partials = sorted(tmp_path.glob("*.partial-*"))
+    assert code == 1 and "frames: 4" in out and "stopped: failed:" in out, (out, err)
+    assert len(partials) == 2 and all(str(p) in err for p in partials), (partials, err)
+    assert not (tmp_path / "e.jsonl").exists() and not (tmp_path / "o.mp4").exists()
+    events = next(p for p in partials if p.suffix == ".jsonl")
+    assert "not found" in last_summary(events)["stopped"]
+
+
+def test_a_damaged_gallery_vector_at_the_first_match_stops_with_exit_1(tmp_path):
+    import sqlite3
+
+    from app.people.gallery import Gallery
+    gallery = tmp_path / "g.sqlite3"
+    vector = np.ones((1, 128), np.float32) / np.sqrt(128)
+    with Gallery(gallery) as people:
+        people.add_samples("Alice", vector, "facenet-keras128:facenet_int8@five-point-tight")
+    with sqlite3.connect(gallery) as db:
+        db.execute("UPDATE embeddings SET vector = substr(vector, 1, 100)")
+    done = app("run", "--headless", "--no-progress", "--source", shared(*CLIP), "--gallery",
+               gallery, "--events", tmp_path / "e.jsonl", "--max-frames", 20)
+    partials = list(tmp_path.glob("e.partial-*.jsonl"))
+    assert done.returncode == 1 and "stopped: failed: " in done.stdout, done.stdout + done.stderr
+    assert "damaged embedding" in done.stderr and len(partials) == 1, done.stderr
+    assert str(partials[0]) in done.stderr and "damaged" in last_summary(partials[0])["stopped"]
+
+
+# -- 17: a camera lost mid-run: exit 1 and both summaries say "stopped" ---------------------------
+def test_a_camera_lost_mid_run_says_stopped_in_both_summaries(capsys, tmp_path, monkeypatch):
+    import app.sources.capture as capture
+    from app.cli import main
+    from tests.test_capture import FakeCamera, opener
+
+    def fake_camera(spec, *args, **kwargs):
+        return capture.CameraSource(0, open_fn=opener(FakeCamera(fail_after=15)),
+                                    reconnect_attempts=1, reconnect_delay_s=0.01)
+
+    monkeypatch.setattr(capture, "open_source", fake_camera)
+    code = main(["run", "--headless", "--no-progress", "--source", "0", "--gallery",
+                 str(tmp_path / "g.sqlite3"), "--events", str(tmp_path / "e.jsonl")])
+    out, err = capsys.readouterr()
+    assert code == 1 and "stopped: failed: camera index 0 stopped delivering" in out, (out, err)
+    assert "stopped delivering" in last_summary(tmp_path / "e.jsonl")["stopped"]

@@ -192,6 +192,9 @@ class LiveService:
             try:
                 _, reason = self.loop.run()
                 self.ended = reason or ("stopped" if self.stopping else "end of video")
+                if self.loop.failure:   # the loop caught a model or source failure
+                    self.error = self.ended = self.loop.failure
+                    print(f"error: the pipeline stopped: {self.error}", file=sys.stderr)
             except Exception as exc:   # a model or source failure: say it, keep serving
                 self.error = self.ended = f"{type(exc).__name__}: {exc}"
                 print(f"error: the pipeline stopped: {self.error}", file=sys.stderr)
