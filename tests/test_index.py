@@ -249,10 +249,12 @@ def test_a_ray_worker_killed_mid_file_has_its_file_retried(ray_started, archive,
 
 
 # -- interruptions -------------------------------------------------------------------------
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill-9"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL],
+                         ids=["SIGTERM", "Ctrl-C", "kill-9"])
 def test_stopped_mid_run_then_resume_has_no_duplicates(signum, archive, gallery, tmp_path):
-    """SIGTERM (the driver stops its workers and says how to go on) or kill -9 (its
-    workers die with it): --resume does the rest, once each."""
+    """SIGTERM or Ctrl-C (SIGINT to the whole process group, as a terminal sends it): the
+    driver stops its workers and says how to go on; kill -9: its workers die with it.
+    --resume does the rest, once each."""
     clips = tmp_path / "clips"
     clips.mkdir()
     for name in ("one", "two", "three"):
@@ -261,20 +263,25 @@ def test_stopped_mid_run_then_resume_has_no_duplicates(signum, archive, gallery,
     command = [sys.executable, "-m", "app", "index", str(clips), "--out", str(out),
                "--gallery", str(gallery), "--workers", "1", "--no-progress"]
     run = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not _done_files(out) and time.monotonic() < deadline and run.poll() is None:
             time.sleep(0.05)
-        run.send_signal(signum)
+        if signum == signal.SIGINT:
+            os.killpg(run.pid, signum)
+        else:
+            run.send_signal(signum)
         output, _ = run.communicate(timeout=60)
     finally:
         run.kill()
-    if signum == signal.SIGTERM:
-        assert run.returncode == 143, output
-        assert "--resume" in output
+    if signum != signal.SIGKILL:
+        assert run.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], output
+        assert "--resume" in output and "Traceback" not in output, output
     else:
         assert run.returncode == -signal.SIGKILL
+    assert _group_ends(run.pid), "a worker outlived the driver"
     first = _done_files(out)
     assert 1 <= len(first) < 3, output
     again = subprocess.run(command + ["--resume"], cwd=REPO_ROOT, capture_output=True,
@@ -290,6 +297,17 @@ def test_stopped_mid_run_then_resume_has_no_duplicates(signum, archive, gallery,
                                                               r["person"]))
     assert set(per_file) == {"one.mp4", "two.mp4", "three.mp4"}
     assert per_file["one.mp4"] == per_file["two.mp4"] == per_file["three.mp4"]
+
+
+def _group_ends(group: int, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _done_files(out: Path) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -112,10 +113,19 @@ class LocalPool:
         return self._start()
 
     def _start(self) -> _Slot:
+        """A new worker process. It starts with Ctrl-C ignored (an ignored signal stays
+        ignored across exec), so a Ctrl-C in the terminal, which reaches the whole
+        process group, never kills a worker while it loads: the driver stops them."""
         mine, theirs = self._context.Pipe()
         process = self._context.Process(target=serve, args=(theirs, self.settings),
                                         name="facelandmarks-index", daemon=True)
-        process.start()
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            process.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         theirs.close()
         return _Slot(process, mine)
 
