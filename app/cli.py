@@ -424,7 +424,14 @@ def _add_bench(sub) -> None:
     _embedder_option(bench)
     bench.add_argument("--realtime", action="store_true", help="play the file through the "
                        "camera path at its own frame rate (frames not taken in time are "
-                       "dropped); adds capture->display latency p50/p95 and dropped frames")
+                       "dropped); adds capture->display latency p50/p95/p99/max and dropped "
+                       "frames")
+    bench.add_argument("--reference", action="store_true", help="also run ours as the "
+                       "reference (run --detect-every 1 --sync-embed), alternating; reports "
+                       "each of its tracks' first-found and first-named frame against ours")
+    bench.add_argument("--baseline", metavar="DIR", help="also run another checkout of this "
+                       "project (an earlier commit, with its .venv and models) with its "
+                       "defaults, alternating, and compare its tracks with ours the same way")
     bench.set_defaults(handler=cmd_bench)
 
 

@@ -93,3 +93,128 @@ def test_bench_vs_face_recognition_runs_the_peer_on_the_same_frames(head, capsys
             out["ours"]["fps_median"] / peer["fps_median"], abs=0.1)
         assert peer["frames"] == out["ours"]["frames"] == FRAMES
         assert peer["named"]["segments"][0]["named_wrong"] == 0
+
+
+# -- --reference / --baseline: first-found and first-named frames, on synthetic events -----
+def face(track, box, name=None):
+    return {"track": track, "box": list(box), "name": name}
+
+
+def events(frames: int, *tracks_fn) -> list[dict]:
+    """``frames`` frame events; each ``tracks_fn(i)`` gives that frame's face or None."""
+    return [{"frame": i, "faces": [f for f in (fn(i) for fn in tracks_fn) if f]}
+            for i in range(frames)]
+
+
+LEFT, RIGHT = (10, 10, 60, 60), (200, 10, 250, 60)
+
+
+def moving(box, i):
+    return tuple(v + i for v in box)   # 1 px a frame: IoU stays high from frame to frame
+
+
+def test_tracks_delays_follow_the_boxes_not_the_track_ids():
+    from app.lab.tracks import compare
+
+    reference = events(
+        30,
+        lambda i: face(1, moving(LEFT, i), "Ann" if i >= 2 else None),
+        lambda i: face(2, RIGHT, "Bob" if i >= 12 else None) if i >= 10 else None)
+    ours = events(
+        30,
+        # found 1 frame late, named 4 frames late, and its id changes at frame 20
+        lambda i: (face(7 if i < 20 else 9, moving(LEFT, i), "Ann" if i >= 6 else None)
+                   if i >= 1 else None),
+        # found 3 late (schedule), named the same frame as the reference
+        lambda i: face(8, (201, 11, 251, 61), "Bob" if i >= 12 else None) if i >= 13 else None)
+    out = compare(reference, ours)
+    rows = {r["track"]: r for r in out["rows"]}
+    assert (rows[1]["found"], rows[1]["ours_found"], rows[1]["found_delay"]) == (0, 1, 1)
+    assert (rows[1]["named"], rows[1]["ours_named"], rows[1]["named_delay"]) == (2, 6, 4)
+    assert (rows[2]["found_delay"], rows[2]["named_delay"]) == (3, 1)
+    assert out["found_delay"] == {"max": 3, "mean": 2.0, "count": 2}
+    assert out["named_delay"] == {"max": 4, "mean": 2.5, "count": 2}
+    assert out["never_found"] == out["never_named"] == [] and out["wrong_names"] == 0
+    assert out["extra_tracks"] == 0
+
+
+def test_tracks_never_found_never_named_wrong_names_and_extra_tracks():
+    from app.lab.tracks import compare, pooled, table
+
+    reference = events(
+        20,
+        lambda i: face(1, LEFT, "Ann"),
+        lambda i: face(2, RIGHT, "Bob"),
+        lambda i: face(3, (400, 10, 450, 60)) if i < 10 else None)   # never named
+    ours = events(
+        20,
+        lambda i: face(5, LEFT),                                   # found, never named
+        lambda i: face(6, (210, 10, 260, 60), "Ann" if i % 2 else "Bob"),  # IoU 0.67
+        lambda i: face(9, (400, 10, 450, 60), "Ann") if 5 <= i < 10 else None,  # no name there
+        lambda i: face(4, (600, 300, 650, 350)))                  # nobody in the reference
+    out = compare(reference, ours)
+    rows = {r["track"]: r for r in out["rows"]}
+    assert out["never_found"] == [] and out["never_named"] == [1]
+    assert rows[2]["wrong_names"] == ["Ann"] and rows[2]["wrong_name_frames"] == 10
+    assert rows[3]["wrong_names"] == ["Ann"] and rows[3]["named_delay"] is None
+    assert out["wrong_names"] == 2 and out["wrong_name_frames"] == 15
+    assert out["extra_tracks"] == 1
+    # a track ours never covers: never found (and never named)
+    alone = compare(events(5, lambda i: face(1, LEFT, "Ann")), events(5))
+    assert alone["never_found"] == [1] == alone["never_named"]
+    assert alone["found_delay"]["max"] is None
+    both = pooled([out, alone])
+    assert both["never_found"] == [1] and both["wrong_names"] == 2
+    assert len(both["runs"]) == 2 and "rows" not in both["runs"][0]
+    assert "WRONG: Ann" in table("reference", out)
+
+
+def test_tracks_iou_below_the_bar_is_not_the_same_face():
+    from app.lab.tracks import IOU_MIN, compare, iou
+
+    assert iou(LEFT, LEFT) == 1.0 and iou(LEFT, RIGHT) == 0.0
+    shifted = (40, 10, 90, 60)   # 20x50 overlap over 2 * 2500 - 1000: 0.25
+    assert iou(LEFT, shifted) < IOU_MIN
+    out = compare(events(3, lambda i: face(1, LEFT)), events(3, lambda i: face(1, shifted)))
+    assert out["never_found"] == [1] and out["extra_tracks"] == 1
+
+
+def test_bench_compares_sides_run_by_run(monkeypatch, capsys):
+    """measure() with a reference side, the runs faked: the delays come from each pair's
+    events, the speed-up from the medians."""
+    from app.lab import bench
+
+    def fake_run(side, video, gallery, embedder, events_path, labels, realtime):
+        late = 2 if side.name == "ours" else 0
+        frames = events(10, lambda i: face(1, LEFT, "Ann") if i >= late else None)
+        fps = 100.0 if side.name == "ours" else 50.0
+        return {"fps": fps, "stage_ms": {"detect": 1.0}, "stage_mean_ms": {"detect": 1.0},
+                "stage_frames": {"detect": 4 if side.name == "ours" else 10}, "frames": 10,
+                "first_frame_s": 0.5, "peak_rss_mb": 100.0, "named": {}, "latency_ms": None,
+                "dropped": 0, "events": frames}
+
+    monkeypatch.setattr(bench, "_run_side", fake_run)
+    monkeypatch.setattr(bench, "_other_sides", lambda *a: [bench.REFERENCE])
+    monkeypatch.setattr(bench, "_enrol_ours", lambda *a: None)
+    video = shared("video", "short_hamilton_clip.mp4")
+    out = bench.measure(video, repeat=2, reference=True, enroll=[])
+    assert out["speedup"] == {"reference": 2.0}
+    assert out["ours"]["detector_frames"] == 4 and out["reference"]["detector_frames"] == 10
+    tracks = out["reference"]["tracks"]
+    assert tracks["found_delay"] == {"max": 2, "mean": 2.0, "count": 2}
+    assert tracks["named_delay"]["max"] == 2 and len(tracks["runs"]) == 2
+    assert "tracks vs reference" in capsys.readouterr().err
+
+
+def test_bench_realtime_latency_takes_p99_and_max_where_a_run_has_them():
+    from app.lab.bench import _realtime
+
+    runs = [{"frames": 270, "dropped": 5,
+             "latency_ms": {"median": 8.0, "p50": 8.0, "p95": 20.0, "p99": 40.0, "max": 90.0}},
+            {"frames": 275, "dropped": 0,
+             "latency_ms": {"median": 10.0, "p95": 30.0}},   # an older summary: no p99
+            {"frames": 272, "dropped": 3,
+             "latency_ms": {"median": 9.0, "p50": 9.0, "p95": 25.0, "p99": 60.0, "max": 70.0}}]
+    out = _realtime(runs)
+    assert out["latency_ms"] == {"p50": 9.0, "p95": 25.0, "p99": 50.0, "max": 80.0}
+    assert out["dropped"] == 3 and out["dropped_runs"] == [5, 0, 3] and out["shown"] == 272

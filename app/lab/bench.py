@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,25 +38,44 @@ PEER_TOLERANCE = 0.6      # face_recognition's default compare_faces tolerance
 PEER_UPSAMPLE = 1         # face_locations' default
 
 
+@dataclass(frozen=True)
+class Side:
+    """One configuration of our pipeline that bench runs: ``run``'s extra options (file
+    runs, a fresh process in ``cwd`` with ``python``) or RunConfig fields (--realtime)."""
+    name: str
+    args: tuple[str, ...] = ()
+    config: dict = field(default_factory=dict)
+    cwd: Path | None = None       # None: this checkout
+    python: str = sys.executable
+
+
+OURS = Side("ours")
+REFERENCE = Side("reference", ("--detect-every", "1", "--sync-embed"),
+                 {"detect_every": 1, "sync_embed": True})
+
+
 def main(args) -> int:
     print(json.dumps(measure(args.source, gallery=args.gallery, enroll=args.enroll, vs=args.vs,
                              repeat=args.repeat, embedder=args.embedder,
-                             realtime=args.realtime)))
+                             realtime=args.realtime, reference=args.reference,
+                             baseline=args.baseline)))
     return 0
 
 
 def measure(source: str | Path, *, gallery: str | Path | None = None,
             enroll: list[str] | None = None, vs: str | None = None, repeat: int = 3,
-            embedder: str = DEFAULT_EMBEDDER, realtime: bool = False) -> dict:
+            embedder: str = DEFAULT_EMBEDDER, realtime: bool = False,
+            reference: bool = False, baseline: str | Path | None = None) -> dict:
     """What ``main`` prints: see the module docstring (``make results`` calls it too)."""
     video = Path(source)
     if not video.is_file():
         raise FileNotFoundError(f"video not found: {video}")
     if repeat < 1:
         raise ValueError(f"--repeat must be at least 1, got {repeat}")
+    sides = [OURS, *_other_sides(reference, baseline, realtime)]
     labels = _labels(video)
     people = _people(enroll, labels, video)
-    results: dict[str, list[dict]] = {"ours": []}
+    results: dict[str, list[dict]] = {side.name: [] for side in sides}
     with tempfile.TemporaryDirectory() as tmp:
         gallery_path = Path(gallery) if gallery else Path(tmp) / "gallery.sqlite3"
         if not gallery:
@@ -64,11 +84,56 @@ def measure(source: str | Path, *, gallery: str | Path | None = None,
         if peer:
             results["face_recognition"] = []
         for i in range(repeat):
-            results["ours"].append(_run_ours(video, gallery_path, embedder,
-                                             Path(tmp) / f"{i}.jsonl", labels, realtime))
+            for side in sides:
+                results[side.name].append(_run_side(
+                    side, video, gallery_path, embedder,
+                    Path(tmp) / f"{side.name}{i}.jsonl", labels, realtime))
             if peer:
                 results["face_recognition"].append(peer.run(video, labels, realtime))
-    return {**_summarise(results, realtime), "embedder": embedder}
+    events = {name: [r.pop("events", None) for r in runs] for name, runs in results.items()}
+    out = {**_summarise(results, realtime), "embedder": embedder}
+    _compare_sides(out, events, [side.name for side in sides[1:]])
+    return out
+
+
+def _other_sides(reference: bool, baseline: str | Path | None, realtime: bool) -> list[Side]:
+    """The sides compared with ours: the reference configuration, an earlier checkout."""
+    sides = []
+    if reference:
+        from dataclasses import fields
+
+        from ..config import RunConfig
+        if not {"detect_every", "sync_embed"} <= {f.name for f in fields(RunConfig)}:
+            raise ValueError("--reference needs run's --detect-every and --sync-embed, "
+                             "which this checkout does not have")
+        sides.append(REFERENCE)
+    if baseline:
+        root = Path(baseline).resolve()
+        if not (root / "app" / "__main__.py").is_file():
+            raise FileNotFoundError(f"--baseline {baseline}: not a checkout of this project "
+                                    "(no app/__main__.py)")
+        if realtime:
+            raise ValueError("--baseline runs the other checkout as a process: not with "
+                             "--realtime (run that checkout's own bench --realtime)")
+        venv = root / ".venv" / "bin" / "python"
+        sides.append(Side("baseline", cwd=root,
+                          python=str(venv) if venv.exists() else sys.executable))
+    return sides
+
+
+def _compare_sides(out: dict, events: dict[str, list], names: list[str]) -> None:
+    """Each compared side's tracks against ours, run by run; ours' speed-up over it."""
+    from .tracks import compare, pooled, table
+
+    for name in names:
+        pairs = [compare(theirs, ours) for theirs, ours in zip(events[name], events["ours"])
+                 if theirs is not None and ours is not None]
+        if pairs:
+            out[name]["tracks"] = pooled(pairs)
+            print(table(name, out[name]["tracks"]), file=sys.stderr)
+        if out[name]["fps_median"] > 0 and not out["realtime"]:
+            out.setdefault("speedup", {})[name] = round(
+                out["ours"]["fps_median"] / out[name]["fps_median"], 2)
 
 
 # -- ours ---------------------------------------------------------------------------------
@@ -87,26 +152,28 @@ def _enrol_ours(people: dict[str, Path], gallery: Path, embedder: str) -> None:
             pipeline.close()
 
 
-def _run_ours(video: Path, gallery_path: Path, embedder: str, events_path: Path,
+def _run_side(side: Side, video: Path, gallery_path: Path, embedder: str, events_path: Path,
               labels: dict | None, realtime: bool) -> dict:
     if realtime:
-        return _run_ours_in_process(video, gallery_path, embedder, events_path, labels, True)
-    return _run_ours_process(video, gallery_path, embedder, events_path, labels)
+        return _run_ours_in_process(video, gallery_path, embedder, events_path, labels, True,
+                                    side.config)
+    return _run_ours_process(video, gallery_path, embedder, events_path, labels, side)
 
 
 def _run_ours_process(video: Path, gallery_path: Path, embedder: str, events_path: Path,
-                      labels: dict | None) -> dict:
+                      labels: dict | None, side: Side = OURS) -> dict:
     """One ``python -m app run --headless`` process: its own start-up, memory and summary."""
     from ..paths import REPO_ROOT
     from .scoring import names_by_frame, read_events
 
-    command = [sys.executable, "-m", "app", "run", "--source", str(video), "--headless",
-               "--no-progress", "--gallery", str(gallery_path), "--embedder", embedder,
-               "--events", str(events_path)]
+    command = [side.python, "-m", "app", "run", "--source", str(video.resolve()),
+               "--headless", "--no-progress", "--gallery", str(gallery_path.resolve()),
+               "--embedder", embedder, "--events", str(events_path.resolve()), *side.args]
     log = events_path.with_suffix(".log")
     with open(log, "wb") as out:
         started = time.time()
-        child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(command, cwd=side.cwd or REPO_ROOT, stdout=out,
+                                 stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
@@ -120,11 +187,12 @@ def _run_ours_process(video: Path, gallery_path: Path, embedder: str, events_pat
             "first_frame_s": round(first - started, 3) if first else float("nan"),
             "peak_rss_mb": summary.get("peak_rss_mb") or round(ru_maxrss_mb(usage.ru_maxrss), 1),
             "named": _named(names_by_frame(frames), labels),
-            "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"]}
+            "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"],
+            "events": frames}
 
 
 def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_path: Path,
-                         labels: dict | None, realtime: bool) -> dict:
+                         labels: dict | None, realtime: bool, config: dict | None = None) -> dict:
     from ..config import RunConfig
     from ..factory import build_pipeline
     from ..outputs.sinks import EventsWriter
@@ -135,7 +203,7 @@ def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_
     start = time.perf_counter()
     with Gallery(gallery_path) as gallery:
         pipeline = build_pipeline(RunConfig(source=str(video), gallery=gallery_path,
-                                            embedder=embedder), gallery)
+                                            embedder=embedder, **(config or {})), gallery)
         source = _open_video(video, realtime)
         events = EventsWriter(events_path)
         first_frame = {}
@@ -153,9 +221,12 @@ def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_
     frames, _ = read_events(events_path)
     named = names_by_frame(frames)
     return {"fps": summary["fps"], "stage_ms": summary["stage_ms"], "frames": summary["frames"],
+            "stage_mean_ms": summary.get("stage_mean_ms", {}),
+            "stage_frames": summary.get("stage_frames", {}),
             "first_frame_s": round(first_frame.get("s", float("nan")), 2),
             "peak_rss_mb": peak_rss_mb(), "named": _named(named, labels),
-            "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"]}
+            "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"],
+            "events": frames}
 
 
 def _open_video(video: Path, realtime: bool):
@@ -266,7 +337,7 @@ def _summarise(results: dict[str, list[dict]], realtime: bool = False) -> dict:
         fps = [r["fps"] for r in runs]
         entry = {"fps_median": round(statistics.median(fps), 2), "fps_runs": fps,
                  "frames": runs[0]["frames"], "named": runs[-1]["named"]}
-        if who == "ours":
+        if who != "face_recognition":
             entry.update(_ours_medians(runs))
         if realtime:  # only here is the latency what a viewer sees (files are read ahead)
             entry.update(_realtime(runs))
@@ -297,15 +368,23 @@ def _ours_medians(runs: list[dict]) -> dict:
 
 
 def _realtime(runs: list[dict]) -> dict:
-    """Medians over runs of latency p50/p95, frames shown and frames dropped."""
+    """Medians over runs of capture->display latency p50/p95/p99/max (those a run's summary
+    has), frames shown and frames dropped; the per-run dropped and p99."""
     def median(values):
         return round(statistics.median(values), 1)
 
     latency = [r["latency_ms"] for r in runs if r["latency_ms"]]
-    return {"latency_ms": {"p50": median([l["median"] for l in latency]),
-                           "p95": median([l["p95"] for l in latency])} if latency else None,
+    summary = None
+    if latency:
+        summary = {"p50": median([l.get("p50", l["median"]) for l in latency])}
+        for key in ("p95", "p99", "max"):
+            values = [l[key] for l in latency if l.get(key) is not None]
+            if values:
+                summary[key] = median(values)
+    return {"latency_ms": summary, "latency_p99_runs": [l.get("p99") for l in latency],
             "shown": median([r["frames"] for r in runs]),
-            "dropped": median([r["dropped"] for r in runs])}
+            "dropped": median([r["dropped"] for r in runs]),
+            "dropped_runs": [r["dropped"] for r in runs]}
 
 
 
