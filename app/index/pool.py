@@ -48,7 +48,7 @@ class LocalPool:
         self.on_started: Callable[[FileTask, int], None] | None = None   # (task, pid)
 
     def run(self, tasks: list[FileTask], on_result: Callable[[FileResult], None],
-            on_frames: Callable[[int], None] | None = None) -> None:
+            on_frames: Callable[[FileTask, int], None] | None = None) -> None:
         pending = deque(tasks)
         attempts: dict[str, int] = {}
         try:
@@ -86,8 +86,8 @@ class LocalPool:
             slot.ready = True
         elif kind == "start-failed":
             raise WorkerStartError(f"an index worker could not start: {value}")
-        elif kind == "frames" and on_frames is not None:
-            on_frames(value)
+        elif kind == "frames" and on_frames is not None and slot.task is not None:
+            on_frames(slot.task, value)
         elif kind == "result":
             value.attempts = attempts.get(value.task.file_id, 1)
             slot.task = None

@@ -34,7 +34,8 @@ class RayPool:
         self.retries = retries
 
     def run(self, tasks: list[FileTask], on_result: Callable[[FileResult], None],
-            on_frames: Callable[[int], None] | None = None) -> None:
+            on_frames: Callable[[FileTask, int], None] | None = None) -> None:
+        """``on_frames`` is not called: an actor's frames count when its file is done."""
         import ray
 
         started = self._connect(ray)
@@ -85,8 +86,6 @@ class RayPool:
                 result = FileResult(task, "failed", reason=f"its Ray worker failed "
                                     f"{self.retries + 1} times: {_first_line(exc)}",
                                     attempts=self.retries + 1, transient=True)
-            if on_frames is not None:
-                on_frames(result.processed)
             on_result(result)
 
 

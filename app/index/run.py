@@ -21,6 +21,7 @@ from .folder import IndexFolder, IndexFolderError, file_id, with_names
 from .pool import WorkerStartError
 from .worker import FileResult, FileTask, IndexSettings
 
+PROBE_LIMIT = 5000       # more files than this: the bar counts frames with no total
 WORKER_MEMORY_MB = 400   # per worker: peaks measured 170 MB (640x360), 197 MB (1080p); room for 4K
 
 
@@ -231,7 +232,7 @@ class Tally:
         self.failed: list[FileResult] = []
 
     def bar(self, todo: list[FileTask], enabled: bool) -> "_Progress":
-        return _Progress(len(todo), enabled)
+        return _Progress(todo, enabled)
 
     def record(self, result: FileResult, folder: IndexFolder, signature: str,
                progress: "_Progress") -> None:
@@ -265,25 +266,42 @@ class Tally:
 
 
 class _Progress:
-    """A tqdm bar of files, with frames and ETA (or nothing when disabled)."""
+    """A tqdm bar of decoded frames against the frame counts the files' headers state
+    (so its ETA holds for files of any length), with files done; nothing when disabled.
+    Ray's workers report no frames until a file is done."""
 
-    def __init__(self, files: int, enabled: bool):
+    def __init__(self, todo: list[FileTask], enabled: bool):
         self._bar = None
-        self._frames = 0
-        if enabled and files:
+        self._files, self._done = len(todo), 0
+        self._expected: dict[str, int] = {}
+        self._reported: dict[str, int] = {}
+        if enabled and todo:
             from tqdm import tqdm
-            self._bar = tqdm(total=files, unit="file", desc="indexing", file=sys.stderr,
-                             dynamic_ncols=True)
 
-    def frames(self, count: int) -> None:
-        self._frames += count
+            from ..sources.pts import probe_frames
+            if len(todo) <= PROBE_LIMIT:
+                self._expected = {t.file_id: probe_frames(t.path) for t in todo}
+            self._bar = tqdm(total=sum(self._expected.values()) or None, unit="frame",
+                             unit_scale=True, desc="indexing", file=sys.stderr,
+                             dynamic_ncols=True, postfix=f"files 0/{self._files}")
+
+    def frames(self, task: FileTask, count: int) -> None:
+        self._reported[task.file_id] = self._reported.get(task.file_id, 0) + count
         if self._bar is not None:
-            self._bar.set_postfix(frames=self._frames, refresh=False)
-            self._bar.refresh()
+            self._bar.update(count)
 
     def file_done(self, result: FileResult) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
+        """Count the file's frames not yet reported, and make the total what they were."""
+        self._done += 1
+        if self._bar is None:
+            return
+        fid = result.task.file_id
+        reported = self._reported.get(fid, 0)
+        final = max(result.frames, reported)
+        if self._bar.total is not None:
+            self._bar.total += final - self._expected.get(fid, 0)
+        self._bar.set_postfix_str(f"files {self._done}/{self._files}", refresh=False)
+        self._bar.update(final - reported)
 
     def __enter__(self) -> "_Progress":
         return self

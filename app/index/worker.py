@@ -26,7 +26,7 @@ from typing import Callable
 
 from ..config import DEFAULT_EMBEDDER
 
-PROGRESS_EVERY = 100   # frames between on_frames calls
+PROGRESS_EVERY = 100   # decoded frames between on_frames calls
 
 
 @dataclass(frozen=True)
@@ -115,19 +115,21 @@ class IndexWorker:
         pipeline = self._pipeline
         pipeline.tracker.reset()   # ids go on rising; TrackBook numbers tracks per file
         book = TrackBook()
+        reported = 0
         with PtsVideo(task.path, fps=self.settings.fps) as video:
             for frame in video.frames():
                 faces = pipeline.process(frame).faces
                 book.add(frame.timestamp_ms / 1000.0, frame.image, faces)
                 result.processed += 1
-                if on_frames is not None and result.processed % PROGRESS_EVERY == 0:
-                    on_frames(PROGRESS_EVERY)
+                if on_frames is not None and video.frames_decoded - reported >= PROGRESS_EVERY:
+                    on_frames(video.frames_decoded - reported)
+                    reported = video.frames_decoded
             result.frames = video.frames_decoded
             result.duration_s = _duration(video)
         if result.frames == 0:
             raise ValueError(f"no frame of {task.path} could be decoded")
-        if on_frames is not None:
-            on_frames(result.processed % PROGRESS_EVERY)
+        if on_frames is not None and result.frames > reported:
+            on_frames(result.frames - reported)
         result.rows = book.rows(task.path, pipeline.model_id)
 
     def ping(self) -> str:

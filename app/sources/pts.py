@@ -104,3 +104,19 @@ class PtsVideo:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def probe_frames(path: str | Path) -> int:
+    """The frame count a video's header states (or duration x average rate), for a
+    progress bar; 0 when it states neither or cannot be opened. Reads no frame."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            seconds = container.duration / 1_000_000 if container.duration else 0.0
+            return int(seconds * float(stream.average_rate or 0))
+    except (av.error.FFmpegError, IndexError, UnicodeDecodeError, OSError):
+        return 0
