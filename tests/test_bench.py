@@ -218,3 +218,60 @@ def test_bench_realtime_latency_takes_p99_and_max_where_a_run_has_them():
     out = _realtime(runs)
     assert out["latency_ms"] == {"p50": 9.0, "p95": 25.0, "p99": 50.0, "max": 80.0}
     assert out["dropped"] == 3 and out["dropped_runs"] == [5, 0, 3] and out["shown"] == 272
+
+
+# -- the 1080p crowd clip (app.lab.crowd) -------------------------------------------------
+def test_crowd_schedule_keeps_three_different_people_on_screen():
+    from app.lab.crowd import FRAMES, GAP, SLOTS, load_people, schedule
+
+    shared("identities", "5-celebrity", "val")
+    plan = schedule(load_people()[0])
+    assert plan == schedule(load_people()[0])   # the same every time
+    for i in range(FRAMES):
+        here = [a for a in plan if a.first <= i <= a.last]
+        assert len({a.name for a in here}) == len(here) >= SLOTS - 1   # nobody twice
+        assert len({a.slot for a in here}) == len(here)
+    three = sum(1 for i in range(FRAMES)
+                if sum(a.first <= i <= a.last for a in plan) == SLOTS)
+    assert three >= FRAMES - SLOTS * GAP * (FRAMES // 90)   # 2 only in the gaps
+    assert {a.first for a in plan if a.first} == {30, 60, 90, 120, 150, 180, 210, 240, 270}
+
+
+def test_crowd_clip_is_1080p_deterministic_and_labelled(tmp_path):
+    from app.lab.crowd import main as crowd_main
+
+    shared("identities", "5-celebrity", "val")
+    a, b = tmp_path / "a" / "crowd.mp4", tmp_path / "b" / "crowd.mp4"
+    assert crowd_main(["--out", str(a), "--frames", "8"]) == 0
+    assert crowd_main(["--out", str(b), "--frames", "8"]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    import cv2
+    reader = cv2.VideoCapture(str(a))
+    ok, image = reader.read()
+    assert ok and image.shape == (1080, 1920, 3)
+    assert int(reader.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    labels = json.loads(a.with_suffix(".labels.json").read_text())
+    assert labels["frames"] == 8 and labels["size"] == [1920, 1080] and labels["segments"] == []
+    assert len(labels["people"]) == 3 and all(p["last"] == 7 for p in labels["people"])
+    enrolled = set(labels["enroll"])
+    assert {p["expect"] for p in labels["people"]} <= enrolled and len(enrolled) == 5
+    # enrolment photos are training photos, in place (never the validation photos shown)
+    assert all("/train/" in path for path in labels["enroll"].values())
+    assert crowd_main(["--out", str(a), "--frames", "0"]) == 2
+
+
+def test_score_people_counts_each_appearance_and_names_of_people_not_on_screen():
+    from app.lab.scoring import score_people
+
+    labels = {"people": [{"first": 0, "last": 9, "expect": "Ann"},
+                         {"first": 0, "last": 4, "expect": "Bob"},
+                         {"first": 5, "last": 9, "expect": "Cy"}]}
+    named = {i: {"Ann"} if i >= 2 else set() for i in range(10)}
+    named[3] |= {"Bob"}
+    named[6] |= {"Bob"}   # Bob has left: wrong
+    out = score_people(named, labels)
+    ann, bob, cy = out["appearances"]
+    assert (ann["named_expected"], ann["first_named_after"]) == (8, 2)
+    assert (bob["named_expected"], bob["first_named_after"]) == (1, 3)
+    assert cy["first_named_after"] is None and out["never_named"] == 1
+    assert out["wrong_frames"] == 1 and out["frames"] == 20

@@ -319,15 +319,17 @@ def _people(enroll: list[str] | None, labels: dict | None, video: Path) -> dict[
 
 
 def _named(named: dict[int, set[str]], labels: dict | None) -> dict:
-    from .scoring import score_segments
+    from .scoring import score_people, score_segments
 
     counts: dict[str, int] = {}
     for names in named.values():
         for name in names:
             counts[name] = counts.get(name, 0) + 1
     out = {"frames_naming": dict(sorted(counts.items()))}
-    if labels:
+    if labels and labels.get("segments") is not None:
         out["segments"] = score_segments(named, labels)
+    if labels and labels.get("people"):
+        out["people"] = score_people(named, labels)
     return out
 
 

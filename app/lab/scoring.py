@@ -54,3 +54,25 @@ def frames_naming(named: dict[int, set[str]], name: str, segments: list[dict]) -
     """Frames of the segments expecting ``name`` in which ``name`` appears."""
     return sum(1 for seg in segments if seg["expect"] == name
                for i in range(seg["first"], seg["last"] + 1) if name in named.get(i, set()))
+
+
+def score_people(named: dict[int, set[str]], labels: dict) -> dict:
+    """A labels file's ``people`` (several on screen at once, each ``{"first", "last",
+    "expect"}``): per appearance, frames in which its name appears and how many frames
+    after its first it was first named (None: never); ``wrong_frames``: frames naming
+    someone enrolled who is not on screen (or any name where nobody listed is)."""
+    people = labels["people"]
+    on_screen: dict[int, set[str]] = {}
+    for p in people:
+        for i in range(p["first"], p["last"] + 1):
+            on_screen.setdefault(i, set()).add(p["expect"])
+    rows = []
+    for p in people:
+        hits = [i for i in range(p["first"], p["last"] + 1) if p["expect"] in named.get(i, ())]
+        rows.append({"first": p["first"], "last": p["last"], "expect": p["expect"],
+                     "frames": p["last"] - p["first"] + 1, "named_expected": len(hits),
+                     "first_named_after": hits[0] - p["first"] if hits else None})
+    wrong = sum(1 for i, names in named.items() if names - on_screen.get(i, set()))
+    return {"appearances": rows, "named_expected": sum(r["named_expected"] for r in rows),
+            "frames": sum(r["frames"] for r in rows), "wrong_frames": wrong,
+            "never_named": sum(1 for r in rows if r["first_named_after"] is None)}
