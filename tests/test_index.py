@@ -477,3 +477,28 @@ def test_a_folder_being_written_and_bad_options_are_refused(archive, gallery, tm
         with pytest.raises(ValueError, match=match):
             run_index(index_options(archive, gallery, tmp_path / "new", **bad))
         assert not (tmp_path / "new").exists()
+
+
+def test_workers_are_capped_by_memory(monkeypatch, capsys):
+    from app.index import run
+
+    monkeypatch.setattr(run, "available_memory_mb", lambda: 1000.0)
+    assert run.cap_workers(4, per_worker_mb=300) == 2   # 80 % of 1000 MB
+    assert "2 run" in capsys.readouterr().err
+    assert run.cap_workers(1, per_worker_mb=5000) == 1   # never none
+    monkeypatch.setattr(run, "available_memory_mb", lambda: None)
+    assert run.cap_workers(3) == 3
+
+
+def test_the_progress_bar_counts_frames_against_the_headers(archive, capsys):
+    from app.index.run import _Progress, tasks_for
+    from app.index.worker import FileResult
+
+    task = tasks_for([archive / "sub" / "schedule.mp4"])[0]
+    frames = round(sum(seconds for _, seconds in SCHEDULE) * FPS)
+    with _Progress([task], enabled=True) as progress:
+        assert progress._bar.total == frames
+        progress.frames(task, 100)
+        progress.file_done(FileResult(task, "done", frames=frames))
+        assert progress._bar.n == progress._bar.total == frames
+    assert "files 1/1" in capsys.readouterr().err

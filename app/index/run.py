@@ -74,15 +74,30 @@ def cap_workers(requested: int | None, per_worker_mb: float = WORKER_MEMORY_MB) 
     """Local workers: as asked (default one per core), at most what memory allows
     (80% of the memory available now, ``per_worker_mb`` each), at least one."""
     wanted = requested or os.cpu_count() or 1
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (ValueError, OSError):
+    available = available_memory_mb()
+    if available is None:
         return max(1, wanted)
     allowed = max(1, int(available * 0.8 // per_worker_mb))
     if allowed < wanted:
         print(f"note: {wanted} workers would need about {wanted * per_worker_mb:.0f} MB; "
               f"{available:.0f} MB is available, so {allowed} run", file=sys.stderr)
     return max(1, min(wanted, allowed))
+
+
+def available_memory_mb() -> float | None:
+    """Memory available for new processes (Linux: MemAvailable, which counts the page
+    cache that can be dropped; elsewhere the free pages), MB; None when unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (ValueError, OSError):
+        return None
 
 
 def backend(options: IndexOptions):
