@@ -241,6 +241,7 @@ def _config(args) -> RunConfig:
                      headless=args.headless, output=_path(args.output),
                      events=_path(args.events), events_on=args.events_on,
                      reconnect=args.reconnect, max_frames=args.max_frames,
+                     detect_every=args.detect_every, sync_embed=args.sync_embed,
                      side_by_side=args.side_by_side, smooth=not args.no_smooth,
                      threads=args.threads, speed=0.0 if args.fast else args.speed,
                      loop=args.loop, record_status=args.record_status,
@@ -308,6 +309,13 @@ def _add_run(sub) -> None:
                       "machine allows, also in a window")
     run.add_argument("--loop", action="store_true", help="play a video file again from the "
                      "start each time it ends (q quits)")
+    run.add_argument("--detect-every", type=int, default=0, metavar="K", help="run the "
+                     "face detector every K frames and at once after a cut or a lost face; "
+                     "between, boxes follow the landmarks [0: the measured default]; 1: every "
+                     "frame")
+    run.add_argument("--sync-embed", action="store_true", help="run FaceNet on the frame "
+                     "path (the reference for bench --reference) instead of on its own "
+                     "thread")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (video "
                      "files, re-embedding the gallery after an embedder change)")
     run.set_defaults(handler=cmd_run)

@@ -76,6 +76,11 @@ class RunConfig:
     loop: bool = False   # play a video file again from the start when it ends
     record_status: bool = False   # --output also records the window's status bar
     reconnect: bool = False   # a lost camera or stream is reopened with backoff, never ends
+    # The detector runs every detect_every-th frame (0: the measured default,
+    # app.stages.follow.DETECT_EVERY), and at once after a cut or a lost face; between,
+    # each face's box comes from its landmarks. 1: every frame (bench --reference).
+    detect_every: int = 0
+    sync_embed: bool = False   # FaceNet on the frame path, not on its worker (--reference)
 
     def __post_init__(self):
         _check_choice("detector", self.detector, DETECTORS)
@@ -90,6 +95,10 @@ class RunConfig:
         if self.speed is not None and not self.speed >= 0:
             raise ValueError(f"--speed must be positive (or use --fast), got {self.speed}")
         check_threads(self.threads)
+        if isinstance(self.detect_every, bool) or not isinstance(self.detect_every, int) \
+                or self.detect_every < 0:
+            raise ValueError(f"--detect-every must be 1 or more (0: the default), got "
+                             f"{self.detect_every!r}")
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

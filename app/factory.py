@@ -9,6 +9,7 @@ from pathlib import Path
 from .config import LANDMARK_MODELS, RunConfig
 from .pipeline import LazyModels, Pipeline
 from .stages.cuts import CutDetector
+from .stages.follow import DETECT_EVERY, BoxFollower
 from .stages.smooth import LandmarkSmoother
 from .stages.track import Tracker
 
@@ -99,7 +100,9 @@ def build_pipeline(config: RunConfig, gallery) -> Pipeline:
                     cuts=CutDetector(),
                     detector_factory=lambda: build_detector(config.detector, config.threads),
                     worker_landmarks=_worker_landmarks(config),
-                    second_chance=partial(second_chance, detector))
+                    second_chance=partial(second_chance, detector),
+                    follower=None if config.detect_every == 1
+                    else BoxFollower(config.detect_every or DETECT_EVERY))
 
 
 def _worker_landmarks(config: RunConfig) -> bool:

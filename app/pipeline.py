@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 import numpy as np
 
 from .config import MODE_MODELS
-from .people.photo_faces import recrop_thumbnail
+from .embed_worker import AsyncEmbedding, record_matches
+from .people.resync import sync_gallery
 from .protocols import Detector, Embedder
 from .stages.align import crop_face
-from .stages.embed import INPUT_SIZE as EMBED_INPUT_SIZE
+from .stages.follow import BoxFollower
 from .stages.geometry import nme
 from .stages.landmarks import predict_boxes
 from .stages.smooth import LandmarkSmoother
@@ -109,7 +111,8 @@ class Pipeline:
                  smoother: LandmarkSmoother | None = None, cuts=None,
                  detector_factory: Callable[[], Detector] | None = None,
                  worker_landmarks: bool = False,
-                 second_chance: Callable[[], Detector | None] | None = None):
+                 second_chance: Callable[[], Detector | None] | None = None,
+                 follower: BoxFollower | None = None):
         self.detector = detector
         self.detector_factory = detector_factory   # more detectors for parallel workers
         self._second_chance = second_chance        # the photo path's second detector
@@ -122,6 +125,9 @@ class Pipeline:
         self.tracker = tracker
         self.smoother = smoother
         self.cuts = cuts   # a CutDetector (app.stages.cuts): a new shot starts new tracks
+        self._follower = follower      # boxes between detections, in video_mode only
+        self.follower: BoxFollower | None = None
+        self.embedding: AsyncEmbedding | None = None   # FaceNet's thread, in video_mode only
         self._pending: str | None = None
         self.landmarks = landmarks
 
@@ -187,15 +193,37 @@ class Pipeline:
 
     def detect_functions(self, count: int) -> list[Callable]:
         """Up to ``count`` functions for parallel workers, ``image -> (detections,
-        detect_ms, EarlyLandmarks or None)``, each with its own detector (the first is
-        ``self.detector``; the others are built once and kept) and, with
-        ``worker_landmarks``, its own CNN. Without a ``detector_factory``: one."""
+        detect_ms, EarlyLandmarks or None)``, each with its own detector (built once and
+        kept; ``self.detector`` stays the frame path's own, which :meth:`process` uses
+        after a cut or a lost face) and, with ``worker_landmarks``, its own CNN. Without
+        a ``detector_factory``: one, sharing ``self.detector``."""
         while len(self._workers) < count and (not self._workers or self.detector_factory):
-            detector = self.detector_factory() if self._workers else self.detector
+            detector = self.detector_factory() if self.detector_factory else self.detector
             cnn = self.landmark_models.build_another("cnn") if self.worker_landmarks else None
             self._workers.append((detector, cnn))
         return [lambda image, d=d, c=c: self._detect_ahead(image, d, c)
                 for d, c in self._workers[:count]]
+
+    def detect_wanted(self, frame: Frame) -> bool:
+        """Whether a detection worker should run the detector on ``frame`` (the schedule;
+        a lost face or a cut makes :meth:`process` detect by itself)."""
+        return self.follower is None or self.follower.scheduled(frame.index)
+
+    @contextmanager
+    def video_mode(self, follow: bool = True, async_embed: bool = True,
+                   embed_lag: int | None = None):
+        """For the run loop: the detector on the follower's schedule (``follow``) and
+        FaceNet on its own thread (``async_embed``; ``embed_lag``: frames a result may
+        trail its face before the frame path waits for it, None for a live source, which
+        never waits). At the end the worker's last faces are finished before it stops."""
+        self.follower = self._follower if follow else None
+        self.embedding = AsyncEmbedding(self, embed_lag) if async_embed else None
+        try:
+            yield self
+        finally:
+            embedding, self.embedding, self.follower = self.embedding, None, None
+            if embedding is not None:
+                embedding.finish()
 
     def _detect_ahead(self, image: np.ndarray, detector, cnn) -> tuple:
         detections, detect_ms = self.detect(image, detector)
@@ -208,38 +236,44 @@ class Pipeline:
     def process(self, frame: Frame, detections: list[Detection] | None = None,
                 detect_ms: float | None = None,
                 early: EarlyLandmarks | None = None) -> FrameResult:
-        """Everything after detection for one frame (detects first if not given; uses a
-        worker's ``early`` landmarks when made for the current mode)."""
-        if detections is None:
-            detections, detect_ms = self.detect(frame.image)
+        """Everything after detection for one frame (detects first if not given and due;
+        between scheduled detections the faces are the follower's boxes; uses a worker's
+        ``early`` landmarks when made for the current mode)."""
         self._switch_when_loaded()
-        stage_ms = {"detect": detect_ms or 0.0}
-        faces = [Face(box=d.box, score=d.score) for d in detections]
+        cut = self.cuts is not None and self.cuts.is_cut(frame.image)
+        if cut:
+            self.tracker.reset()  # ids keep increasing: none passes to another person
+            if self.follower is not None:
+                self.follower.reset()
+        if detections is None and (self.follower is None
+                                   or self.follower.wants_detection(frame.index)):
+            detections, detect_ms = self.detect(frame.image)
+        # no "detect" entry on a frame whose boxes were followed: bench counts detector frames
+        stage_ms = {} if detections is None else {"detect": detect_ms or 0.0}
+        faces = (self.follower.faces() if detections is None
+                 else [Face(box=d.box, score=d.score) for d in detections])
         result = FrameResult(frame, faces, stage_ms)
         if early is not None and early.mode != self._landmarks:
             early = None
         self._landmarks_stage(frame.image, result, early)
+        if detections is None:
+            self.follower.refine(faces)
 
         start = time.perf_counter()
-        if self.cuts is not None and self.cuts.is_cut(frame.image):
-            self.tracker.reset()  # ids keep increasing: none passes to another person
         self.tracker.update(faces)
+        if self.follower is not None:
+            self.follower.observe(faces, detections is not None, frame.image.shape)
         if self.smoother is not None:
             self.smoother.apply(faces)
         stage_ms["track"] = _ms_since(start)
-
-        due = [f for f in faces if f.track.needs_embedding]
-        start = time.perf_counter()
-        embeddings = self.embed_faces(frame.image, due)
-        stage_ms["embed"] = _ms_since(start)
-
-        start = time.perf_counter()
-        matches = self.gallery.match(embeddings, self.model_id, self.threshold) if due else []
-        for face, embedding, match in zip(due, embeddings, matches):
-            face.embedding, face.match = embedding, match
-            face.name, face.similarity = self.tracker.record_match(face.track_id, match.name,
-                                                                   match.similarity)
-        stage_ms["match"] = _ms_since(start)
+        if self.embedding is None:
+            due = [f for f in faces if f.track.needs_embedding]
+            start = time.perf_counter()
+            embeddings = self.embed_faces(frame.image, due)
+            stage_ms["embed"] = _ms_since(start)
+            record_matches(self, due, embeddings, stage_ms)
+        else:
+            self.embedding.step(frame, faces, stage_ms)
         return result
 
     def relandmark(self, result: FrameResult) -> FrameResult:
@@ -266,40 +300,8 @@ class Pipeline:
     # -- gallery -----------------------------------------------------------------------
     def sync_gallery(self, batch_size: int = 64,
                      on_batch: Callable[[int], None] | None = None) -> tuple[int, int]:
-        """Embed, with this pipeline's embedder, the gallery samples that only another model
-        embedded: from their stored crops when made by this embedder's crop rule, else from
-        a crop re-cut out of the stored one (``recrop_thumbnail``), never an other-crop
-        thumbnail as it is. Returns (re-embedded, left out: no crop or no face in it).
-
-        Streams ``batch_size`` crops at a time, each batch stored in its own transaction:
-        memory stays flat for any gallery size, and an interrupted sync resumes where it
-        stopped (samples already done are no longer missing). ``on_batch(n)`` after each.
-        A gallery that cannot be written (a read-only folder) holds the vectors in memory
-        for this run instead (``Gallery.hold_embeddings``)."""
-        ids = self.gallery.missing_sample_ids(self.model_id)
-        done = lost = 0
-        for start in range(0, len(ids), batch_size):
-            batch = self.gallery.samples_by_id(ids[start:start + batch_size])
-            usable = [(m.sample_id, crop) for m in batch
-                      if (crop := self._stored_crop(m)) is not None]
-            if usable:
-                vectors = self.embedder.embed(np.stack([crop for _, crop in usable]))
-                keep = (self.gallery.add_embeddings if self.gallery.can_write()
-                        else self.gallery.hold_embeddings)   # read-only: for this run
-                keep([sid for sid, _ in usable], vectors, self.model_id)
-            done, lost = done + len(usable), lost + len(batch) - len(usable)
-            if on_batch is not None:
-                on_batch(len(batch))
-        return done, lost
-
-    def _stored_crop(self, sample) -> np.ndarray | None:
-        thumbnail = sample.thumbnail
-        if thumbnail is None or thumbnail.shape[:2] != (EMBED_INPUT_SIZE, EMBED_INPUT_SIZE):
-            return None
-        if sample.crop == self.crop:
-            return thumbnail
-        return recrop_thumbnail(thumbnail, self.crop, self.detector, self.landmark_models["cnn"],
-                                self.second_detector)
+        """Embed the gallery samples only another model embedded (``app.people.resync``)."""
+        return sync_gallery(self, batch_size, on_batch)
 
     def close(self) -> None:
         self.landmark_models.close()

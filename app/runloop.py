@@ -28,6 +28,9 @@ from .types import FrameResult
 from .window.ui import Controller, compose_picture, window_view
 
 
+EMBED_LAG_FRAMES = 2   # see MainLoop.run
+
+
 class _Terminate(Exception):
     """SIGTERM, turned into an exception so outputs are finalised as on Ctrl-C."""
 
@@ -94,6 +97,7 @@ class LoopOptions:
     screenshot_dir: str = "."    # where key p saves PNGs
     name_input: str = "window"   # how a live enrolment asks for the name (app.window.names)
     on_result: Callable[[FrameResult], None] | None = None  # every result (bench, tests)
+    sync_embed: bool = False     # FaceNet on the frame path (bench --reference), not its thread
 
 
 def run(pipeline: Pipeline, source: Source, outputs: Outputs | None = None,
@@ -130,8 +134,13 @@ class MainLoop:
             # Files may be read ahead (smooths jitter) and detected two frames at a time; a
             # live camera is read as late as possible, one frame at a time.
             live = self.source.is_live
+            # FaceNet on its own thread: a live frame never waits for it, a file's frame
+            # waits only for the faces of EMBED_LAG_FRAMES frames ago (names stay on time)
+            stack.enter_context(self.pipeline.video_mode(
+                async_embed=not self.options.sync_embed,
+                embed_lag=None if live else EMBED_LAG_FRAMES))
             reader = DetectAhead(self.source, self.pipeline.detect_functions(1 if live else 2),
-                                 depth=1 if live else 3)
+                                 depth=1 if live else 3, wanted=self.pipeline.detect_wanted)
             stack.callback(reader.stop)
             try:
                 while self.step(reader):

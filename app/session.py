@@ -83,6 +83,7 @@ def _run_session(config: RunConfig) -> int:
                                                pacer=pacer(config, source, headless),
                                                name_input=_name_input(headless),
                                                record_status=config.record_status,
+                                               sync_embed=config.sync_embed,
                                                screenshot_dir=str(config.output.parent
                                                                   if config.output else ".")))
     sinks = [s for s in (outputs.video, outputs.events) if s is not None]

@@ -22,11 +22,14 @@ import threading
 from typing import Callable, Sequence
 
 _END = object()
+SKIPPED = (None, 0.0, None)   # a frame not wanted: no detections (the pipeline follows boxes)
 
 
 class DetectAhead:
-    def __init__(self, source, detects: Callable | Sequence[Callable], depth: int = 1):
+    def __init__(self, source, detects: Callable | Sequence[Callable], depth: int = 1,
+                 wanted: Callable | None = None):
         self._source = source
+        self._wanted = wanted   # wanted(frame): run the detector on it, else hand back SKIPPED
         self._detects = [detects] if callable(detects) else list(detects)
         self._slots = threading.Semaphore(max(depth, len(self._detects)))
         self._stop = threading.Event()
@@ -96,7 +99,8 @@ class DetectAhead:
                 return
             seq, frame = item
             try:
-                found = detect(frame.image)
+                found = (detect(frame.image) if self._wanted is None or self._wanted(frame)
+                         else SKIPPED)
             except BaseException as exc:
                 self._fail(exc)
                 return

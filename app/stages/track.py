@@ -150,6 +150,10 @@ class Tracker:
     def track(self, track_id: int) -> Track:
         return self._get(track_id)
 
+    def alive(self, track_id: int) -> bool:
+        """Whether ``track_id`` is still tracked (ended tracks' ids never come back)."""
+        return track_id in self._tracks
+
     def forget_names(self, reason: str = "gallery changed") -> None:
         """Drop every track's votes and ask for a fresh match now (after an enrolment or
         undo changed who the gallery knows); ids and boxes are kept."""
