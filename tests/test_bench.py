@@ -133,6 +133,7 @@ def test_tracks_delays_follow_the_boxes_not_the_track_ids():
     out = compare(reference, ours)
     rows = {r["track"]: r for r in out["rows"]}
     assert (rows[1]["found"], rows[1]["ours_found"], rows[1]["found_delay"]) == (0, 1, 1)
+    assert (rows[2]["found"], rows[2]["last"], rows[2]["frames"]) == (10, 29, 20)
     assert (rows[1]["named"], rows[1]["ours_named"], rows[1]["named_delay"]) == (2, 6, 4)
     assert (rows[2]["found_delay"], rows[2]["named_delay"]) == (3, 1)
     assert out["found_delay"] == {"max": 3, "mean": 2.0, "count": 2}

@@ -6,7 +6,8 @@ defines the faces: each of its tracks, from the frame it was first found to its 
 frame, is a face on screen. A face of the compared run *covers* it in a frame when their
 boxes overlap with IoU >= ``IOU_MIN``; the compared run's track ids need not agree with
 the reference's (one reference track may be followed by two of ours, or the reverse).
-For every reference track:
+For every reference track (``found``/``last``: its first and last frame, ``frames``: in how
+many it was seen):
 
 * ``found_delay``: the first frame of its life in which the compared run covers it, less
   the frame the reference first found it (>= 0; ``None``: never covered);
@@ -99,7 +100,8 @@ def follow(ref: Track, ours: dict[int, list[dict]]) -> dict:
             names.add(face["name"])
             wrong_frames += face["name"] not in ref.name_set
     ref_named = ref.named
-    return {"track": ref.track, "found": ref.found, "named": ref_named,
+    return {"track": ref.track, "found": ref.found, "last": max(ref.boxes),
+            "frames": len(ref.boxes), "named": ref_named,
             "name": sorted(ref.name_set), "ours_found": found, "ours_named": named,
             "found_delay": None if found is None else found - ref.found,
             "named_delay": None if named is None or ref_named is None else named - ref_named,
@@ -171,9 +173,11 @@ def table(label: str, comparison: dict) -> str:
              f"{comparison['named_delay']['max']} mean {comparison['named_delay']['mean']}; "
              f"never found {len(comparison['never_found'])}, never named "
              f"{len(comparison['never_named'])}, wrong names {comparison['wrong_names']}",
-             f"  {'track':>5} {'found':>5} {'ours':>5} {'named':>5} {'ours':>5}  name"]
+             f"  {'track':>5} {'found':>5} {'ours':>5} {'named':>5} {'ours':>5} "
+             f"{'last':>5} {'seen':>5}  name"]
     for r in comparison["rows"]:
-        cells = [r["track"], r["found"], r["ours_found"], r["named"], r["ours_named"]]
+        cells = [r["track"], r["found"], r["ours_found"], r["named"], r["ours_named"],
+                 r["last"], r["frames"]]
         text = " ".join(f"{'-' if c is None else c:>5}" for c in cells)
         wrong = f"  WRONG: {', '.join(r['wrong_names'])}" if r["wrong_names"] else ""
         lines.append(f"  {text}  {', '.join(r['name']) or '-'}{wrong}")
