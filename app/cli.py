@@ -220,7 +220,8 @@ def cmd_index(args) -> int:
 
 def cmd_who(args) -> int:
     from .index.query import run_who
-    return run_who(Path(args.index), args.name, as_json=args.json, gap_s=args.gap)
+    return run_who(Path(args.index), args.name, as_json=args.json, gap_s=args.gap,
+                   thumbnails=Path(args.thumbnails) if args.thumbnails else None)
 
 
 def cmd_relabel(args) -> int:
@@ -406,6 +407,8 @@ def _add_who(sub) -> None:
     who.add_argument("--json", action="store_true", help="one JSON object per line")
     who.add_argument("--gap", type=float, default=1.0, metavar="S", help="join the person's "
                      "tracks less than S seconds apart into one appearance [%(default)s]")
+    who.add_argument("--thumbnails", metavar="DIR", help="also write each appearance's best "
+                     "face (a small JPEG from the index) into DIR")
     who.set_defaults(handler=cmd_who)
 
 

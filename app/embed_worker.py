@@ -73,11 +73,16 @@ class EmbedWorker:
         with self._cond:
             return self._running is not None and self._running.track_id == track_id
 
-    def submit(self, request: EmbedRequest) -> None:
+    def submit(self, request: EmbedRequest) -> bool:
+        """Queue ``request`` (replacing its track's queued one); False, and nothing queued,
+        while that track's face is being embedded."""
         with self._cond:
+            if self._running is not None and self._running.track_id == request.track_id:
+                return False
             self._queued.pop(request.track_id, None)   # the newer view replaces it
             self._queued[request.track_id] = request
             self._cond.notify_all()
+            return True
 
     def take(self) -> list[EmbedDone]:
         """The embeddings finished since the last call, in the order they finished."""
@@ -222,6 +227,6 @@ class AsyncEmbedding:
                 continue
             new = self.tracker.track(track).last_embedded is None
             crop = crop_face(frame.image, face.landmarks, self.pipeline.crop)
-            self.worker.submit(EmbedRequest(track, frame.index, crop, new))
-            new_any = new_any or new
+            if self.worker.submit(EmbedRequest(track, frame.index, crop, new)):
+                new_any = new_any or new
         return new_any

@@ -1,0 +1,202 @@
+"""Real time on an ordinary CPU (issue 23): FaceNet on its own thread, the detector on a
+schedule. The worker's order and replacement rules with a controllable embedder; the
+rest on the real pipeline and the Hamilton clip."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from app.embed_worker import AsyncEmbedding, EmbedRequest, EmbedWorker, LockedEmbedder
+from app.sources.capture import VideoFileSource
+from app.stages.cuts import CutDetector
+from app.stages.follow import BoxFollower
+from app.stages.track import Tracker
+from app.types import Face, Frame
+from tests.conftest import built_pipeline, shared
+
+LIN = "Lin-Manuel Miranda"
+
+
+class GatedEmbedder:
+    """Embeds a crop as a one-hot vector of its first pixel; each call waits for the gate
+    (so a test decides when the worker finishes) and is recorded."""
+
+    def __init__(self):
+        self.gate = threading.Semaphore(0)
+        self.calls: list[int] = []
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        self.gate.acquire()
+        self.calls.append(int(crops[0, 0, 0, 0]))
+        out = np.zeros((len(crops), 8), np.float32)
+        out[:, int(crops[0, 0, 0, 0]) % 8] = 1
+        return out
+
+
+def request(track: int, frame: int, value: int, new: bool = False) -> EmbedRequest:
+    return EmbedRequest(track, frame, np.full((4, 4, 3), value, np.uint8), new)
+
+
+def test_new_tracks_first_and_a_queued_view_replaced_not_stacked():
+    embedder = GatedEmbedder()
+    worker = EmbedWorker(LockedEmbedder(embedder))
+    try:
+        worker.submit(request(1, 0, 10))             # starts at once (waits on the gate)
+        while not worker.busy_with(1):
+            pass
+        worker.submit(request(2, 1, 20))             # a re-verification of track 2 ...
+        worker.submit(request(3, 1, 30, new=True))   # ... a new track: served first
+        worker.submit(request(2, 2, 21))             # track 2 due again: replaces 20
+        for _ in range(3):
+            embedder.gate.release()
+        worker.wait_for(None)
+        assert embedder.calls == [10, 30, 21]
+        done = worker.take()
+        assert [(d.request.track_id, d.request.frame_index) for d in done] == [(1, 0), (3, 1),
+                                                                              (2, 2)]
+        assert worker.take() == []                   # handed back once
+    finally:
+        worker.close()
+
+
+def test_wait_for_a_frame_waits_only_for_that_frame_and_earlier():
+    embedder = GatedEmbedder()
+    worker = EmbedWorker(LockedEmbedder(embedder))
+    try:
+        worker.submit(request(1, 5, 1))
+        worker.submit(request(2, 9, 2))
+        embedder.gate.release()
+        worker.wait_for(5)
+        assert [d.request.track_id for d in worker.take()] == [1]
+        with pytest.raises(TimeoutError):
+            worker.wait_for(9, timeout=0.2)
+        embedder.gate.release()
+        worker.wait_for(9)
+    finally:
+        worker.close()
+
+
+class FakePipeline:
+    """What AsyncEmbedding uses of a pipeline: a real tracker, a gallery that names every
+    vector "Ada", the embedder and its crop."""
+
+    def __init__(self, embedder):
+        self.tracker, self.embedder, self.crop = Tracker(), embedder, "five-point-tight"
+        self.model_id, self.threshold = "test", 0.5
+        self.matched: list[int] = []
+        self.gallery = self
+
+    def match(self, vectors, model_id, threshold):
+        from app.types import Match
+        self.matched += [len(vectors)]
+        return [Match("Ada", 0.9) for _ in vectors]
+
+
+def face_at(x: float) -> Face:
+    points = np.stack([np.linspace(x, x + 40, 68), np.linspace(20, 60, 68)], 1)
+    return Face(box=np.array([x, 20, x + 40, 60], np.float32), score=0.9,
+                landmarks=points.astype(np.float32))
+
+
+def test_a_result_for_a_track_that_ended_names_nobody():
+    embedder = GatedEmbedder()
+    pipeline = FakePipeline(embedder)
+    embedding = AsyncEmbedding(pipeline, lag=None)      # live: the frame path never waits
+    try:
+        image = np.zeros((100, 200, 3), np.uint8)
+        faces = [face_at(10)]
+        pipeline.tracker.update(faces)
+        embedding.step(Frame(0, image, 0.0), faces, {})          # track 1 queued
+        pipeline.tracker.reset()                                 # a cut: track 1 ended
+        embedder.gate.release()
+        embedding.worker.wait_for(None)
+        later = [face_at(10)]
+        pipeline.tracker.update(later)                           # a new track, id 2
+        embedding.step(Frame(1, image, 33.0), later, {})
+        assert later[0].track_id == 2 and later[0].name is None
+        assert pipeline.matched == []                            # track 1's result dropped
+    finally:
+        embedder.gate.release()
+        embedding.finish()
+
+
+def test_a_live_frame_never_waits_and_the_name_arrives_frames_later():
+    embedder = GatedEmbedder()
+    pipeline = FakePipeline(embedder)
+    embedding = AsyncEmbedding(pipeline, lag=None)
+    try:
+        image = np.zeros((100, 200, 3), np.uint8)
+        names = []
+        for index in range(4):
+            faces = [face_at(10)]
+            pipeline.tracker.update(faces)
+            embedding.step(Frame(index, image, index * 33.0), faces, {})
+            names.append(faces[0].name)
+            if index == 1:
+                embedder.gate.release()           # FaceNet finishes during frame 2
+                embedding.worker.wait_for(None)
+        assert names == [None, None, "Ada", "Ada"]
+        assert embedder.calls == [0]               # one embedding, not one a frame
+    finally:
+        embedding.finish()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    from app.people.enroll import enroll_photos
+    with built_pipeline(tmp_path_factory.mktemp("rt") / "g.sqlite3") as pipe:
+        enroll_photos(pipe, LIN, [shared("video", "lin-manuel-miranda.png")])
+        yield pipe
+
+
+def clip_frames(count: int | None = None) -> list[Frame]:
+    source = VideoFileSource(shared("video", "short_hamilton_clip.mp4"), progress=False)
+    frames = []
+    with source:
+        while (frame := source.read()) is not None and (count is None or len(frames) < count):
+            frames.append(frame)
+    return frames
+
+
+def test_the_detector_runs_on_its_schedule_and_at_once_after_a_cut(pipeline):
+    frames = clip_frames(40)
+    cuts, finder = [], CutDetector()
+    cuts = [f.index for f in frames if finder.is_cut(f.image)]
+    every = 7
+    off_schedule = [c for c in cuts if c % every]
+    assert off_schedule, f"the clip's cuts {cuts} all fall on the schedule"
+    pipeline.tracker.reset()
+    pipeline.cuts = CutDetector()
+    pipeline._follower = BoxFollower(every)
+    with pipeline.video_mode(async_embed=False):
+        detected = [f.index for f in frames if "detect" in pipeline.process(f).stage_ms]
+    assert off_schedule[0] in detected                 # at once after the cut
+    assert {0, 7, 14, 21, 28, 35} <= set(detected)     # the schedule
+    assert len(detected) < len(frames) / 2
+
+
+def test_a_file_run_names_him_in_every_frame_with_facenet_on_its_thread(pipeline):
+    """Async in a file run: new tracks are waited for, so he is named from each track's
+    first frame; every track that was ever due got its embedding."""
+    from app.runloop import LoopOptions, run
+
+    pipeline.tracker.reset()
+    pipeline._follower = BoxFollower()
+    named, tracks, embedded = {}, set(), set()
+
+    def seen(result):
+        for face in result.faces:
+            tracks.add(face.track_id)
+            if face.embedding is not None:
+                embedded.add(face.track_id)
+        named[result.frame.index] = {f.name for f in result.faces} - {None}
+
+    source = VideoFileSource(shared("video", "short_hamilton_clip.mp4"), progress=False)
+    with source:
+        run(pipeline, source, options=LoopOptions(on_result=seen))
+    his = [i for i in range(275) if 0 <= i <= 19 or 82 <= i <= 210]
+    assert sum(LIN in named[i] for i in his) == len(his)
+    assert all(named[i] <= {LIN} for i in named)          # no wrong name anywhere
+    assert embedded == tracks and len(tracks) >= 10       # every track embedded, none dropped
