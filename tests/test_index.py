@@ -502,3 +502,16 @@ def test_the_progress_bar_counts_frames_against_the_headers(archive, capsys):
         progress.file_done(FileResult(task, "done", frames=frames))
         assert progress._bar.n == progress._bar.total == frames
     assert "files 1/1" in capsys.readouterr().err
+
+
+def test_who_writes_each_appearance_s_best_face(local_index, tmp_path, capsys):
+    from app.cli import main
+
+    capsys.readouterr()
+    assert main(["who", "Lin-Manuel Miranda", "--index", str(local_index[0]), "--json",
+                 "--thumbnails", str(tmp_path / "faces")]) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(found) == 2 and len(list((tmp_path / "faces").glob("*.jpg"))) == 2
+    for appearance in found:
+        image = cv2.imread(appearance["thumbnail"])
+        assert image is not None and 20 <= max(image.shape[:2]) <= 96

@@ -137,11 +137,14 @@ class Appearance:
     best_s: float
     similarity: float
     tracks: list[int]
+    best_track: int = 0             # the row whose best frame and similarity are kept
+    thumbnail: str | None = None    # who --thumbnails: where its JPEG was written
 
     def as_json(self) -> dict:
-        return {"file": self.file, "person": self.person, "start_s": round(self.start_s, 3),
-                "end_s": round(self.end_s, 3), "best_s": round(self.best_s, 3),
-                "similarity": round(self.similarity, 4), "tracks": self.tracks}
+        found = {"file": self.file, "person": self.person, "start_s": round(self.start_s, 3),
+                 "end_s": round(self.end_s, 3), "best_s": round(self.best_s, 3),
+                 "similarity": round(self.similarity, 4), "tracks": self.tracks}
+        return found if self.thumbnail is None else {**found, "thumbnail": self.thumbnail}
 
 
 def appearances_of(rows: list[dict], name: str, gap_s: float = DEFAULT_GAP_S
@@ -160,7 +163,9 @@ def appearances_of(rows: list[dict], name: str, gap_s: float = DEFAULT_GAP_S
             last.tracks.append(row["track"])
             if row["similarity"] > last.similarity:
                 last.similarity, last.best_s = row["similarity"], row["best_s"]
+                last.best_track = row["track"]
             continue
         found.append(Appearance(row["file"], row["person"], row["start_s"], row["end_s"],
-                                row["best_s"], row["similarity"], [row["track"]]))
+                                row["best_s"], row["similarity"], [row["track"]],
+                                best_track=row["track"]))
     return found

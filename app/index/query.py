@@ -20,9 +20,13 @@ from .folder import IndexFolder, with_names
 WHO_COLUMNS = ["file", "track", "start_s", "end_s", "best_s", "person", "similarity"]
 
 
-def run_who(index: Path, name: str, as_json: bool = False, gap_s: float = DEFAULT_GAP_S) -> int:
-    table = IndexFolder(index).read_appearances(columns=WHO_COLUMNS)
+def run_who(index: Path, name: str, as_json: bool = False, gap_s: float = DEFAULT_GAP_S,
+            thumbnails: Path | None = None) -> int:
+    folder = IndexFolder(index)
+    table = folder.read_appearances(columns=WHO_COLUMNS)
     found = appearances_of(table.to_pylist(), name, gap_s)
+    if thumbnails is not None and found:
+        write_thumbnails(folder, found, Path(thumbnails))
     for appearance in found:
         if as_json:
             print(json.dumps(appearance.as_json()))
@@ -34,6 +38,28 @@ def run_who(index: Path, name: str, as_json: bool = False, gap_s: float = DEFAUL
         print(f"no appearances of {name!r} in {index} (named there: "
               f"{', '.join(people) or 'nobody'}; enrol them, then relabel)", file=sys.stderr)
     return EXIT_OK
+
+
+def write_thumbnails(folder: IndexFolder, found: list, out: Path) -> None:
+    """Each appearance's best face as ``NNN_<video name>_<start>s.jpg`` in ``out``."""
+    import pyarrow.compute as pc
+
+    wanted = {(a.file, a.best_track) for a in found}
+    table = folder.read_appearances(columns=["file", "track", "thumbnail"])
+    table = table.filter(pc.is_in(table.column("file"),
+                                  value_set=pa_strings(sorted({f for f, _ in wanted}))))
+    jpegs = {(r["file"], r["track"]): r["thumbnail"] for r in table.to_pylist()
+             if (r["file"], r["track"]) in wanted}
+    out.mkdir(parents=True, exist_ok=True)
+    for number, appearance in enumerate(found, 1):
+        path = out / f"{number:03d}_{Path(appearance.file).stem}_{appearance.start_s:.1f}s.jpg"
+        path.write_bytes(jpegs.get((appearance.file, appearance.best_track), b""))
+        appearance.thumbnail = str(path)
+
+
+def pa_strings(values: list[str]):
+    import pyarrow as pa
+    return pa.array(values, pa.string())
 
 
 def run_relabel(index: Path, gallery: Path) -> int:
