@@ -220,8 +220,13 @@ def cmd_index(args) -> int:
 
 def cmd_who(args) -> int:
     from .index.query import run_who
+    if (args.name is None) == (args.photo is None):
+        print(f"error: usage: {PROG} who NAME --index DIR, or who --photo PHOTO --index DIR",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     return run_who(Path(args.index), args.name, as_json=args.json, gap_s=args.gap,
-                   thumbnails=Path(args.thumbnails) if args.thumbnails else None)
+                   thumbnails=Path(args.thumbnails) if args.thumbnails else None,
+                   photo=Path(args.photo) if args.photo else None)
 
 
 def cmd_relabel(args) -> int:
@@ -402,7 +407,9 @@ def _add_who(sub) -> None:
     who = sub.add_parser("who", help="when and where a person appears, from an index",
                          description="A person's appearances (file, start_s, end_s, best_s, "
                          "similarity) from an index alone; no video is decoded.")
-    who.add_argument("name")
+    who.add_argument("name", nargs="?", help="an enrolled person's name (any case)")
+    who.add_argument("--photo", metavar="PHOTO", help="instead of a name: the face in this "
+                     "photo (its largest central face), enrolled or not")
     who.add_argument("--index", required=True, metavar="DIR")
     who.add_argument("--json", action="store_true", help="one JSON object per line")
     who.add_argument("--gap", type=float, default=1.0, metavar="S", help="join the person's "

@@ -515,3 +515,16 @@ def test_who_writes_each_appearance_s_best_face(local_index, tmp_path, capsys):
     for appearance in found:
         image = cv2.imread(appearance["thumbnail"])
         assert image is not None and 20 <= max(image.shape[:2]) <= 96
+
+
+def test_who_by_photo_finds_the_face_without_a_gallery(local_index, capsys):
+    from app.cli import main
+
+    out = str(local_index[0])
+    by_name = who(local_index[0], "Lin-Manuel Miranda", capsys)
+    assert main(["who", "--photo", str(shared("video", "lin-manuel-miranda.png")),
+                 "--index", out, "--json"]) == 0
+    by_photo = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(a["file"], a["start_s"], a["end_s"]) for a in by_photo] == \
+        [(a["file"], a["start_s"], a["end_s"]) for a in by_name]
+    assert main(["who", "--index", out]) == 2   # a name or a photo

@@ -1,7 +1,9 @@
 """``who`` and ``relabel``: answers from the index alone, no video decoded.
 
 ``who NAME --index DIR``: the person's appearances (file, start_s, end_s, best_s,
-similarity), one per line, or one JSON object per line with ``--json``.
+similarity), one per line, or one JSON object per line with ``--json``. ``who --photo
+PHOTO``: the same for the face in a photo, enrolled or not (its embedding against every
+row's, at the index's threshold; only the photo is run through the models).
 ``relabel --index DIR --gallery G``: the stored track embeddings named again against the
 gallery (after enrolling someone new), appearances.parquet rewritten in place.
 """
@@ -20,10 +22,15 @@ from .folder import IndexFolder, with_names
 WHO_COLUMNS = ["file", "track", "start_s", "end_s", "best_s", "person", "similarity"]
 
 
-def run_who(index: Path, name: str, as_json: bool = False, gap_s: float = DEFAULT_GAP_S,
-            thumbnails: Path | None = None) -> int:
+def run_who(index: Path, name: str | None, as_json: bool = False,
+            gap_s: float = DEFAULT_GAP_S, thumbnails: Path | None = None,
+            photo: Path | None = None) -> int:
     folder = IndexFolder(index)
-    table = folder.read_appearances(columns=WHO_COLUMNS)
+    if photo is not None:
+        name = f"photo:{Path(photo).name}"
+        table = rows_like(folder, photo, name)
+    else:
+        table = folder.read_appearances(columns=WHO_COLUMNS)
     found = appearances_of(table.to_pylist(), name, gap_s)
     if thumbnails is not None and found:
         write_thumbnails(folder, found, Path(thumbnails))
@@ -38,6 +45,49 @@ def run_who(index: Path, name: str, as_json: bool = False, gap_s: float = DEFAUL
         print(f"no appearances of {name!r} in {index} (named there: "
               f"{', '.join(people) or 'nobody'}; enrol them, then relabel)", file=sys.stderr)
     return EXIT_OK
+
+
+def rows_like(folder: IndexFolder, photo: Path, name: str):
+    """The index's rows, each named ``name`` where its embedding is as close to the
+    photo's face as the index's threshold asks (similarity: to the photo)."""
+    info = folder.info()
+    vector, model_id = photo_embedding(Path(photo), info)
+    table = folder.read_appearances(columns=[*WHO_COLUMNS, "embedding", "model_id"])
+    names, sims = [], []
+    for row_model, embedding in zip(table.column("model_id").to_pylist(),
+                                    table.column("embedding").to_pylist()):
+        similarity = float(np.dot(embedding, vector)) if row_model == model_id else None
+        sims.append(similarity)
+        names.append(name if similarity is not None and similarity >= info["threshold"]
+                     else None)
+    return with_names(table, names, sims)
+
+
+def photo_embedding(photo: Path, info: dict) -> tuple[np.ndarray, str]:
+    """The embedding of a photo's main face, by the index's own models."""
+    import tempfile
+
+    from ..config import RunConfig
+    from ..factory import build_pipeline
+    from ..people.enroll import photo_face, read_photo
+    from ..people.gallery import Gallery
+
+    image = read_photo(photo)
+    with tempfile.TemporaryDirectory() as folder:
+        empty = Path(folder) / "nobody.sqlite3"   # read-only: never created
+        with Gallery(empty, readonly=True) as gallery:
+            pipeline = build_pipeline(RunConfig(source="", detector=info["detector"],
+                                                embedder=info["embedder"], gallery=empty,
+                                                headless=True, progress=False), gallery)
+            try:
+                face = photo_face(image, pipeline.detector, pipeline.landmarker, photo,
+                                  pick="main", crop=pipeline.crop,
+                                  second=pipeline.second_detector)
+                if face is None:
+                    raise ValueError(f"{photo}: no face found")
+                return pipeline.embedder.embed(face.aligned[None])[0], pipeline.model_id
+            finally:
+                pipeline.close()
 
 
 def write_thumbnails(folder: IndexFolder, found: list, out: Path) -> None:
