@@ -129,6 +129,7 @@ class Pipeline:
         self.follower: BoxFollower | None = None
         self.embedding: AsyncEmbedding | None = None   # FaceNet's thread, in video_mode only
         self._pending: str | None = None
+        self._warm = False
         self.landmarks = landmarks
 
     @property
@@ -200,9 +201,20 @@ class Pipeline:
         while len(self._workers) < count and (not self._workers or self.detector_factory):
             detector = self.detector_factory() if self.detector_factory else self.detector
             cnn = self.landmark_models.build_another("cnn") if self.worker_landmarks else None
+            _warm_up(detector, cnn)
             self._workers.append((detector, cnn))
         return [lambda image, d=d, c=c: self._detect_ahead(image, d, c)
                 for d, c in self._workers[:count]]
+
+    def warm_up(self, workers: int) -> None:
+        """Build the ``workers`` detection workers and call every model once: first calls
+        allocate (tens of ms), which would otherwise stall the first frames (a camera
+        would drop them). Before a source starts; a second call costs nothing."""
+        self.detect_functions(workers)
+        if not self._warm:
+            cnn = self.landmark_models["cnn"] if self._landmarks == "cnn" else None
+            _warm_up(self.detector, cnn, self.embedder)
+            self._warm = True
 
     def detect_wanted(self, frame: Frame) -> bool:
         """Whether a detection worker should run the detector on ``frame`` (the schedule;
@@ -341,6 +353,17 @@ class Pipeline:
                 face.landmark_sets = {name: sets[name][i] for name in names}
         if len(names) > 1 and faces:
             result.disagreement_nme = float(np.mean(nme(sets["dlib"], sets["cnn"])))
+
+
+def _warm_up(detector, cnn=None, embedder=None) -> None:
+    """One call of each model on a blank picture: their first call allocates (tens of ms),
+    which would otherwise land on the first frames."""
+    blank = np.zeros((128, 128, 3), np.uint8)
+    detector.detect(blank)
+    if cnn is not None:
+        cnn.predict_many(blank, [np.array([32, 32, 96, 96], np.float32)])
+    if embedder is not None:
+        embedder.embed(np.zeros((1, 160, 160, 3), np.uint8))
 
 
 def _ms_since(start: float) -> float:

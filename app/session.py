@@ -66,6 +66,7 @@ def _run_session(config: RunConfig) -> int:
         if not headless:
             preload_landmark_models(pipeline)
         sync_gallery(pipeline, progress=config.progress)
+        pipeline.warm_up(1 if source.is_live else 2)   # before a camera starts delivering
         try:
             source.start()
         except CameraError as exc:

@@ -204,6 +204,7 @@ def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_
     with Gallery(gallery_path) as gallery:
         pipeline = build_pipeline(RunConfig(source=str(video), gallery=gallery_path,
                                             embedder=embedder, **(config or {})), gallery)
+        pipeline.warm_up(1 if realtime else 2)   # as run does, before the camera path starts
         source = _open_video(video, realtime)
         events = EventsWriter(events_path)
         first_frame = {}

@@ -216,6 +216,7 @@ class LiveService:
         self.pipeline = build_pipeline(config, self.gallery)
         stack.callback(self.pipeline.close)
         sync_gallery(self.pipeline, progress=False)
+        self.pipeline.warm_up(1 if source.is_live else 2)
         source.start()
         self.source = source
         self.loop = MainLoop(self.pipeline, source, self._outputs(stack),
