@@ -163,6 +163,11 @@ def test_tracks_never_found_never_named_wrong_names_and_extra_tracks():
     assert rows[3]["wrong_names"] == ["Ann"] and rows[3]["named_delay"] is None
     assert out["wrong_names"] == 2 and out["wrong_name_frames"] == 15
     assert out["extra_tracks"] == 1
+    # track 4's 20 frames: nobody there in the reference
+    assert out["extra_faces"] == {"frames": 20, "named": 0}
+    stays = compare(events(6, lambda i: face(1, LEFT, "Ann") if i < 3 else None),
+                    events(6, lambda i: face(1, LEFT, "Ann")))
+    assert stays["extra_faces"] == {"frames": 3, "named": 3} and stays["extra_tracks"] == 0
     # a track ours never covers: never found (and never named)
     alone = compare(events(5, lambda i: face(1, LEFT, "Ann")), events(5))
     assert alone["never_found"] == [1] == alone["never_named"]

@@ -17,7 +17,9 @@ many it was seen):
 * ``wrong_names``: names the compared run gave a covering face that the reference never
   gave this track (a name where the reference kept the face unknown counts too).
 
-Compared tracks that never cover any reference face are counted as ``extra_tracks``.
+Compared tracks that never cover any reference face are counted as ``extra_tracks``, and
+the compared run's faces that cover none in their frame as ``extra_faces`` (``frames``;
+``named``: those carrying a name, e.g. a box that stayed, named, after its face left).
 """
 from __future__ import annotations
 
@@ -113,7 +115,8 @@ def compare(reference: list[dict], ours: list[dict]) -> dict:
     ref_tracks = tracks(reference)
     ours_faces = faces_by_frame(ours)
     rows = [follow(t, ours_faces) for _, t in sorted(ref_tracks.items())]
-    return {**summarise(rows), "extra_tracks": extra_tracks(reference, ours), "rows": rows}
+    return {**summarise(rows), "extra_tracks": extra_tracks(reference, ours),
+            "extra_faces": extra_faces(reference, ours), "rows": rows}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -142,6 +145,15 @@ def extra_tracks(reference: list[dict], ours: list[dict]) -> int:
                if not any(covering(box, ref_faces.get(i, [])) for i, box in t.boxes.items()))
 
 
+def extra_faces(reference: list[dict], ours: list[dict]) -> dict:
+    """Faces of ``ours`` (one per frame) where the reference has none: ``frames`` of them,
+    ``named`` of those with a name (a box left behind by a face that went, still named)."""
+    ref_faces = faces_by_frame(reference)
+    extra = [face for event in ours for face in event.get("faces", []) if face.get("box")
+             and covering(face["box"], ref_faces.get(event["frame"], [])) is None]
+    return {"frames": len(extra), "named": sum(1 for face in extra if face.get("name"))}
+
+
 def pooled(comparisons: list[dict]) -> dict:
     """Several run pairs' comparisons as one: delays' max and mean over every pair's
     tracks, the most tracks never found / never named / wrongly named in any pair, the
@@ -163,6 +175,8 @@ def pooled(comparisons: list[dict]) -> dict:
             "wrong_names": max(c["wrong_names"] for c in comparisons),
             "wrong_name_frames": max(c["wrong_name_frames"] for c in comparisons),
             "extra_tracks": max(c["extra_tracks"] for c in comparisons),
+            "extra_faces": max((c["extra_faces"] for c in comparisons),
+                               key=lambda e: (e["named"], e["frames"])),
             "runs": compact, "rows": worst_pair["rows"]}
 
 
@@ -172,7 +186,9 @@ def table(label: str, comparison: dict) -> str:
              f"{comparison['found_delay']['mean']}; named delay max "
              f"{comparison['named_delay']['max']} mean {comparison['named_delay']['mean']}; "
              f"never found {len(comparison['never_found'])}, never named "
-             f"{len(comparison['never_named'])}, wrong names {comparison['wrong_names']}",
+             f"{len(comparison['never_named'])}, wrong names {comparison['wrong_names']}; "
+             f"faces where the {label} has none {comparison['extra_faces']['frames']} "
+             f"({comparison['extra_faces']['named']} named)",
              f"  {'track':>5} {'found':>5} {'ours':>5} {'named':>5} {'ours':>5} "
              f"{'last':>5} {'seen':>5}  name"]
     for r in comparison["rows"]:
