@@ -12,8 +12,8 @@ work then spreads over both cores instead of waiting on the main thread (a 2x2 m
 four faces ran the CNN 4 times a frame there). ``process`` uses those points when the
 mode is still the one they were made for, and landmarks the faces itself otherwise.
 
-Only faces whose track asks for it (new, jumped, or not verified for 15 frames; see
-``app.stages.track``) are aligned and embedded, all in one embedder call per frame. Landmarks
+Only faces whose track asks for it (new, jumped, closer, or not verified for 30 frames;
+see ``app.stages.track``) are aligned and embedded, all in one embedder call per frame. Landmarks
 are smoothed per track (One Euro filter, ``app.stages.smooth``) when a smoother is given.
 """
 from __future__ import annotations

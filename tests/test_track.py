@@ -136,3 +136,20 @@ def test_tracks_expire_after_max_missed_frames():
         tracker.record_match(f.track_id, "Alice", 0.9)
     [h] = tracker.update([face(1, 0)])
     assert h.track_id != f.track_id  # ids are never reused
+
+
+def test_a_clearly_closer_view_is_embedded_again_at_once():
+    tracker = Tracker(reverify_every=100, better_view=1.25)
+    small = Face(box=np.array([100, 100, 140, 140], np.float32), score=0.9)
+    tracker.update([small])
+    tracker.record_match(small.track_id, "Ada", 0.6)
+    grown = [np.array([100 - d, 100 - d, 140 + d, 140 + d], np.float32) for d in (1, 2, 3, 4, 5, 6)]
+    reasons = []
+    for box in grown:                     # grows 1 px a side a frame: never a jump
+        face = Face(box=box, score=0.9)
+        tracker.update([face])
+        reasons.append(face.track.embed_reason)
+    # 40 px -> 50 px (1.25x) at the fifth frame
+    assert reasons == [None, None, None, None, "closer", "closer"]
+    tracker.record_match(face.track_id, "Ada", 0.7)
+    assert not tracker.needs_embedding(face.track_id)
