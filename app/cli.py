@@ -24,6 +24,7 @@ from .config import (
     LANDMARK_MODES,
     RunConfig,
     check_threads,
+    default_threads,
 )
 from .paths import ModelFileError, default_gallery_path
 from .people.gallery import GalleryError
@@ -210,7 +211,8 @@ def cmd_index(args) -> int:
     from .index.run import IndexOptions, run_index
     from .index.worker import IndexSettings
 
-    settings = IndexSettings(detector=args.detector, embedder=args.embedder, fps=args.fps)
+    settings = IndexSettings(detector=args.detector, embedder=args.embedder, fps=args.fps,
+                             detect_every=args.detect_every)
     return run_index(IndexOptions(paths=tuple(args.paths), out=Path(args.out),
                                   gallery=Path(args.gallery), settings=settings,
                                   workers=args.workers, cluster=args.cluster,
@@ -394,6 +396,9 @@ def _add_index(sub) -> None:
                        "thread each) [one per core, capped by memory; Ray: the cluster's CPUs]")
     index.add_argument("--fps", type=float, metavar="F", help="process at most F frames per "
                        "second of video (every frame is still decoded) [every frame]")
+    index.add_argument("--detect-every", type=int, default=0, metavar="K", help="run the "
+                       "face detector every K processed frames and at once after a cut or a "
+                       "lost face, as run does [0: run's measured default]; 1: every frame")
     index.add_argument("--cluster", metavar="ray[://HOST:PORT]", help="run the workers as Ray "
                        "actors: on a local Ray started for the run (ray), or on a cluster "
                        "(ray://HOST:PORT, or $RAY_ADDRESS)")
@@ -554,9 +559,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", choices=DETECTORS, default="blazeface",
                         help="face detector [%(default)s]")
     _embedder_option(parser)
-    parser.add_argument("--threads", type=_threads, default=1,
-                        help="threads per model [%(default)s]; for run, 1 is fastest on 2 "
-                        "cores (detection already runs beside the other stages)")
+    parser.add_argument("--threads", type=_threads, default=default_threads(),
+                        help="threads per model [%(default)s: a quarter of the cores, at "
+                        "least 1; four models run at once]")
 
 
 def _recognition_options(parser: argparse.ArgumentParser) -> None:

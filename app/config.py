@@ -43,6 +43,13 @@ def max_threads() -> int:
     return os.cpu_count() or 1
 
 
+def default_threads() -> int:
+    """Threads per model for a run, from the cores: four interpreters run at once (two
+    detection workers, the frame path's CNN, FaceNet's worker), so each gets a quarter of
+    the cores, at least one. On 2 cores 1 was measured fastest (README, How it runs)."""
+    return max(1, max_threads() // 4)
+
+
 def check_threads(threads: int, what: str = "--threads") -> int:
     """``threads`` if it is 1 to :func:`max_threads`, else ValueError saying so."""
     if isinstance(threads, bool) or not isinstance(threads, int) \
@@ -68,7 +75,7 @@ class RunConfig:
     max_frames: int | None = None
     side_by_side: bool = False
     smooth: bool = True   # One Euro filter on landmarks per tracked face (app.stages.smooth)
-    threads: int = 1   # per model: detection and the rest already run on two threads
+    threads: int = field(default_factory=default_threads)   # per model (interpreter)
     progress: bool = True
     # Playback of a file in the window: x its frame rate; 0 as fast as possible (--fast);
     # None: 1.0 in a window, as fast as possible headless.
