@@ -53,6 +53,7 @@ def test_bench_realtime_goes_through_the_camera_path_and_accounts_for_every_fram
     ours = out["ours"]
     assert out["realtime"] is True
     assert ours["shown"] + ours["dropped"] == FRAMES
+    assert [len(at) for at in ours["dropped_at_runs"]] == ours["dropped_runs"]
     assert ours["shown"] == ours["frames"]
     latency = ours["latency_ms"]
     assert 0 < latency["p50"] <= latency["p95"]

@@ -227,7 +227,14 @@ def _run_ours_in_process(video: Path, gallery_path: Path, embedder: str, events_
             "first_frame_s": round(first_frame.get("s", float("nan")), 2),
             "peak_rss_mb": peak_rss_mb(), "named": _named(named, labels),
             "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"],
+            "dropped_at": _missing([e["frame"] for e in frames],
+                                   summary["frames"] + summary["dropped"]),
             "events": frames}
+
+
+def _missing(shown: list[int], total: int) -> list[int]:
+    """The frame numbers below ``total`` that were not shown (the dropped ones)."""
+    return sorted(set(range(total)) - set(shown))
 
 
 def _open_video(video: Path, realtime: bool):
@@ -372,7 +379,7 @@ def _ours_medians(runs: list[dict]) -> dict:
 
 def _realtime(runs: list[dict]) -> dict:
     """Medians over runs of capture->display latency p50/p95/p99/max (those a run's summary
-    has), frames shown and frames dropped; the per-run dropped and p99."""
+    has), frames shown and frames dropped; per run: p99, dropped and (ours) which frames."""
     def median(values):
         return round(statistics.median(values), 1)
 
@@ -387,7 +394,9 @@ def _realtime(runs: list[dict]) -> dict:
     return {"latency_ms": summary, "latency_p99_runs": [l.get("p99") for l in latency],
             "shown": median([r["frames"] for r in runs]),
             "dropped": median([r["dropped"] for r in runs]),
-            "dropped_runs": [r["dropped"] for r in runs]}
+            "dropped_runs": [r["dropped"] for r in runs],
+            **({"dropped_at_runs": [r["dropped_at"] for r in runs]}
+               if all("dropped_at" in r for r in runs) else {})}
 
 
 
