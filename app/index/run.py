@@ -158,6 +158,9 @@ def _check_options(options: IndexOptions) -> None:
     fps, workers = options.settings.fps, options.workers
     if fps is not None and not fps > 0:
         raise ValueError(f"--fps must be positive, got {fps}")
+    if options.settings.detect_every < 0:
+        raise ValueError(f"--detect-every must be 0 (the default) or more, got "
+                         f"{options.settings.detect_every}")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     if options.cluster is not None and options.cluster != "ray" \

@@ -3,8 +3,9 @@
 :class:`IndexWorker` loads the models once (one thread each) and then indexes one file
 per :meth:`IndexWorker.index_file` call: decode in order with PTS times
 (``app.sources.pts``), run the app's own pipeline on each frame (detect, landmarks,
-track, align, embed: ``Pipeline.process``, as ``run`` does), and collect the tracks into
-appearance rows (``app.index.appearances``). A file that cannot be decoded comes back
+track, align, embed: ``Pipeline.process``, as ``run`` does, with its detector schedule:
+``--detect-every``; FaceNet on the worker's own thread, so nothing depends on timing),
+and collect the tracks into appearance rows (``app.index.appearances``). A file that cannot be decoded comes back
 ``failed`` with the reason; nothing is raised for it.
 
 Workers name nobody: they match against an empty gallery, and the driver names the
@@ -35,11 +36,15 @@ class IndexSettings:
     detector: str = "blazeface"
     embedder: str = DEFAULT_EMBEDDER
     fps: float | None = None        # sample at most this many frames per second
+    detect_every: int = 0           # the detector's schedule (0: run's measured default)
 
     @property
     def signature(self) -> str:
+        from ..stages.follow import DETECT_EVERY
+
         fps = "all" if self.fps is None else f"{self.fps:g}"
-        return f"{self.detector}|landmarks:cnn|facenet:{self.embedder}|fps:{fps}"
+        return (f"{self.detector}|landmarks:cnn|facenet:{self.embedder}|fps:{fps}"
+                f"|detect-every:{self.detect_every or DETECT_EVERY}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ class IndexWorker:
         self._gallery = Gallery(empty, readonly=True)
         config = RunConfig(source="", detector=settings.detector, embedder=settings.embedder,
                            gallery=empty, headless=True, smooth=False, threads=1,
-                           progress=False)
+                           progress=False, detect_every=settings.detect_every)
         self._pipeline = build_pipeline(config, self._gallery)
 
     @property
@@ -116,7 +121,10 @@ class IndexWorker:
         pipeline.tracker.reset()   # ids go on rising; TrackBook numbers tracks per file
         book = TrackBook()
         reported = 0
-        with PtsVideo(task.path, fps=self.settings.fps) as video:
+        # run's detector schedule (boxes follow the landmarks between detections); FaceNet
+        # stays on this thread, so the rows never depend on timing
+        with PtsVideo(task.path, fps=self.settings.fps) as video, \
+                pipeline.video_mode(follow=True, async_embed=False):
             for frame in video.frames():
                 faces = pipeline.process(frame).faces
                 book.add(frame.timestamp_ms / 1000.0, frame.image, faces)
