@@ -178,7 +178,12 @@ def _check_gallery(options: IndexOptions, folder: IndexFolder) -> None:
     with Gallery(options.gallery, readonly=True):
         pass
     family, _ = resolve_embedder(options.settings.embedder)
-    folder.create(options.settings, _model_id(options.settings.embedder), family.threshold)
+    known = folder.info() if folder.exists() else {}
+    if known.get("signature") == options.settings.signature:   # --resume, same models
+        model_id = known["model_id"]
+    else:
+        model_id = _model_id(options.settings.embedder)
+    folder.create(options.settings, model_id, family.threshold)
 
 
 def _model_id(embedder: str) -> str:
