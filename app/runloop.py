@@ -249,8 +249,7 @@ class MainLoop:
         self.controller.after_frame(result)
         if self._first_ts is None:
             self._first_ts = frame.timestamp_ms
-        t_ms = (frame.index * 1000.0 / self._fps if self._fps
-                else frame.timestamp_ms - self._first_ts)
+        t_ms = _media_ms(frame, self._fps, self._first_ts)
         if self.out.window is not None or self.out.video is not None:
             self._show(result)
         if self.out.events is not None:
@@ -269,7 +268,8 @@ class MainLoop:
             view = window_view(picture, self.controller, self._hud(result))
         result.stage_ms["render"] = (time.perf_counter() - start) * 1000
         if self.out.video is not None:
-            self.out.video.write(view if self.options.record_status else picture)
+            self.out.video.write(view if self.options.record_status else picture,
+                                 result.frame.media_ms)
         window = self.out.window
         if window is not None:
             self._wait_until_due(result)
@@ -299,7 +299,8 @@ class MainLoop:
         pacer, window = self.options.pacer, self.out.window
         if pacer is None or self.controller.paused:
             return
-        while (wait := pacer.delay(result.frame.index)) > 0.002:
+        frame = result.frame
+        while (wait := pacer.delay(frame.index, frame.media_ms)) > 0.002:
             self._input(max(1, min(50, int(wait * 1000))), result)
             if self.controller.paused or self.controller.quit or window.closed:
                 return
@@ -307,6 +308,15 @@ class MainLoop:
     def _hud(self, shown: FrameResult) -> list[str]:
         return _hud(self.stats, self.source, self.pipeline, self.options.models,
                     shown.frame.index)
+
+
+def _media_ms(frame, fps: float | None, first_ts: float) -> float:
+    """Where ``frame`` is in the source (the events' ``t_ms``): a file's presentation time
+    (PTS), else its index at the nominal frame rate, else (a camera) the time since the
+    first frame."""
+    if frame.media_ms is not None:
+        return frame.media_ms
+    return frame.index * 1000.0 / fps if fps else frame.timestamp_ms - first_ts
 
 
 def _hud(stats: RunStats, source: Source, pipeline: Pipeline, models: list[str] | None,

@@ -15,6 +15,7 @@ class Frame:
     index: int
     image: np.ndarray  # (H, W, 3) BGR uint8
     timestamp_ms: float
+    media_ms: float | None = None   # a file's frame: its presentation time (PTS) in the file
 
 
 @dataclass

@@ -90,6 +90,13 @@ class StubPipeline:
     def relandmark(self, result):
         return result
 
+    def detect_wanted(self, frame) -> bool:
+        return True
+
+    def video_mode(self, **kwargs):
+        import contextlib
+        return contextlib.nullcontext(self)
+
     def process(self, frame, detections=None, detect_ms=None, early=None):
         from app.types import Face, FrameResult
         if self.fail_at is not None and frame.index >= self.fail_at:
@@ -112,12 +119,13 @@ def write_clip(path: Path, frames: int = 10, size=(64, 48), rates=None) -> Path:
         stream = out.add_stream(codec, rate=10)
         stream.width, stream.height = size
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        stream.time_base = Fraction(1, 1000)
+        base = Fraction(1, 1000) if rates else Fraction(1, 10)   # AVI: one tick a frame
+        stream.codec_context.time_base = base
         t = 0.0
         for i in range(frames):
             image = np.full((size[1], size[0], 3), (i * 20) % 250, np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            frame.pts, frame.time_base = round(t / base), base
             t += rates[i] if rates else 0.1
             for packet in stream.encode(frame):
                 out.mux(packet)
@@ -237,3 +245,112 @@ def test_a_camera_lost_mid_run_says_stopped_in_both_summaries(capsys, tmp_path, 
     out, err = capsys.readouterr()
     assert code == 1 and "stopped: failed: camera index 0 stopped delivering" in out, (out, err)
     assert "stopped delivering" in last_summary(tmp_path / "e.jsonl")["stopped"]
+
+
+# -- 3: a damaged or cut video: decoded past the damage, or "stopped" with exit 1 -------------------
+def test_random_bytes_in_the_middle_of_a_video_are_decoded_past_with_a_warning(tmp_path, capfd):
+    from app.sources.capture import VideoFileSource
+    data = shared(*CLIP).read_bytes()
+    middle = len(data) // 2
+    noise = np.random.default_rng(0).integers(0, 256, 50_000, np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(data[:middle] + noise + data[middle + 50_000:])
+    with VideoFileSource(damaged, progress=False) as source:
+        frames = list(source)
+    err = capfd.readouterr().err
+    assert len(frames) >= 240 and source.error is None, len(frames)   # OpenCV read 88 of 275
+    assert "damaged.mp4 is damaged at frame 137" in err, err
+    assert f"{275 - len(frames)} of the 275 frames" in err, err
+
+
+def cut_short(path: Path) -> Path:
+    """The clip with its index first (faststart), cut off at 300 kB: it opens and decodes
+    160 frames, then the data ends mid-frame (as tests/test_index.py makes it)."""
+    import av
+    whole = path.with_suffix(".whole.mp4")
+    with av.open(str(shared(*CLIP))) as source, \
+            av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    path.write_bytes(whole.read_bytes()[:300_000])
+    whole.unlink()
+    return path
+
+
+def test_a_video_cut_short_stops_the_run_with_exit_1_naming_the_frame(tmp_path):
+    cut = cut_short(tmp_path / "cut.mp4")
+    done = app("run", "--headless", "--no-progress", "--source", cut, "--gallery",
+               tmp_path / "g.sqlite3", "--events", tmp_path / "e.jsonl")
+    partial = next(tmp_path.glob("e.partial-*.jsonl"))
+    stopped = last_summary(partial)["stopped"]
+    assert done.returncode == 1 and "frames: 160 " in done.stdout, done.stdout + done.stderr
+    assert "ended at frame 160" in stopped and "115 of the 275 frames" in stopped, stopped
+    assert "ended at frame 160" in done.stderr and str(partial) in done.stderr, done.stderr
+
+
+# -- 6: a variable frame rate is timed by the file's timestamps ------------------------------------
+VFR = [1 / 29.97] * 60 + [0.2] * 10   # 60 frames at 29.97 fps, then 10 at 5 fps
+
+
+def test_a_variable_frame_rate_is_timed_by_pts_in_events_output_and_pacing(tmp_path):
+    import av
+
+    from app.outputs.sinks import EventsWriter, VideoSink
+    from app.runloop import LoopOptions, Outputs, run
+    from app.sources.capture import open_source
+    from app.sources.playback import Pacer
+    clip = write_clip(tmp_path / "vfr.mp4", frames=70, rates=VFR)
+    times = np.cumsum([0.0] + VFR[:-1]) * 1000
+    events, video = EventsWriter(tmp_path / "e.jsonl"), VideoSink(tmp_path / "o.mp4", 10.0)
+    source = open_source(clip, progress=False).start()
+    try:
+        run(StubPipeline(), source, Outputs(events=events, video=video), LoopOptions())
+    finally:
+        source.stop()
+        events.close()
+        video.close()
+    t_ms = [json.loads(line)["t_ms"] for line in (tmp_path / "e.jsonl").read_text().splitlines()
+            if '"frame"' in line]
+    assert np.allclose(t_ms, times, atol=1.5), (t_ms[59], times[59])   # 1969, not 6808
+    with av.open(str(tmp_path / "o.mp4")) as written:
+        shown = [float(f.time) * 1000 for f in written.decode(video=0)]
+    assert np.allclose(np.array(shown) - shown[0], times, atol=1.5), shown[-3:]
+    now = [0.0]
+    pacer = Pacer(29.97, 1.0, clock=lambda: now[0])
+    assert pacer.delay(0, times[0]) == 0.0
+    assert pacer.delay(65, times[65]) == pytest.approx(times[65] / 1000, abs=1e-6)
+
+
+# -- 7: a file name that is not UTF-8 (Latin-1) plays, never a segfault -----------------------------
+def test_a_latin_1_file_name_as_source_plays(tmp_path):
+    clip = write_clip(tmp_path / "clip.avi", frames=5, size=(320, 240))
+    latin = os.path.join(os.fsencode(tmp_path), "caf\xe9 r\xe9sum\xe9.avi".encode("latin-1"))
+    os.rename(clip, latin)
+    done = app("run", "--headless", "--no-progress", "--source", latin, "--gallery",
+               tmp_path / "g.sqlite3")
+    assert done.returncode == 0 and "frames: 5 " in done.stdout, (done.returncode, done.stderr)
+
+
+# -- 10: video frames over the image pixel limit are refused from the header ------------------------
+def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
+    import av
+    big = tmp_path / "huge.avi"
+    with av.open(str(big), "w") as out:   # one flat 7100x7100 frame: 50.4 MP
+        stream = out.add_stream("mjpeg", rate=1)
+        stream.width = stream.height = 7100
+        stream.pix_fmt = "yuvj420p"
+        frame = av.VideoFrame(7100, 7100, "yuvj420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    done = app("run", "--headless", "--no-progress", "--source", big, "--gallery",
+               tmp_path / "g.sqlite3")
+    assert done.returncode == 2 and "7100x7100, 50.4 megapixels, over the limit of 50" in \
+        done.stderr, done.stderr
+    from app.sources.decode import FileDecoder, VideoTooLarge
+    with pytest.raises(VideoTooLarge, match="640x360"):
+        FileDecoder(shared(*CLIP), max_pixels=640 * 360 - 1)   # from the header: no frame read

@@ -239,17 +239,23 @@ class VideoSink:
         self._encoder: VideoEncoder | None = None
         self._first: tuple[int, int] | None = None
         self._size: tuple[int, int] | None = None
+        self._first_ms: float | None = None
         self.frames = 0
         self.failed: WriteFailed | None = None
         self._closed = False
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, media_ms: float | None = None) -> None:
+        """One frame; ``media_ms``: its time in the source (PTS), so the video keeps the
+        source's timing (a variable frame rate too); without it, the nominal rate."""
         if self.failed is not None:
             raise self.failed
         try:
             if self._encoder is None:
                 self._open(image.shape[1], image.shape[0])
-            self._encoder.write(self._fit(image))
+                self._first_ms = media_ms
+            at = None if media_ms is None or self._first_ms is None \
+                else (media_ms - self._first_ms) / 1000.0
+            self._encoder.write(self._fit(image), at)
         except (OSError, ValueError, RuntimeError) as exc:   # av errors subclass these
             self._fail(exc)
         self.frames += 1

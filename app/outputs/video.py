@@ -25,6 +25,7 @@ import numpy as np
 FRAGMENTED_MP4 = "frag_every_frame+empty_moov+default_base_moof"
 H264_OPTIONS = {"preset": "superfast", "tune": "zerolatency", "crf": "23"}
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".avi": "avi"}
+TIME_BASE = Fraction(1, 90000)   # the MPEG clock: any frame time to 11 microseconds
 
 
 def import_av():
@@ -58,11 +59,26 @@ class VideoEncoder:
             stream.pix_fmt = "yuv420p"
             stream.options = {**H264_OPTIONS, "g": str(max(1, round(float(fps))))}
         stream.width, stream.height = width, height
+        # frames are timed on a 1/90000 s clock (AVI: one tick a nominal frame; a longer
+        # gap is empty frames): a frame's own time (a variable frame rate source) or,
+        # without one, its number at the nominal rate
+        self._time_base = 1 / rate if container_format == "avi" else TIME_BASE
+        stream.codec_context.time_base = self._time_base
         self._stream = stream
         self._av = av
+        self._period = 1.0 / float(fps)
+        self._count = 0
+        self._last_pts = -1
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, time_s: float | None = None) -> None:
+        """One frame, shown from ``time_s`` (s from the start) or, without a time, one
+        nominal frame period after the previous one."""
         frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        at = self._count * self._period if time_s is None else time_s
+        pts = max(round(at / self._time_base), self._last_pts + 1)   # strictly increasing
+        frame.pts, frame.time_base = pts, self._time_base
+        self._last_pts = pts
+        self._count += 1
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 

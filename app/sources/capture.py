@@ -43,6 +43,7 @@ import numpy as np
 
 from ..stages.images import read_image
 from ..types import Frame
+from .decode import FileDecoder
 from .redact import mask_urls, masked_native_stderr
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
@@ -339,34 +340,40 @@ class PacedVideoCapture:
     """A video file that behaves like a camera device for :class:`CameraSource`:
     ``read()`` hands each frame over on the file's frame rate (``fps`` overrides it).
     ``finished`` turns True at the end of the file, so the source ends instead of
-    reconnecting. Raises FileNotFoundError / ValueError (naming the path) up front."""
+    reconnecting. Raises FileNotFoundError / ValueError (naming the path) up front.
+    Decoded like :class:`VideoFileSource` (PyAV: any file name, the pixel limit, past
+    damaged packets)."""
 
     def __init__(self, path: str | Path, fps: float | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"video file not found: {self.path}")
-        self._cap = cv2.VideoCapture(str(self.path))
-        self.fps = fps or self._cap.get(cv2.CAP_PROP_FPS)
-        if not self._cap.isOpened() or not self.fps or self.fps <= 0:
-            self._cap.release()
-            raise ValueError(f"cannot play video {self.path} in real time: OpenCV cannot "
-                             f"open it or it has no frame rate")
+        self._decoder = FileDecoder(self.path)
+        self.fps = fps or self._decoder.fps
+        if not self.fps or self.fps <= 0:
+            self._decoder.close()
+            raise ValueError(f"cannot play video {self.path} in real time: it has no frame "
+                             f"rate")
+        self._frames = self._decoder.frames()
         self._clock = FrameClock(self.fps)
         self.finished = False
 
     def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
-        return self._cap.isOpened()
+        return self._decoder is not None and not self.finished
 
     def read(self):
-        ok, image = self._cap.read()
-        if not ok or image is None:
+        item = next(self._frames, None) if self._decoder is not None else None
+        if item is None:
             self.finished = True
             return False, None
         self._clock.wait()
-        return True, image
+        return True, item[0]
 
     def release(self) -> None:
-        self._cap.release()
+        if self._decoder is not None:
+            self._frames.close()
+            self._decoder.close()
+            self._decoder = None
 
 
 def realtime_video(path: str | Path, fps: float | None = None) -> CameraSource:
@@ -381,6 +388,13 @@ def realtime_video(path: str | Path, fps: float | None = None) -> CameraSource:
 class VideoFileSource(_SourceBase):
     """Every frame of a video file, in order, then ``None``.
 
+    Decoded with PyAV (:class:`~app.sources.decode.FileDecoder`): each frame carries its
+    presentation time (``Frame.media_ms``, so a variable frame rate is timed as a player
+    shows it); frames over the image pixel limit are refused from the header; a damaged
+    packet is skipped with a warning naming the frame, and a file that cannot be read to
+    the end (cut short, damaged container) ends with ``error`` saying at which frame and
+    how many frames the file promised were not read (the run then exits 1).
+
     Raises FileNotFoundError if ``path`` does not exist and ValueError (naming the
     path) if it cannot be opened or its first frame cannot be decoded. A reader thread
     decodes up to ``queue_size`` frames ahead; a tqdm progress bar on stderr counts the
@@ -391,19 +405,15 @@ class VideoFileSource(_SourceBase):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"video file not found: {self.path}")
-        self._cap = cv2.VideoCapture(str(self.path))
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise ValueError(f"cannot open video {self.path}: not a video OpenCV can read "
-                             f"(corrupt, or an unsupported codec)")
-        ok, first = self._cap.read()
-        if not ok or first is None:
-            self._cap.release()
-            raise ValueError(f"cannot decode any frame of video {self.path} (corrupt or empty?)")
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.fps: float | None = fps if fps and fps > 0 else None
-        self.frame_count: int | None = count if count > 0 else None
+        self._decoder = FileDecoder(self.path)
+        self._frames = self._decoder.frames()
+        first = next(self._frames, None)
+        if first is None:
+            self._decoder.close()
+            raise ValueError(f"cannot decode any frame of video {self.path} (corrupt or "
+                             f"empty?{' ' + self._decoder.stopped if self._decoder.stopped else ''})")
+        self.fps: float | None = self._decoder.fps
+        self.frame_count: int | None = self._decoder.frame_count
         self._first = first
         self._progress = progress
         self._bar = None
@@ -430,9 +440,10 @@ class VideoFileSource(_SourceBase):
             while self._thread.is_alive():  # unblock a reader waiting on a full queue
                 _drain(self._queue)
                 self._thread.join(0.05)
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._decoder is not None:
+            self._frames.close()
+            self._decoder.close()
+            self._decoder = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -453,25 +464,52 @@ class VideoFileSource(_SourceBase):
                 self._bar = None
             self._queue.put(None)  # later reads also see the end
             return None
-        frame = Frame(index=self._next_index, image=item, timestamp_ms=now_ms())
+        image, time_s = item
+        frame = Frame(index=self._next_index, image=image, timestamp_ms=now_ms(),
+                      media_ms=None if time_s is None else time_s * 1000.0)
         self._next_index += 1
         if self._bar is not None:
             self._bar.update(1)
         return frame
 
     def _run(self) -> None:
-        image = self._first
-        self._first = None
+        item, self._first = self._first, None
+        damaged = 0
         try:
-            while image is not None and not self._stop.is_set():
-                if not self._put(image):
+            while item is not None and not self._stop.is_set():
+                if not self._put(item):
                     return
-                ok, image = self._cap.read()
-                if not ok:
-                    image = None
+                if len(self._decoder.damaged) > damaged:
+                    damaged = len(self._decoder.damaged)
+                    print(f"\nwarning: {self.path} is damaged at frame "
+                          f"{self._decoder.damaged[-1]}: skipped what cannot be decoded and "
+                          f"went on", file=sys.stderr, flush=True)
+                item = next(self._frames, None)
+            if not self._stop.is_set():
+                self.error = self._ended_early()
         except Exception as exc:  # noqa: BLE001
-            self.error = f"error decoding {self.path}: {exc!r}"
+            self.error = f"error decoding {self.path} after frame {self._decoder.decoded}: {exc}"
         self._put(None)
+
+    def _ended_early(self) -> str | None:
+        """Why the file ended before the frames its header promised (None: it did not, or
+        only damaged packets were skipped on the way, which the warnings said)."""
+        decoder = self._decoder
+        promised = f" of the {decoder.frame_count} frames the file holds" \
+            if decoder.frame_count else ""
+        if decoder.stopped is not None:
+            return (f"{decoder.stopped}; {decoder.missing}{promised} were not read"
+                    if decoder.missing else decoder.stopped)
+        if decoder.damaged:
+            if decoder.missing:
+                print(f"warning: {self.path}: {decoder.missing}{promised} could not be "
+                      f"decoded (damaged at frame(s) "
+                      f"{', '.join(map(str, decoder.damaged[:10]))})", file=sys.stderr)
+            return None
+        if decoder.cut_short:
+            return (f"decoding of {self.path} ended at frame {decoder.decoded} (the file is "
+                    f"cut short or damaged); {decoder.missing}{promised} were not read")
+        return None
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():

@@ -21,7 +21,9 @@ from ..types import Frame
 
 
 class Pacer:
-    """Frame ``index`` is due ``(index - anchor_index) / (fps * speed)`` s after the anchor."""
+    """Frame ``index`` is due ``(index - anchor_index) / (fps * speed)`` s after the anchor,
+    or, given the frames' media times (PTS, a variable frame rate), ``(at - anchor's at) /
+    speed``."""
 
     def __init__(self, fps: float, speed: float = 1.0, clock: Callable[[], float] = time.perf_counter):
         if not fps or fps <= 0:
@@ -29,18 +31,23 @@ class Pacer:
         if not speed or speed <= 0:
             raise ValueError(f"--speed must be positive, got {speed!r}")
         self.period = 1.0 / (fps * speed)
+        self.speed = speed
         self._clock = clock
-        self._anchor: tuple[int, float] | None = None
+        self._anchor: tuple[int, float, float | None] | None = None
 
-    def delay(self, index: int) -> float:
-        """Seconds to wait before showing frame ``index`` (0 when it is due or late)."""
+    def delay(self, index: int, at_ms: float | None = None) -> float:
+        """Seconds to wait before showing frame ``index`` (0 when it is due or late);
+        ``at_ms``: its media time, which paces it where the anchor has one too."""
         now = self._clock()
         if self._anchor is None or index < self._anchor[0]:
-            self._anchor = (index, now)
-        first, start = self._anchor
-        due = start + (index - first) * self.period
+            self._anchor = (index, now, at_ms)
+        first, start, first_ms = self._anchor
+        if at_ms is not None and first_ms is not None:
+            due = start + (at_ms - first_ms) / 1000.0 / self.speed
+        else:
+            due = start + (index - first) * self.period
         if now - due > 0.5:  # far behind (a slow machine, a stall): start afresh from here
-            self._anchor = (index, now)
+            self._anchor = (index, now, at_ms)
             return 0.0
         return max(0.0, due - now)
 
@@ -68,6 +75,9 @@ class LoopingSource:
         self.plays = 1
         self._offset = 0
         self._read = 0
+        self._media_offset = 0.0   # ms: the plays before this one, end to end
+        self._media_end = 0.0      # ms: the end of this play so far (last frame + its gap)
+        self._last_media: float | None = None
         self._lost: str | None = None   # the file could not be opened again
 
     @property
@@ -93,17 +103,34 @@ class LoopingSource:
             return None
         frame = self._current.read(timeout=timeout)
         if frame is None:
-            if self._current.ended and not self.error and self._read > 0:
-                self._restart()
+            if self._current.ended:
+                if self.error or self._read == 0:   # failed, or a play with no frame
+                    self.ended = True
+                else:
+                    self._restart()
             return None
         self._read = frame.index + 1   # a live play may skip (drop) indices
-        return Frame(frame.index + self._offset, frame.image, frame.timestamp_ms)
+        return Frame(frame.index + self._offset, frame.image, frame.timestamp_ms,
+                     self._media(frame.media_ms))
+
+    def _media(self, media_ms: float | None) -> float | None:
+        """A frame's media time across plays: each play starts where the last one ended
+        (its last frame's time plus the gap before it, or one nominal frame period)."""
+        if media_ms is None:
+            return None
+        gap = (media_ms - self._last_media if self._last_media is not None
+               and media_ms > self._last_media else 1000.0 / (self.fps or 30.0))
+        self._last_media = media_ms
+        self._media_end = max(self._media_end, media_ms + gap)
+        return media_ms + self._media_offset
 
     def _restart(self) -> None:
         self._current.stop()
         self._dropped_before += self._current.dropped
         self._offset += self._read
         self._read = 0
+        self._media_offset += self._media_end
+        self._media_end, self._last_media = 0.0, None
         try:
             self._current = self._open().start()
         except Exception as exc:   # FileNotFoundError, a damaged file, CameraError
