@@ -354,3 +354,38 @@ def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path)
     from app.sources.decode import FileDecoder, VideoTooLarge
     with pytest.raises(VideoTooLarge, match="640x360"):
         FileDecoder(shared(*CLIP), max_pixels=640 * 360 - 1)   # from the header: no frame read
+
+
+# -- 13: --events on a FIFO nobody reads: says it waits, then fails clearly -------------------------
+def test_events_on_a_fifo_with_no_reader_says_it_waits_then_fails_clearly(tmp_path, capfd,
+                                                                          monkeypatch):
+    import threading
+
+    import app.outputs.sinks as sinks
+    monkeypatch.setattr(sinks, "FIFO_WAIT_S", 1.0, raising=False)
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    outcome: list = []
+
+    def open_writer() -> None:
+        try:
+            outcome.append(sinks.EventsWriter(fifo))
+        except Exception as exc:   # noqa: BLE001 - the test looks at it
+            outcome.append(exc)
+    opener = threading.Thread(target=open_writer, daemon=True)
+    opener.start()
+    opener.join(6)
+    if opener.is_alive():   # blocked in open(): let it go before failing
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    err = capfd.readouterr().err
+    assert outcome and isinstance(outcome[0], ValueError), "blocked with no message"
+    assert "no program opened for reading within 1 s" in str(outcome[0])
+    assert "waiting up to 1 s for a program to read it" in err, err
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # with a reader it just works
+    try:
+        writer = sinks.EventsWriter(fifo)
+        writer.write_summary({"frames": 0})
+        writer.close()
+        assert b'{"summary":{"frames":0}}' in os.read(reader, 1000)
+    finally:
+        os.close(reader)

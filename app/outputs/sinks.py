@@ -1,10 +1,13 @@
 """Where processed frames go: JSON lines, an annotated video file, an OpenCV window."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -62,7 +65,8 @@ class EventsWriter:
         in_place = os.O_CREAT | os.O_APPEND if live else 0   # else a FIFO, /dev/null
         flags = os.O_WRONLY | (in_place if self.pending.in_place else os.O_TRUNC)
         try:
-            fd = os.open(self.pending.path, flags, 0o666)
+            fd = (open_fifo(self.pending.path, flags) if _is_fifo(self.pending.path)
+                  else os.open(self.pending.path, flags, 0o666))
         except OSError as exc:
             raise OutputError(f"cannot write --events {self.path}: {exc.strerror}") from exc
         self._good = os.fstat(fd).st_size if live else 0   # appending after earlier runs
@@ -116,6 +120,44 @@ class EventsWriter:
             os.lseek(self._fd, self._good, os.SEEK_SET)
         except OSError:
             pass
+
+
+FIFO_WAIT_S = 30.0   # how long --events waits for a program to read its FIFO
+
+
+def _is_fifo(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def open_fifo(path: Path, flags: int, wait_s: float | None = None) -> int:
+    """Open a FIFO for writing without blocking forever: say that it waits for a reader,
+    then give up after ``wait_s`` (default :data:`FIFO_WAIT_S`) with OutputError. The
+    descriptor returned blocks on writes as usual (a slow reader slows the run)."""
+    wait_s = FIFO_WAIT_S if wait_s is None else wait_s
+    deadline, said = time.monotonic() + wait_s, False
+    while True:
+        try:
+            fd = os.open(path, flags | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
+            if said:
+                print(f"note: a reader opened {path}; going on", file=sys.stderr, flush=True)
+            return fd
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:   # ENXIO: a FIFO nobody reads yet
+                raise
+        if not said:
+            print(f"note: --events {path} is a FIFO: waiting up to {wait_s:g} s for a program "
+                  f"to read it (e.g. `cat {path}` in another terminal)", file=sys.stderr,
+                  flush=True)
+            said = True
+        if time.monotonic() >= deadline:
+            raise OutputError(f"--events {path} is a FIFO that no program opened for reading "
+                              f"within {wait_s:g} s; start the reader first (e.g. `cat "
+                              f"{path}`), or write the events to a file")
+        time.sleep(0.1)
 
 
 class TrackChanges:
