@@ -535,3 +535,37 @@ def screenshot(app: App, png: Path) -> np.ndarray | None:
         return window
     except (KeyError, ValueError, struct.error) as exc:
         pytest.fail(f"screenshot kept as {xwd} (not converted: {exc})")
+
+
+# -- issue 20, acceptance: the first e on a fresh install --------------------------------------
+def test_a_fresh_home_enrols_with_e_and_the_next_run_names_him(launch, tmp_path, monkeypatch):
+    """A new user: no gallery yet (a fresh HOME), the Hamilton clip at quarter speed, e on
+    Lin-Manuel's close-up (frames 82-210), a typed name; the next run names him."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    app = launch(hamilton(), "--speed", "0.25")
+    app.wait_window()
+    app.wait_for(lambda: app.event_lines() >= 100, 60, "frame 100 (the close-up)")
+    app.key("e")
+    try:
+        import tkinter  # noqa: F401 - the name is asked in a Tk dialog
+        app.answer_name_dialog("Lin")
+    except ImportError:   # typed into the OpenCV window
+        app.type_text("Lin")
+        app.key("Return")
+    app.wait_for(lambda: "enrolled Lin" in app.stdout, 40, "the live enrolment to be stored")
+    app.key("q")
+    app.wait_exit()
+    assert app.proc.returncode == 0, app.tail()
+    assert list(home.rglob("gallery.sqlite3")), "no gallery under the fresh HOME"
+
+    events = tmp_path / "second.jsonl"
+    again = subprocess.run([sys.executable, "-m", "app", "run", "--headless", "--no-progress",
+                            "--source", str(hamilton()), "--events", str(events)],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert again.returncode == 0, again.stderr
+    named = [json.loads(line)["frame"] for line in events.read_text().splitlines()
+             if '"name":"Lin"' in line.replace(" ", "")]
+    assert len([f for f in named if 82 <= f <= 210]) >= 60, named
