@@ -247,7 +247,7 @@ def test_a_camera_lost_mid_run_says_stopped_in_both_summaries(capsys, tmp_path, 
     assert "stopped delivering" in last_summary(tmp_path / "e.jsonl")["stopped"]
 
 
-# -- 3: a damaged or cut video: decoded past the damage, or "stopped" with exit 1 -------------------
+# -- 3: a damaged or cut video: decoded past the damage, or "stopped" with exit 1
 def test_random_bytes_in_the_middle_of_a_video_are_decoded_past_with_a_warning(tmp_path, capfd):
     from app.sources.capture import VideoFileSource
     data = shared(*CLIP).read_bytes()
@@ -324,7 +324,7 @@ def test_a_variable_frame_rate_is_timed_by_pts_in_events_output_and_pacing(tmp_p
     assert pacer.delay(65, times[65]) == pytest.approx(times[65] / 1000, abs=1e-6)
 
 
-# -- 7: a file name that is not UTF-8 (Latin-1) plays, never a segfault -----------------------------
+# -- 7: a file name that is not UTF-8 (Latin-1) plays, never a segfault
 def test_a_latin_1_file_name_as_source_plays(tmp_path):
     clip = write_clip(tmp_path / "clip.avi", frames=5, size=(320, 240))
     latin = os.path.join(os.fsencode(tmp_path), "caf\xe9 r\xe9sum\xe9.avi".encode("latin-1"))
@@ -334,7 +334,7 @@ def test_a_latin_1_file_name_as_source_plays(tmp_path):
     assert done.returncode == 0 and "frames: 5 " in done.stdout, (done.returncode, done.stderr)
 
 
-# -- 10: video frames over the image pixel limit are refused from the header ------------------------
+# -- 10: video frames over the image pixel limit are refused from the header
 def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
     import av
     big = tmp_path / "huge.avi"
@@ -356,7 +356,7 @@ def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path)
         FileDecoder(shared(*CLIP), max_pixels=640 * 360 - 1)   # from the header: no frame read
 
 
-# -- 13: --events on a FIFO nobody reads: says it waits, then fails clearly -------------------------
+# -- 13: --events on a FIFO nobody reads: says it waits, then fails clearly
 def test_events_on_a_fifo_with_no_reader_says_it_waits_then_fails_clearly(tmp_path, capfd,
                                                                           monkeypatch):
     import threading
@@ -389,3 +389,13 @@ def test_events_on_a_fifo_with_no_reader_says_it_waits_then_fails_clearly(tmp_pa
         assert b'{"summary":{"frames":0}}' in os.read(reader, 1000)
     finally:
         os.close(reader)
+
+
+# -- 23: the switch bench re-embeds real face crops (random crops held no face) -------------------
+def test_the_switch_bench_re_embeds_every_one_of_its_real_face_crops(tmp_path):
+    from app.lab import fault_bench
+    shared("identities", "lfw-view1")
+    gallery = tmp_path / "big.sqlite3"
+    fault_bench.build_gallery(gallery, 24)
+    result = fault_bench.switch_child(str(gallery), "keras-int8")
+    assert (result["re_embedded"], result["left_out"]) == (24, 0), result

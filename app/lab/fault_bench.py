@@ -1,10 +1,11 @@
 """Measurements behind issue 12's closing note (not on the run path).
 
-``python -m app.lab.fault_bench switch --people 10000``: builds a synthetic gallery of N
-people (one 160x160 crop each, embedded by a made-up "old" model) through the gallery
-API, then times the embedder switch (``Pipeline.sync_gallery``, batches of 64) in a fresh
-child process and reports its peak resident memory; ``--run`` also measures the whole
-``run`` command (all models loaded) on one photo.
+``python -m app.lab.fault_bench switch --people 10000``: builds a gallery of N people
+(one real 160x160 face crop each, from LFW's photos, embedded by a made-up "old" model)
+through the gallery API, then times the embedder switch (``Pipeline.sync_gallery``:
+each crop re-cut by the detector and landmarks, then embedded, batches of 64) in a fresh
+child process and reports its peak resident memory and how many samples it re-embedded;
+``--run`` also measures the whole ``run`` command (all models loaded) on one photo.
 
 ``python -m app.lab.fault_bench codec``: ms per frame to encode the Hamilton clip's 275
 frames with the annotated-video writer (H.264 fragmented mp4, ``app.outputs.video``) and with
@@ -34,16 +35,36 @@ from ..runloop import peak_rss_mb, ru_maxrss_mb
 OLD_MODEL = "synthetic-old-model:v1"
 CLIP = SHARED_DATA / "video" / "short_hamilton_clip.mp4"
 PHOTO = SHARED_DATA / "video" / "lin-manuel-miranda.png"
+LFW = SHARED_DATA / "identities" / "lfw-view1"
+
+
+def face_crops(count: int):
+    """``count`` real 160x160 face crops: the middle of LFW's deep-funneled photos (a face
+    centred in each), the n-th round of them mirrored and shifted a little so no two
+    crops are the same picture."""
+    photos = sorted(LFW.rglob("*.jpg"))
+    if not photos:
+        raise SystemExit(f"no LFW photos under {LFW} (the shared test data)")
+    for i in range(count):
+        image = cv2.imread(str(photos[i % len(photos)]), cv2.IMREAD_COLOR)
+        turn = i // len(photos)
+        if turn % 2:
+            image = cv2.flip(image, 1)
+        shift = (turn // 2) % 5 * 3   # 0, 3, ... 12 pixels
+        top = (image.shape[0] - 160) // 2 + shift
+        left = (image.shape[1] - 160) // 2 + shift
+        yield image[top:top + 160, left:left + 160]
 
 
 def build_gallery(path: Path, people: int, seed: int = 0) -> None:
-    """``people`` persons with one smooth random 160x160 crop (about 5 kB as JPEG) each."""
+    """``people`` persons with one real face crop each (:func:`face_crops`), embedded by a
+    made-up "old" model under the legacy crop rule, as a gallery from an older version:
+    the switch re-cuts each crop (detector, landmarks) and embeds it, as it would a real
+    one. (Random crops, as this used before, hold no face: most were just left out.)"""
     from ..people.gallery import Gallery
     rng = np.random.default_rng(seed)
     with Gallery(path) as gallery:
-        for i in range(people):
-            small = rng.integers(0, 255, (20, 20, 3), np.uint8)
-            crop = cv2.resize(small, (160, 160), interpolation=cv2.INTER_CUBIC)
+        for i, crop in enumerate(face_crops(people)):
             gallery.add_samples(f"person {i:05d}", rng.normal(size=(1, 128)), OLD_MODEL, [crop])
 
 
@@ -52,7 +73,6 @@ def switch_child(gallery_path: str, embedder_name: str) -> dict:
     from ..config import RunConfig, max_threads
     from ..factory import build_pipeline
     from ..people.gallery import Gallery
-    from ..session import sync_gallery
 
     config = RunConfig(source="", gallery=gallery_path, embedder=embedder_name,
                        threads=min(2, max_threads()))   # --threads is bounded by the cores
@@ -62,12 +82,13 @@ def switch_child(gallery_path: str, embedder_name: str) -> dict:
         rss_before = peak_rss_mb()
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):
-            sync_gallery(pipe, progress=True)
+            done, lost = pipe.sync_gallery()
         seconds = time.perf_counter() - start
         models = gallery.models()
         pipe.close()
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
-            "peak_rss_mb_before_sync": round(rss_before), "embeddings": models}
+            "peak_rss_mb_before_sync": round(rss_before), "embeddings": models,
+            "re_embedded": done, "left_out": lost}
 
 
 def _child_peak_mb(command: list[str]) -> tuple[float, float, int]:

@@ -410,8 +410,9 @@ class VideoFileSource(_SourceBase):
         first = next(self._frames, None)
         if first is None:
             self._decoder.close()
+            why = f" {self._decoder.stopped}" if self._decoder.stopped else ""
             raise ValueError(f"cannot decode any frame of video {self.path} (corrupt or "
-                             f"empty?{' ' + self._decoder.stopped if self._decoder.stopped else ''})")
+                             f"empty?{why})")
         self.fps: float | None = self._decoder.fps
         self.frame_count: int | None = self._decoder.frame_count
         self._first = first
