@@ -245,6 +245,9 @@ def test_crowd_schedule_keeps_three_different_people_on_screen():
                 if sum(a.first <= i <= a.last for a in plan) == SLOTS)
     assert three >= FRAMES - SLOTS * GAP * (FRAMES // 90)   # 2 only in the gaps
     assert {a.first for a in plan if a.first} == {30, 60, 90, 120, 150, 180, 210, 240, 270}
+    for slot in range(SLOTS):   # every change of a place brings someone else
+        names = [a.name for a in plan if a.slot == slot]
+        assert all(a != b for a, b in zip(names, names[1:]))
 
 
 def test_crowd_clip_is_1080p_deterministic_and_labelled(tmp_path):

@@ -3,9 +3,10 @@
 Three real photos of the 5-celebrity validation set (``identities/5-celebrity/val``) at a
 time drift (a few pixels a frame) and slowly zoom on a 1920x1080 canvas whose moving
 background is the Hamilton clip blurred past recognition (no face is found in it). Each
-of the three places shows a person for 86 frames, is empty for 4, then shows the next
+of the three places shows a person for 86 frames, is empty for 4, then shows another
 person (the places take turns, 30 frames apart), so new faces keep arriving: three faces
-in most frames, two in the 4-frame gaps; no person is on screen twice at once. 300 frames
+in most frames, two in the 4-frame gaps; no person is on screen twice at once, nor twice
+in a row in one place. 300 frames
 at 30 FPS (10 s). The same arguments give the same file.
 
 A ``<out stem>.labels.json`` is written beside it: the enrolment map (each person's first
@@ -54,8 +55,9 @@ def display_name(folder: str) -> str:
 
 def schedule(people: dict[str, list[Path]], frames: int = FRAMES) -> list[Appearance]:
     """Who is where when: place k changes person at k*PERIOD/SLOTS + j*PERIOD (empty for
-    the GAP frames before each change); the n-th appearance to start shows person n mod 5,
-    so the three on screen (the last three to start) always differ."""
+    the GAP frames before each change). Each appearance, in order of start, shows the
+    person seen longest ago among those neither on screen nor last in this place (so
+    every change brings a new face), each time their next photo."""
     spans = []
     for slot in range(SLOTS):
         changes = range(slot * PERIOD // SLOTS, frames, PERIOD)
@@ -63,13 +65,24 @@ def schedule(people: dict[str, list[Path]], frames: int = FRAMES) -> list[Appear
         spans += [(first, slot, (nxt - GAP if nxt < frames else frames) - 1)
                   for first, nxt in zip(bounds, bounds[1:])]
     names = sorted(people)
-    out = []
-    for n, (first, slot, last) in enumerate(sorted(spans)):
-        name = names[n % len(names)]
+    shown = {name: 0 for name in names}          # appearances so far
+    last_start = {name: -1 for name in names}    # when each last appeared
+    out: list[Appearance] = []
+    for first, slot, last in sorted(spans):
+        before = _last_in(out, slot)
+        busy = {a.name for a in out if a.last >= first} | ({before.name} if before else set())
+        name = min((n for n in names if display_name(n) not in busy),
+                   key=lambda n: (last_start[n], names.index(n)))
         photos = people[name]
         out.append(Appearance(first, last, slot, display_name(name),
-                              photos[(n // len(names)) % len(photos)]))
+                              photos[shown[name] % len(photos)]))
+        shown[name] += 1
+        last_start[name] = first
     return out
+
+
+def _last_in(plan: list[Appearance], slot: int) -> Appearance | None:
+    return next((a for a in reversed(plan) if a.slot == slot), None)
 
 
 def _place(appearance: Appearance, frame: int) -> tuple[float, float, float]:
