@@ -125,6 +125,8 @@ class IndexWorker:
         # stays on this thread, so the rows never depend on timing
         with PtsVideo(task.path, fps=self.settings.fps) as video, \
                 pipeline.video_mode(follow=True, async_embed=False):
+            if pipeline.follower is not None:
+                pipeline.follower.reset()   # nothing followed from the file before
             for frame in video.frames():
                 faces = pipeline.process(frame).faces
                 book.add(frame.timestamp_ms / 1000.0, frame.image, faces)
