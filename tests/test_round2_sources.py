@@ -399,3 +399,21 @@ def test_the_switch_bench_re_embeds_every_one_of_its_real_face_crops(tmp_path):
     fault_bench.build_gallery(gallery, 24)
     result = fault_bench.switch_child(str(gallery), "keras-int8")
     assert (result["re_embedded"], result["left_out"]) == (24, 0), result
+
+
+def test_the_mp4_writer_keeps_no_per_frame_index_in_memory(tmp_path):
+    """FFmpeg's mp4 muxer keeps a 40-byte entry per fragment (one a frame here) for the
+    mfra index it writes at the end: 100 MB a day of webcam. The writer skips that
+    trailer (fragmented mp4 plays and seeks without it, as a killed run's file does)."""
+    import av
+
+    from app.outputs.video import VideoEncoder
+    path = tmp_path / "o.mp4"
+    encoder = VideoEncoder(path, 64, 48, 30.0)
+    for i in range(60):
+        encoder.write(np.full((48, 64, 3), i, np.uint8), i / 30)
+    encoder.close()
+    assert b"mfra" not in path.read_bytes()
+    with av.open(str(path)) as video:
+        video.seek(1_000_000)
+        assert float(next(video.decode(video=0)).time) == pytest.approx(1.0, abs=0.04)

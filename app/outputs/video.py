@@ -22,7 +22,7 @@ import numpy as np
 
 # One fragment per frame, each written out at once (flush_packets): a file cut anywhere
 # holds every frame but the last one or two. Costs about 4 % in size (a small moof each).
-FRAGMENTED_MP4 = "frag_every_frame+empty_moov+default_base_moof"
+FRAGMENTED_MP4 = "frag_every_frame+empty_moov+default_base_moof+skip_trailer"
 H264_OPTIONS = {"preset": "superfast", "tune": "zerolatency", "crf": "23"}
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".avi": "avi"}
 TIME_BASE = Fraction(1, 90000)   # the MPEG clock: any frame time to 11 microseconds
