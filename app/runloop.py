@@ -307,7 +307,7 @@ class MainLoop:
 
     def _hud(self, shown: FrameResult) -> list[str]:
         return _hud(self.stats, self.source, self.pipeline, self.options.models,
-                    shown.frame.index)
+                    shown.frame.index, shown.frame.media_ms)
 
 
 def _media_ms(frame, fps: float | None, first_ts: float) -> float:
@@ -320,22 +320,23 @@ def _media_ms(frame, fps: float | None, first_ts: float) -> float:
 
 
 def _hud(stats: RunStats, source: Source, pipeline: Pipeline, models: list[str] | None,
-         frame_index: int = 0) -> list[str]:
+         frame_index: int = 0, media_ms: float | None = None) -> list[str]:
     """Three lines for the status bar: speed; models; mean ms of each stage over the
     frames that ran it, with their count (match, well under 1 ms, is left out)."""
     active = [m if not m.startswith("landmarks:") else f"landmarks {pipeline.landmarks}"
               for m in (models or [])]
-    speed = f"FPS {stats.fps:.1f}   " + _position(stats, source, frame_index)
+    speed = f"FPS {stats.fps:.1f}   " + _position(stats, source, frame_index, media_ms)
     stages = "  ".join(f"{k} {v.mean:.1f} ({len(v)})"
                        for k, v in stats.ran_ms.items() if v and k not in ("track", "match"))
     return [speed, "models: " + "  |  ".join(active),
             f"mean ms (frames): {stages}" if stages else "mean ms: -"]
 
 
-def _position(stats: RunStats, source: Source, frame_index: int) -> str:
+def _position(stats: RunStats, source: Source, frame_index: int,
+              media_ms: float | None = None) -> str:
     """A camera: latency of the last frame and frames dropped. A file: where playback is,
-    the shown frame (1-based) and time (its latency would only be the time a frame
-    waited to be due)."""
+    the shown frame (1-based) and time (its PTS ``media_ms`` where known: a variable frame
+    rate; its latency would only be the time a frame waited to be due)."""
     if source.is_live:
         latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
         return (f"latency {latency:.0f} ms   dropped {source.dropped}   "
@@ -346,7 +347,9 @@ def _position(stats: RunStats, source: Source, frame_index: int) -> str:
     frame = f"frame {frame_index + 1}" + (f" / {total}" if total else "")
     if not fps or not total or total < 2:
         return frame
-    return f"{frame}   {_clock(frame_index / fps)} / {_clock(total / fps)}"
+    length = total / fps
+    at = frame_index / fps if media_ms is None else (media_ms / 1000.0) % length
+    return f"{frame}   {_clock(at)} / {_clock(length)}"
 
 
 def _clock(seconds: float) -> str:

@@ -322,6 +322,11 @@ def test_a_variable_frame_rate_is_timed_by_pts_in_events_output_and_pacing(tmp_p
     pacer = Pacer(29.97, 1.0, clock=lambda: now[0])
     assert pacer.delay(0, times[0]) == 0.0
     assert pacer.delay(65, times[65]) == pytest.approx(times[65] / 1000, abs=1e-6)
+    from types import SimpleNamespace
+
+    from app.runloop import RunStats, _position
+    clip_info = SimpleNamespace(is_live=False, frame_count=70, fps=70 / 3.8)
+    assert "0:03.0 / 0:03.8" in _position(RunStats(), clip_info, 65, times[65])  # 65: 3.0 s
 
 
 # -- 7: a file name that is not UTF-8 (Latin-1) plays, never a segfault
