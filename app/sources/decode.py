@@ -64,13 +64,15 @@ class FileDecoder:
         self._check_size(stream.codec_context.width, stream.codec_context.height)
         rate = stream.average_rate or stream.guessed_rate
         self.fps: float | None = float(rate) if rate and rate > 0 else None
-        self.frame_count: int | None = stream.frames or None
         base = stream.time_base
         self._start_s = float(stream.start_time * base) if stream.start_time is not None \
             and base is not None else 0.0
         duration = stream.duration * base if stream.duration and base else (
             self._container.duration / 1_000_000 if self._container.duration else None)
         self.duration_s: float | None = float(duration) if duration else None
+        # the header's count (mp4, avi), else (mkv, webm) its duration at the nominal rate
+        self.frame_count: int | None = stream.frames or (
+            round(self.duration_s * self.fps) if self.duration_s and self.fps else None)
         self.decoded = 0
         self.last_time_s: float | None = None
         self.damaged: list[int] = []   # frame numbers where a damaged packet was skipped
