@@ -125,7 +125,7 @@ class IndexFolder:
                   "cpu_s": round(result.cpu_s, 3),
                   "appearances": len(result.rows), "worker": result.worker,
                   "peak_rss_mb": round(result.peak_rss_mb, 1), "attempts": result.attempts,
-                  "transient": result.transient}
+                  "transient": result.transient, "warning": result.warning}
         write_atomic(self.files / f"{task.file_id}.json", json.dumps(status).encode())
 
     def statuses(self) -> list[dict]:

@@ -269,6 +269,9 @@ class Tally:
         peak = max((r.peak_rss_mb for r in self.done + self.failed), default=0.0)
         for result in self.failed:
             print(f"failed: {result.task.path}: {result.reason}", file=sys.stderr)
+        for result in self.done:
+            if result.warning:
+                print(f"warning: {result.task.path}: {result.warning}", file=sys.stderr)
         for status in self.failed_before:
             print(f"failed before (unchanged, not tried again): {status['path']}: "
                   f"{status['reason']}", file=sys.stderr)

@@ -71,6 +71,7 @@ class FileResult:
     worker: str = ""                # host:pid
     attempts: int = 1
     transient: bool = False         # failed for the worker's sake (it died), not the file's
+    warning: str | None = None      # done, but damaged packets were skipped
 
 
 class IndexWorker:
@@ -136,6 +137,9 @@ class IndexWorker:
                     reported = video.frames_decoded
             result.frames = video.frames_decoded
             result.duration_s = _duration(video)
+            if video.damaged:
+                result.warning = (f"damaged data skipped at frame(s) "
+                                  f"{', '.join(map(str, video.damaged[:10]))}")
         if result.frames == 0:
             raise ValueError(f"no frame of {task.path} could be decoded")
         if on_frames is not None and result.frames > reported:

@@ -42,9 +42,10 @@ def utf8_name(path: Path) -> bool:
 
 class FileDecoder:
     """One video file's frames with media times (module docstring). Raises
-    FileNotFoundError, :class:`VideoTooLarge` or ValueError (naming the file) up front."""
+    FileNotFoundError, :class:`VideoTooLarge` or ValueError (naming the file) up front.
+    ``threads``: decoder threads (0: FFmpeg's choice; ``index`` workers use 1)."""
 
-    def __init__(self, path: str | Path, max_pixels: int = MAX_PIXELS):
+    def __init__(self, path: str | Path, max_pixels: int = MAX_PIXELS, threads: int = 0):
         import av
 
         self.path = Path(path)
@@ -61,6 +62,8 @@ class FileDecoder:
             raise ValueError(f"cannot open video {self.path}: it holds no video stream")
         self._stream = stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
         self._check_size(stream.codec_context.width, stream.codec_context.height)
         rate = stream.average_rate or stream.guessed_rate
         self.fps: float | None = float(rate) if rate and rate > 0 else None
