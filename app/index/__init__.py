@@ -6,7 +6,8 @@
   worker as Ray actors (``--cluster ray``);
 * ``appearances``: tracks into rows, the naming rule, ``who``'s joining of rows;
 * ``folder``: the index folder (status per file, parts, appearances.parquet);
-* ``run``: the driver (``index``); ``query``: ``who`` and ``relabel``.
+* ``run``: the driver (``index``); ``query``: ``who`` (by name or by photo, with
+  thumbnails) and ``relabel``.
 
 Nothing here is imported by the rest of the runtime; Ray and pyarrow load only when used.
 """
