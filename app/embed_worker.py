@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+
 import numpy as np
 
 from .stages.align import crop_face
@@ -42,15 +43,14 @@ class LockedEmbedder:
 
     def __init__(self, embedder):
         self.unwrapped = embedder
-        self._embedder = embedder
         self._lock = threading.Lock()
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         with self._lock:
-            return self._embedder.embed(crops)
+            return self.unwrapped.embed(crops)
 
     def __getattr__(self, name):   # model_id, crop, close, ...: the embedder's own
-        return getattr(self._embedder, name)
+        return getattr(self.unwrapped, name)
 
 
 class EmbedWorker:
@@ -64,20 +64,19 @@ class EmbedWorker:
         self._cond = threading.Condition()
         self._stop = False
         self._error: BaseException | None = None
-        self.embedded = 0
         self._thread = threading.Thread(target=self._work, name="embed", daemon=True)
         self._thread.start()
 
     def busy_with(self, track_id: int) -> bool:
         """Whether ``track_id`` has a face being embedded now (a queued one is replaced)."""
         with self._cond:
-            return self._running is not None and self._running.track_id == track_id
+            return self._busy(track_id)
 
     def submit(self, request: EmbedRequest) -> bool:
         """Queue ``request`` (replacing its track's queued one); False, and nothing queued,
         while that track's face is being embedded."""
         with self._cond:
-            if self._running is not None and self._running.track_id == request.track_id:
+            if self._busy(request.track_id):
                 return False
             self._queued.pop(request.track_id, None)   # the newer view replaces it
             self._queued[request.track_id] = request
@@ -111,6 +110,9 @@ class EmbedWorker:
             self._cond.notify_all()
         self._thread.join(5.0)
 
+    def _busy(self, track_id: int) -> bool:
+        return self._running is not None and self._running.track_id == track_id
+
     def _next(self) -> EmbedRequest | None:
         """Under the lock: the first new track's request, else the oldest."""
         if not self._queued:
@@ -137,7 +139,6 @@ class EmbedWorker:
             with self._cond:
                 self._done.append(EmbedDone(request, embedding, ms))
                 self._running = None
-                self.embedded += 1
                 self._cond.notify_all()
 
     def _raise_error(self) -> None:
@@ -145,11 +146,12 @@ class EmbedWorker:
             raise RuntimeError(f"FaceNet failed on its worker: {self._error!r}") from self._error
 
 
-def record_matches(pipeline, faces: list, embeddings: np.ndarray, stage_ms: dict,
-                   tracks: list[int] | None = None) -> None:
+def record_matches(pipeline, faces: list, embeddings: np.ndarray,
+                   tracks: list[int] | None = None) -> float:
     """Match embeddings against ``pipeline``'s gallery and record them with their tracks
     (``tracks``: each one's track, for results whose face is not in this frame: then
-    ``faces[i]`` is None); a face in this frame gets its embedding, match and name."""
+    ``faces[i]`` is None); a face in this frame gets its embedding, match and name.
+    Returns the milliseconds it took."""
     start = time.perf_counter()
     tracks = tracks or [f.track_id for f in faces]
     matches = (pipeline.gallery.match(embeddings, pipeline.model_id, pipeline.threshold)
@@ -159,7 +161,7 @@ def record_matches(pipeline, faces: list, embeddings: np.ndarray, stage_ms: dict
         if face is not None:
             face.embedding, face.match = embedding, match
             face.name, face.similarity = name, similarity
-    stage_ms["match"] = (time.perf_counter() - start) * 1000.0
+    return (time.perf_counter() - start) * 1000.0
 
 
 class AsyncEmbedding:
@@ -211,10 +213,9 @@ class AsyncEmbedding:
             if face is not None:
                 face.aligned = d.request.crop
         stage_ms["embed"] += sum(d.ms for d in done)
-        match_ms = stage_ms["match"]
-        record_matches(self.pipeline, arrived, np.stack([d.embedding for d in done]),
-                       stage_ms, [d.request.track_id for d in done])
-        stage_ms["match"] += match_ms
+        stage_ms["match"] += record_matches(self.pipeline, arrived,
+                                            np.stack([d.embedding for d in done]),
+                                            [d.request.track_id for d in done])
 
     def _submit_due(self, frame: Frame, faces: list[Face]) -> bool:
         """Queue every face whose track is due an embedding (not one being embedded now);

@@ -283,7 +283,7 @@ class Pipeline:
             start = time.perf_counter()
             embeddings = self.embed_faces(frame.image, due)
             stage_ms["embed"] = _ms_since(start)
-            record_matches(self, due, embeddings, stage_ms)
+            stage_ms["match"] = record_matches(self, due, embeddings)
         else:
             self.embedding.step(frame, faces, stage_ms)
         return result
