@@ -39,6 +39,7 @@ def test_bench_processes_every_frame_of_the_file(head, capsys):
     assert ours["fps_median"] > 0 and set(ours["stage_ms"]) >= {"detect", "landmarks"}
     # a fresh process per run: start-up, memory, stages over the frames that ran them
     assert 0 < ours["first_frame_s"] < 60 and 50 < ours["peak_rss_mb"] < 4000
+    assert 0 < ours["cpu_s"] == ours["cpu_s_runs"][0]
     # the detector on a schedule (issue 23): every frame at most, at frame 0 at least
     assert 1 <= ours["detector_frames"] == ours["stage_frames"]["detect"] <= FRAMES
     assert 0 < ours["stage_frames"]["embed"] < FRAMES

@@ -4,9 +4,11 @@ A B A B. Prints one JSON line.
 
 Each run of ours is a fresh ``python -m app run --headless`` process, as a user starts
 it, so per run we report: seconds from process start to the first processed frame
-(``first_frame_s``), the process's peak RSS, FPS, per-stage ms (the median over all
-frames, and ``stage_mean_ms``: the mean over the frames that ran the stage, with their
-count in ``stage_frames``; ``detector_frames`` is how many frames ran the detector).
+(``first_frame_s``), the process's peak RSS and CPU seconds (``cpu_s``: user + system,
+start-up included; less moved than FPS by other work on the machine), FPS, per-stage ms
+(the median over all frames, and ``stage_mean_ms``: the mean over the frames that ran
+the stage, with their count in ``stage_frames``; ``detector_frames`` is how many frames
+ran the detector).
 Any clip works: with nobody to enrol, the gallery is empty.
 
 ``--realtime`` plays the file through the camera path instead (frames arrive at the file's
@@ -186,6 +188,7 @@ def _run_ours_process(video: Path, gallery_path: Path, embedder: str, events_pat
             "stage_frames": summary.get("stage_frames", {}), "frames": summary["frames"],
             "first_frame_s": round(first - started, 3) if first else float("nan"),
             "peak_rss_mb": summary.get("peak_rss_mb") or round(ru_maxrss_mb(usage.ru_maxrss), 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "named": _named(names_by_frame(frames), labels),
             "latency_ms": summary.get("latency_ms"), "dropped": summary["dropped"],
             "events": frames}
@@ -373,6 +376,9 @@ def _ours_medians(runs: list[dict]) -> dict:
            "peak_rss_mb_runs": [r["peak_rss_mb"] for r in runs],
            "first_frame_s": round(statistics.median(r["first_frame_s"] for r in runs), 3),
            "first_frame_s_runs": [r["first_frame_s"] for r in runs]}
+    if all("cpu_s" in r for r in runs):   # a process's CPU seconds: less moved by a busy machine
+        out["cpu_s"] = round(statistics.median(r["cpu_s"] for r in runs), 2)
+        out["cpu_s_runs"] = [r["cpu_s"] for r in runs]
     out["detector_frames"] = out["stage_frames"].get("detect")
     return out
 
