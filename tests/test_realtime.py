@@ -200,3 +200,45 @@ def test_a_file_run_names_him_in_every_frame_with_facenet_on_its_thread(pipeline
     assert sum(LIN in named[i] for i in his) == len(his)
     assert all(named[i] <= {LIN} for i in named)          # no wrong name anywhere
     assert embedded == tracks and len(tracks) >= 10       # every track embedded, none dropped
+
+
+def square_points(cx: float, cy: float, size: float) -> np.ndarray:
+    """68 points spread over a size x size square around (cx, cy)."""
+    t = np.linspace(-0.5, 0.5, 68)
+    return np.stack([cx + size * t, cy + size * np.roll(t, 17)], 1).astype(np.float32)
+
+
+def test_the_follower_keeps_the_detectors_box_convention_and_moves_with_the_points():
+    follower = BoxFollower(every=4)
+    detected = Face(box=np.array([90, 80, 130, 130], np.float32), score=0.8, track_id=1,
+                    landmarks=square_points(110, 110, 30))   # box: 40 x 50, above centre
+    assert follower.wants_detection(1)                        # nothing seen yet: detect
+    follower.observe([detected], detected=True, shape=(480, 640, 3))
+    assert not follower.wants_detection(1) and follower.wants_detection(4)
+    [followed] = follower.faces()
+    np.testing.assert_allclose(followed.box, detected.box, atol=1e-4)
+    followed.landmarks = square_points(120, 110, 30)          # the face moved 10 px right
+    follower.refine([followed])
+    np.testing.assert_allclose(followed.box, [100, 80, 140, 130], atol=1e-4)
+    followed.track_id = 1
+    follower.observe([followed], detected=False, shape=(480, 640, 3))
+    assert not follower.wants_detection(2)
+
+
+@pytest.mark.parametrize("start, end, why", [
+    ((110, 30), (110, 45), "grew 1.5x in a frame"),
+    ((110, 30), (130, 30), "moved over a third of its size in a frame"),
+    ((632, 30), (641, 30), "its box left the picture (0.3 of its size a frame)"),
+])
+def test_a_broken_fit_asks_for_the_detector_at_once(start, end, why):
+    follower = BoxFollower(every=4)
+    x, size = start
+    face = Face(box=np.array([x - 20, 80, x + 20, 130], np.float32), score=0.8, track_id=1,
+                landmarks=square_points(x, 110, size))
+    follower.observe([face], detected=True, shape=(480, 640, 3))
+    assert not follower.wants_detection(1)
+    [followed] = follower.faces()
+    followed.track_id, followed.landmarks = 1, square_points(end[0], 110, end[1])
+    follower.observe([followed], detected=False, shape=(480, 640, 3))
+    assert follower.wants_detection(2), why
+    assert follower.faces() == []
