@@ -153,3 +153,19 @@ def test_a_clearly_closer_view_is_embedded_again_at_once():
     assert reasons == [None, None, None, None, "closer", "closer"]
     tracker.record_match(face.track_id, "Ada", 0.7)
     assert not tracker.needs_embedding(face.track_id)
+
+
+def test_an_unrecognised_face_is_tried_again_twice_as_often():
+    tracker = Tracker(reverify_every=30)
+    asked = {}
+    for name in ("Ada", None):
+        face = Face(box=np.array([100, 100, 140, 140], np.float32), score=0.9)
+        tracker.reset()
+        tracker.update([face])
+        tracker.record_match(face.track_id, name, 0.7 if name else 0.2)
+        for frame in range(1, 31):
+            tracker.update([face])
+            if face.track.embed_reason:
+                asked[name] = frame
+                break
+    assert asked == {"Ada": 30, None: 15}

@@ -17,10 +17,12 @@ periodic check every ``reverify_every`` frames. The request stays up until
 :meth:`Tracker.record_match` is called, so a face that could not be embedded this frame
 is asked for again next frame.
 
-Why 30 frames (1 s at 30 FPS) for the periodic check, not the 15 it was: on the
-Hamilton clip (both people enrolled) it made 24 embeddings instead of 34 with the same
-naming, his 149 of 149 frames and no wrong name (45 frames: 22, the same naming);
-jumps, cuts and closer views still re-embed at once.
+Why 30 frames (1 s at 30 FPS) for the periodic check of a named face, not the 15 it
+was: on the Hamilton clip (both people enrolled) it made 24 embeddings instead of 34
+with the same naming, his 149 of 149 frames and no wrong name (45 frames: 22, the same
+naming); jumps, cuts and closer views still re-embed at once. A face not recognised yet
+keeps the 15 (half the period): with 30 for it too, a mosaic face missed at its first
+embedding was named about 30 frames later than before (bench --baseline).
 
 A track's name is a majority vote over its last ``vote_window`` matches ("unknown",
 recorded as ``None``, is a vote too; a tie keeps the current name), so one wrong match
@@ -188,7 +190,9 @@ class Tracker:
     def _embed_reason(self, track: Track) -> str | None:
         if track.pending:
             return track.pending
-        if track.last_embedded is None or self.frame - track.last_embedded >= self.reverify_every:
+        # a face nobody recognised yet is tried again twice as often: its name may be late
+        every = self.reverify_every if track.name is not None else self.reverify_every // 2
+        if track.last_embedded is None or self.frame - track.last_embedded >= every:
             return "reverify"
         if track.embedded_size and _size(track.box) >= self.better_view * track.embedded_size:
             return "closer"   # a clearly larger (so sharper) view than the one last embedded
