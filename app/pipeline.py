@@ -222,13 +222,12 @@ class Pipeline:
         return self.follower is None or self.follower.scheduled(frame.index)
 
     @contextmanager
-    def video_mode(self, follow: bool = True, async_embed: bool = True,
-                   embed_lag: int | None = None):
-        """For the run loop: the detector on the follower's schedule (``follow``) and
-        FaceNet on its own thread (``async_embed``; ``embed_lag``: frames a result may
+    def video_mode(self, async_embed: bool = True, embed_lag: int | None = None):
+        """For the run loop: the detector on the follower's schedule (when the factory
+        built one: ``--detect-every`` other than 1) and FaceNet on its own thread (``async_embed``; ``embed_lag``: frames a result may
         trail its face before the frame path waits for it, None for a live source, which
         never waits). At the end the worker's last faces are finished before it stops."""
-        self.follower = self._follower if follow else None
+        self.follower = self._follower
         self.embedding = AsyncEmbedding(self, embed_lag) if async_embed else None
         try:
             yield self

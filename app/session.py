@@ -35,6 +35,13 @@ def events_to_stdout(config: RunConfig) -> bool:
     return config.events is not None and str(config.events) == STDOUT
 
 
+def events_writer(config: RunConfig, live: bool, ended_after: int):
+    """The ``--events`` writer ``config`` names (``live``: appended at its path as frames
+    come; ``ended_after``: the tracker's ``max_missed``, for ``--events-on change``)."""
+    from .outputs.sinks import EventsWriter
+    return EventsWriter(config.events, on=config.events_on, live=live, ended_after=ended_after)
+
+
 def check_config_outputs(config: RunConfig) -> None:
     """Before anything is opened for writing: no output may be an input or another one."""
     from .outputs.files import check_outputs, gallery_files
@@ -160,7 +167,7 @@ def _open_outputs(config: RunConfig, source: Source, headless: bool, stack: Exit
                   ended_after: int = 10):
     """The window, annotated video and events file ``config`` names, each closed by
     ``stack``; the files are moved into place only if all went well (:func:`_finisher`)."""
-    from .outputs.sinks import EventsWriter, VideoSink, Window
+    from .outputs.sinks import VideoSink, Window
     from .runloop import Outputs
 
     outputs = Outputs()
@@ -170,8 +177,7 @@ def _open_outputs(config: RunConfig, source: Source, headless: bool, stack: Exit
         outputs.video = VideoSink(config.output, source.fps or 30.0)
         sinks.append(outputs.video)
     if config.events:
-        outputs.events = EventsWriter(config.events, on=config.events_on,
-                                      live=source.is_live, ended_after=ended_after)
+        outputs.events = events_writer(config, live=source.is_live, ended_after=ended_after)
         sinks.append(outputs.events)
     if not headless:
         outputs.window = Window()

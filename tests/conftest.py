@@ -46,3 +46,21 @@ def built_pipeline(gallery_path: Path):
     finally:
         pipe.close()
         gallery.close()
+
+
+def cut_short_clip(clip: Path, path: Path) -> Path:
+    """``clip``'s video with its index first (faststart), cut off at 300 kB: it opens and
+    decodes 160 frames of the Hamilton clip, then the data ends mid-frame."""
+    import av
+
+    whole = path.with_suffix(".whole.mp4")
+    with av.open(str(clip)) as source, av.open(str(whole), "w",
+                                                 options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    path.write_bytes(whole.read_bytes()[:300_000])
+    whole.unlink()
+    return path

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, built_pipeline, shared
+from conftest import REPO_ROOT, built_pipeline, cut_short_clip, shared
 
 pytest.importorskip("pyarrow")
 
@@ -90,25 +90,8 @@ def archive(tmp_path_factory) -> Path:
     (folder / "sub").mkdir()
     write_schedule_clip(folder / "sub" / "schedule.mp4")
     (folder / "notes.mp4").write_text("a text file, not a video\n")
-    cut_short(shared("video", "short_hamilton_clip.mp4"), folder / "cut.mp4")
+    cut_short_clip(shared("video", "short_hamilton_clip.mp4"), folder / "cut.mp4")
     return folder
-
-
-def cut_short(clip: Path, path: Path) -> None:
-    """The clip's video with its index first (faststart), cut off at 300 kB: it opens and
-    decodes 160 frames, then the data ends mid-frame."""
-    import av
-
-    whole = path.with_suffix(".whole.mp4")
-    with av.open(str(clip)) as source, av.open(str(whole), "w",
-                                                 options={"movflags": "faststart"}) as out:
-        stream = out.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                out.mux(packet)
-    path.write_bytes(whole.read_bytes()[:300_000])
-    whole.unlink()
 
 
 def index_options(archive: Path, gallery: Path, out: Path, **more):

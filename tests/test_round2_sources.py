@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, shared
+from tests.conftest import REPO_ROOT, cut_short_clip, shared
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 CLIP = ("video", "short_hamilton_clip.mp4")
@@ -263,25 +263,8 @@ def test_random_bytes_in_the_middle_of_a_video_are_decoded_past_with_a_warning(t
     assert f"{275 - len(frames)} of the 275 frames" in err, err
 
 
-def cut_short(path: Path) -> Path:
-    """The clip with its index first (faststart), cut off at 300 kB: it opens and decodes
-    160 frames, then the data ends mid-frame (as tests/test_index.py makes it)."""
-    import av
-    whole = path.with_suffix(".whole.mp4")
-    with av.open(str(shared(*CLIP))) as source, \
-            av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                out.mux(packet)
-    path.write_bytes(whole.read_bytes()[:300_000])
-    whole.unlink()
-    return path
-
-
 def test_a_video_cut_short_stops_the_run_with_exit_1_naming_the_frame(tmp_path):
-    cut = cut_short(tmp_path / "cut.mp4")
+    cut = cut_short_clip(shared(*CLIP), tmp_path / "cut.mp4")
     done = app("run", "--headless", "--no-progress", "--source", cut, "--gallery",
                tmp_path / "g.sqlite3", "--events", tmp_path / "e.jsonl")
     partial = next(tmp_path.glob("e.partial-*.jsonl"))

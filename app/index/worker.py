@@ -125,7 +125,7 @@ class IndexWorker:
         # run's detector schedule (boxes follow the landmarks between detections); FaceNet
         # stays on this thread, so the rows never depend on timing
         with PtsVideo(task.path, fps=self.settings.fps) as video, \
-                pipeline.video_mode(follow=True, async_embed=False):
+                pipeline.video_mode(async_embed=False):
             if pipeline.follower is not None:
                 pipeline.follower.reset()   # nothing followed from the file before
             for frame in video.frames():

@@ -225,13 +225,13 @@ class LiveService:
 
     def _outputs(self, stack: ExitStack):
         """--events: appended as frames come (a service's log, followed at its path)."""
-        from ..outputs.sinks import EventsWriter
         from ..runloop import Outputs
+        from ..session import events_writer
 
         if self.config.events is None:
             return Outputs()
-        events = EventsWriter(self.config.events, on=self.config.events_on, live=True,
-                              ended_after=self.pipeline.tracker.max_missed)
+        events = events_writer(self.config, live=True,
+                               ended_after=self.pipeline.tracker.max_missed)
         stack.callback(events.close)
         return Outputs(events=events)
 

@@ -106,9 +106,8 @@ def _run_uvicorn(service, policy: AccessPolicy, sock: socket.socket,
     # uvicorn re-raises the signal that stopped it once it has shut down; with Python's
     # default handlers that kills the process (SIGTERM) or raises KeyboardInterrupt before
     # the pipeline thread is stopped and the models and gallery closed. Handlers that
-    # only note the signal make that re-raise harmless.
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+    # do nothing make that re-raise harmless.
+    previous = {sig: signal.signal(sig, lambda signum, frame: None)
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         Server(config).run(sockets=[sock])
