@@ -4,8 +4,9 @@ arrives (a frame or a few later), never to a track that has since ended (track i
 never re-used, so "still alive" is the whole check).
 
 Order of service: a new track's face before any re-verification, then oldest first. A
-face already queued for its track is replaced by the newer view, not stacked; a track
-whose face is being embedded right now is not queued again until it is done.
+re-verification already queued for its track is replaced by the newer view, not stacked;
+a new track's first face is kept; a track whose face is being embedded right now is not
+queued again until it is done.
 
 The worker shares the pipeline's embedder (one interpreter, one copy of the weights)
 through :class:`LockedEmbedder`: the frame path's other users (live enrolment, the
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from .stages.align import crop_face
-from .types import Face, Frame
+from .types import Face, Frame, FrameResult
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class EmbedRequest:
     frame_index: int
     crop: np.ndarray      # the aligned crop (app.stages.align), what FaceNet sees
     new: bool             # a new track: served before re-verifications
+    seen_at: int | None = None   # the tracker's frame number then (Tracker.record_match)
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,12 @@ class EmbedWorker:
             return self._busy(track_id)
 
     def submit(self, request: EmbedRequest) -> bool:
-        """Queue ``request`` (replacing its track's queued one); False, and nothing queued,
-        while that track's face is being embedded."""
+        """Queue ``request`` (replacing its track's queued re-verification); False, and
+        nothing queued, while that track's face is being embedded or its first face is
+        still queued (a new track is named from the frame it was first seen in)."""
         with self._cond:
-            if self._busy(request.track_id):
+            queued = self._queued.get(request.track_id)
+            if self._busy(request.track_id) or (queued is not None and queued.new):
                 return False
             self._queued.pop(request.track_id, None)   # the newer view replaces it
             self._queued[request.track_id] = request
@@ -94,21 +99,32 @@ class EmbedWorker:
                  timeout: float = 30.0) -> None:
         """Until nothing from ``frame_index`` or earlier (None: nothing at all) is queued or
         running (``new_only``: no new track's face)."""
-        def settled() -> bool:
-            pending = list(self._queued.values()) + ([self._running] if self._running else [])
-            return self._error is not None or not any(
-                (frame_index is None or r.frame_index <= frame_index)
-                and (r.new or not new_only) for r in pending)
         with self._cond:
-            if not self._cond.wait_for(settled, timeout):
+            if not self._cond.wait_for(
+                    lambda: not self._pending(frame_index, new_only, with_done=False), timeout):
                 raise TimeoutError(f"FaceNet did not finish within {timeout:.0f} s")
             self._raise_error()
+
+    def owes(self, frame_index: int, new_only: bool = False) -> bool:
+        """Whether a face from ``frame_index`` or earlier is queued, running, or done but
+        not yet handed back by :meth:`take` (``new_only``: a new track's face)."""
+        with self._cond:
+            return self._pending(frame_index, new_only, with_done=True)
 
     def close(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(5.0)
+
+    def _pending(self, frame_index: int | None, new_only: bool, with_done: bool) -> bool:
+        """Under the lock (see :meth:`owes`); False once the worker has failed."""
+        pending = list(self._queued.values()) + ([self._running] if self._running else [])
+        if with_done:
+            pending += [d.request for d in self._done]
+        return self._error is None and any(
+            (frame_index is None or r.frame_index <= frame_index) and (r.new or not new_only)
+            for r in pending)
 
     def _busy(self, track_id: int) -> bool:
         return self._running is not None and self._running.track_id == track_id
@@ -147,20 +163,26 @@ class EmbedWorker:
 
 
 def record_matches(pipeline, faces: list, embeddings: np.ndarray,
-                   tracks: list[int] | None = None) -> float:
+                   requests: list[EmbedRequest] | None = None) -> float:
     """Match embeddings against ``pipeline``'s gallery and record them with their tracks
-    (``tracks``: each one's track, for results whose face is not in this frame: then
-    ``faces[i]`` is None); a face in this frame gets its embedding, match and name.
+    (``requests``: what each came from, for results that arrive after their frame: then
+    ``faces[i]`` may be None); a face given gets its embedding, match and name.
     Returns the milliseconds it took."""
     start = time.perf_counter()
-    tracks = tracks or [f.track_id for f in faces]
+    sources = [(r.track_id, r.seen_at) for r in requests] if requests else \
+        [(f.track_id, None) for f in faces]
     matches = (pipeline.gallery.match(embeddings, pipeline.model_id, pipeline.threshold)
-               if tracks else [])
-    for face, track, embedding, match in zip(faces, tracks, embeddings, matches):
-        name, similarity = pipeline.tracker.record_match(track, match.name, match.similarity)
+               if sources else [])
+    for face, (track, seen_at), embedding, match in zip(faces, sources, embeddings, matches):
+        name, similarity = pipeline.tracker.record_match(track, match.name, match.similarity,
+                                                         seen_at)
         if face is not None:
             face.embedding, face.match = embedding, match
             face.name, face.similarity = name, similarity
+    return _ms_since(start)
+
+
+def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
@@ -169,13 +191,24 @@ class AsyncEmbedding:
     ``pipeline`` (whose embedder it shares with the worker through a
     :class:`LockedEmbedder` until :meth:`finish`).
 
-    ``lag``: in a file run, a re-verification's result may come at most this many
-    frames after its face before the frame path waits for it, and a new track's is
-    waited for at once (named from its first frame, as with FaceNet on the frame path);
-    None (a live source): the frame path never waits."""
+    ``lag`` None (a live source): the frame path never waits and holds nothing. In a file
+    run a re-verification's result may trail its face by at most ``lag`` frames before
+    the frame path waits for it, and a new track is named from its first frame, as with
+    FaceNet on the frame path, in one of two ways:
 
-    def __init__(self, pipeline, lag: int | None):
+    - ``hold`` 0 (a window plays the file): the frame path waits for its face at once;
+    - ``hold`` N (headless): the frame path goes on; its frames, and every frame after,
+      are held back (:meth:`hold`) until its name has arrived and been written into
+      them, so the frame path never idles while FaceNet works; past N held frames (or
+      :attr:`HELD_BYTES` of pictures: 10 at 1080p) it waits for the oldest.
+      :meth:`drain` hands back the rest at the end."""
+
+    HELD_BYTES = 64 << 20
+
+    def __init__(self, pipeline, lag: int | None, hold: int = 0):
         self.pipeline, self.tracker, self.lag = pipeline, pipeline.tracker, lag
+        self.hold_limit = hold if lag is not None else 0
+        self._held: deque[FrameResult] = deque()
         self._locked = pipeline.embedder = LockedEmbedder(pipeline.embedder)
         self.worker = EmbedWorker(self._locked)
 
@@ -187,10 +220,36 @@ class AsyncEmbedding:
             return
         start = time.perf_counter()
         self.worker.wait_for(frame.index - self.lag)
-        if new:
+        if new and not self.hold_limit:
             self.worker.wait_for(frame.index, new_only=True)
-        stage_ms["embed_wait"] = (time.perf_counter() - start) * 1000.0
+        stage_ms["embed_wait"] = _ms_since(start)
         self._apply_arrived(faces, stage_ms)
+
+    def hold(self, result: FrameResult) -> list[FrameResult]:
+        """``result`` (just processed) joins the held frames; returns, in order, those no
+        new track's name is owed to any more (``[result]`` when nothing is held)."""
+        if not self.hold_limit:
+            return [result]
+        self._held.append(result)
+        if (len(self._held) > self.hold_limit
+                or sum(r.frame.image.nbytes for r in self._held) > self.HELD_BYTES):
+            start = time.perf_counter()
+            self.worker.wait_for(self._held[0].frame.index, new_only=True)
+            result.stage_ms["embed_wait"] = (result.stage_ms.get("embed_wait", 0.0)
+                                             + _ms_since(start))
+        self._apply_arrived([], result.stage_ms)
+        ready = []
+        while self._held and not self.worker.owes(self._held[0].frame.index, new_only=True):
+            ready.append(self._held.popleft())
+        return ready
+
+    def drain(self) -> list[FrameResult]:
+        """Every held frame, its names written in (the run is ending)."""
+        if self._held:
+            self.worker.wait_for(self._held[-1].frame.index, new_only=True)
+            self._apply_arrived([], self._held[-1].stage_ms)
+        ready, self._held = list(self._held), deque()
+        return ready
 
     def finish(self) -> None:
         """The faces still queued are embedded (the run's every embedding), then the
@@ -202,20 +261,70 @@ class AsyncEmbedding:
             self.pipeline.embedder = self._locked.unwrapped
 
     def _apply_arrived(self, faces: list[Face], stage_ms: dict) -> None:
-        """Record the finished embeddings with their tracks (those still alive), and hand
-        each to its face in this frame, if the face is in it."""
-        done = [d for d in self.worker.take() if self.tracker.alive(d.request.track_id)]
-        if not done:
+        """Record the finished embeddings with their tracks (those still alive); each goes
+        to its face in the frame it came from if that frame is held, else to its face in
+        this frame (``faces``), and the track's name to its faces in every later frame.
+        A new track that ended (a cut) before its first face came back is named in the
+        frames held for it all the same; the tracker has forgotten it."""
+        taken = self.worker.take()
+        if not taken:
             return
-        by_track = {f.track_id: f for f in faces}
-        arrived = [by_track.get(d.request.track_id) for d in done]
+        alive = [self.tracker.alive(d.request.track_id) for d in taken]
+        done = [d for d, live in zip(taken, alive) if live]
+        ended = [d for d, live in zip(taken, alive) if not live and d.request.new
+                 and self._source_face(d.request) is not None]
+        current = {f.track_id: f for f in faces}
+        arrived = [self._source_face(d.request) or current.get(d.request.track_id)
+                   for d in done]
         for face, d in zip(arrived, done):
             if face is not None:
                 face.aligned = d.request.crop
-        stage_ms["embed"] += sum(d.ms for d in done)
-        stage_ms["match"] += record_matches(self.pipeline, arrived,
-                                            np.stack([d.embedding for d in done]),
-                                            [d.request.track_id for d in done])
+        start = time.perf_counter()
+        if done:
+            record_matches(self.pipeline, arrived, np.stack([d.embedding for d in done]),
+                           [d.request for d in done])
+        for d in done:
+            track = self.tracker.track(d.request.track_id)
+            self._carry_name(d.request, track.name, track.similarity, faces)
+        for d in ended:
+            self._name_ended(d)
+        # the time goes to the frame whose face got the embedding (what run stats expect)
+        match_ms = _ms_since(start) / len(taken)
+        for d in taken:
+            held = self._held_result(d.request.frame_index)
+            target = held.stage_ms if held is not None else stage_ms
+            target["embed"] = target.get("embed", 0.0) + d.ms
+            target["match"] = target.get("match", 0.0) + match_ms
+
+    def _name_ended(self, done: EmbedDone) -> None:
+        """A held first face of a track that has since ended: named by its own match (its
+        one vote), as it would have been on the frame path."""
+        face = self._source_face(done.request)
+        pipeline = self.pipeline
+        match = pipeline.gallery.match(done.embedding[None], pipeline.model_id,
+                                       pipeline.threshold)[0]
+        face.aligned, face.embedding, face.match = done.request.crop, done.embedding, match
+        face.name, face.similarity = match.name, match.similarity
+        self._carry_name(done.request, match.name, match.similarity, [])
+
+    def _held_result(self, frame_index: int) -> FrameResult | None:
+        return next((r for r in self._held if r.frame.index == frame_index), None)
+
+    def _source_face(self, request: EmbedRequest) -> Face | None:
+        """The request's face in its own frame, if that frame is held."""
+        result = self._held_result(request.frame_index)
+        if result is None:
+            return None
+        return next((f for f in result.faces if f.track_id == request.track_id), None)
+
+    def _carry_name(self, request: EmbedRequest, name: str | None, similarity: float | None,
+                    faces: list[Face]) -> None:
+        """The track's voted name onto its faces in the held frames after the request's
+        and in this frame: what they would have shown had FaceNet run on the frame path."""
+        later = [r.faces for r in self._held if r.frame.index > request.frame_index]
+        for face in (f for group in later + [faces] for f in group):
+            if face.track_id == request.track_id:
+                face.name, face.similarity = name, similarity
 
     def _submit_due(self, frame: Frame, faces: list[Face]) -> bool:
         """Queue every face whose track is due an embedding (not one being embedded now);
@@ -228,6 +337,7 @@ class AsyncEmbedding:
                 continue
             new = self.tracker.track(track).last_embedded is None
             crop = crop_face(frame.image, face.landmarks, self.pipeline.crop)
-            if self.worker.submit(EmbedRequest(track, frame.index, crop, new)):
+            request = EmbedRequest(track, frame.index, crop, new, self.tracker.frame)
+            if self.worker.submit(request):
                 new_any = new_any or new
         return new_any

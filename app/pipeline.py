@@ -222,13 +222,14 @@ class Pipeline:
         return self.follower is None or self.follower.scheduled(frame.index)
 
     @contextmanager
-    def video_mode(self, async_embed: bool = True, embed_lag: int | None = None):
+    def video_mode(self, async_embed: bool = True, embed_lag: int | None = None,
+                   hold: int = 0):
         """For the run loop: the detector on the follower's schedule (when the factory
-        built one: ``--detect-every`` other than 1) and FaceNet on its own thread (``async_embed``; ``embed_lag``: frames a result may
-        trail its face before the frame path waits for it, None for a live source, which
-        never waits). At the end the worker's last faces are finished before it stops."""
+        built one: ``--detect-every`` other than 1) and FaceNet on its own thread
+        (``async_embed``; ``embed_lag``, ``hold``: :class:`AsyncEmbedding`'s lag, hold),
+        its last faces finished at the end."""
         self.follower = self._follower
-        self.embedding = AsyncEmbedding(self, embed_lag) if async_embed else None
+        self.embedding = AsyncEmbedding(self, embed_lag, hold) if async_embed else None
         try:
             yield self
         finally:

@@ -28,7 +28,11 @@ from .types import FrameResult
 from .window.ui import Controller, compose_picture, window_view
 
 
-EMBED_LAG_FRAMES = 2   # see MainLoop.run
+# File runs (see MainLoop.run and app.embed_worker.AsyncEmbedding): how many frames a
+# re-verification's result may trail its face, and how many processed frames a headless
+# run may hold back while a new track's name is owed to them. Measured in issue 23.
+EMBED_LAG_FRAMES = 15
+HELD_FRAMES = 12
 
 
 class _Terminate(Exception):
@@ -123,6 +127,7 @@ class MainLoop:
         self._signals = _StopSignals()
         self._fps = source.fps
         self._first_ts: float | None = None
+        self._processed = 0           # frames through the pipeline (some may be held back)
         self.ended = False            # the source ended; the window holds the last picture
         self._shown_mode: str | None = None   # landmark mode self.last was drawn with
         self._redraw_at = 0.0
@@ -135,24 +140,18 @@ class MainLoop:
             # live camera is read as late as possible, one frame at a time.
             live = self.source.is_live
             # FaceNet on its own thread: a live frame never waits for it, a file's frame
-            # waits only for the faces of EMBED_LAG_FRAMES frames ago (names stay on time)
+            # waits only for the faces of EMBED_LAG_FRAMES frames ago, and a headless file
+            # run holds frames back until a new track's name is in (names stay on time)
             stack.enter_context(self.pipeline.video_mode(
                 async_embed=not self.options.sync_embed,
-                embed_lag=None if live else EMBED_LAG_FRAMES))
+                embed_lag=None if live else EMBED_LAG_FRAMES,
+                hold=HELD_FRAMES if self.out.window is None else 0))
             reader = DetectAhead(self.source, self.pipeline.detect_functions(1 if live else 2),
                                  depth=1 if live else 3, wanted=self.pipeline.detect_wanted)
             stack.callback(reader.stop)
-            try:
-                while self.step(reader):
-                    pass
-            except KeyboardInterrupt:
-                self.stop_reason = "interrupted (Ctrl-C)"
-            except _Terminate:
-                self.stop_reason = "terminated (SIGTERM)"
-            except WriteFailed as exc:  # full disk, I/O error: stop, say so in the summary
-                self.stop_reason = f"failed: {exc}"
-            except Exception as exc:  # noqa: BLE001 - a source or stage failed mid-run
-                self._fail(exc)
+            self._guarded(lambda: self._play(reader))
+            if not (self.stop_reason or "").startswith("failed"):  # also after Ctrl-C, q
+                self._guarded(self._record_held)
         if self.controller.quit and not self.failure:
             self.stop_reason = "quit"
         if self.stop_reason is None and self.source.error:   # lost camera, file, --loop
@@ -167,6 +166,23 @@ class MainLoop:
         if self.out.events is not None:
             self.out.events.write_summary(summary)
         return summary, self.stop_reason
+
+    def _play(self, reader: DetectAhead) -> None:
+        while self.step(reader):
+            pass
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        """``work``, its way of stopping put in ``stop_reason``."""
+        try:
+            work()
+        except KeyboardInterrupt:
+            self.stop_reason = "interrupted (Ctrl-C)"
+        except _Terminate:
+            self.stop_reason = "terminated (SIGTERM)"
+        except WriteFailed as exc:  # full disk, I/O error: stop, say so in the summary
+            self.stop_reason = f"failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a source or stage failed mid-run
+            self._fail(exc)
 
     def _fail(self, exc: Exception) -> None:
         """A failure mid-run (a damaged gallery vector at the first match, a source that
@@ -190,12 +206,23 @@ class MainLoop:
         if item is None:
             return self._at_end()
         result = self.pipeline.process(*item)
+        self._processed += 1
+        embedding = self.pipeline.embedding
         with self._signals.recording():  # a Ctrl-C now stops after this frame
-            self._record(result)
+            for ready in (embedding.hold(result) if embedding else [result]):
+                self._record(ready)
         if self.stop_reason:
             return False
         limit = self.options.max_frames
-        return limit is None or self.stats.frames < limit
+        return limit is None or self._processed < limit
+
+    def _record_held(self) -> None:
+        """The frames a headless file run still holds (their names now in), at its end."""
+        embedding = self.pipeline.embedding
+        if embedding is not None:
+            with self._signals.recording():
+                for result in embedding.drain():
+                    self._record(result)
 
     def _at_end(self) -> bool:
         """The source ended: a window keeps the last picture, with a hint, until q."""

@@ -143,6 +143,117 @@ def test_a_live_frame_never_waits_and_the_name_arrives_frames_later():
         embedding.finish()
 
 
+def test_a_new_tracks_first_face_is_kept_while_queued():
+    """Its name belongs from the frame it was first seen in (held frames wait for it)."""
+    embedder = GatedEmbedder()
+    worker = EmbedWorker(LockedEmbedder(embedder))
+    try:
+        worker.submit(request(1, 0, 10))                       # running, held by the gate
+        while not worker.busy_with(1):
+            pass
+        assert worker.submit(request(2, 3, 30, new=True))
+        assert not worker.submit(request(2, 4, 31, new=True))  # the first face stays
+        assert worker.owes(3, new_only=True) and not worker.owes(2, new_only=True)
+        embedder.gate.release()
+        embedder.gate.release()
+        worker.wait_for(None)
+        assert embedder.calls == [10, 30]
+        assert worker.owes(3, new_only=True)                   # done, not yet handed back
+        worker.take()
+        assert not worker.owes(3, new_only=True)
+    finally:
+        worker.close()
+
+
+def held_run(embedding, pipeline, frames: int, release_at: int | None = None):
+    """Frames of one face through step() and hold(); returns, per frame processed, the
+    indices handed back then. The gate opens after frame ``release_at``."""
+    from app.types import FrameResult
+    image = np.zeros((100, 200, 3), np.uint8)
+    handed = []
+    for index in range(frames):
+        faces = [face_at(10)]
+        pipeline.tracker.update(faces)
+        result = FrameResult(Frame(index, image, index * 33.0), faces, {})
+        embedding.step(result.frame, faces, result.stage_ms)
+        handed.append([r.frame.index for r in embedding.hold(result)])
+        if index == release_at:
+            pipeline.embedder_gate.release()
+            embedding.worker.wait_for(None)
+    return handed
+
+
+def gated_pipeline():
+    embedder = GatedEmbedder()
+    pipeline = FakePipeline(embedder)
+    pipeline.embedder_gate = embedder.gate
+    return pipeline, embedder
+
+
+def test_a_headless_file_run_holds_frames_until_the_new_track_is_named():
+    """The frame path goes on while FaceNet works; the frames come out in order, with the
+    name from the track's first frame, as with FaceNet on the frame path."""
+    pipeline, embedder = gated_pipeline()
+    embedding = AsyncEmbedding(pipeline, lag=15, hold=12)
+    try:
+        handed = held_run(embedding, pipeline, 6, release_at=3)
+        assert embedding.drain() == []
+    finally:
+        embedding.finish()
+    assert handed == [[], [], [], [], [0, 1, 2, 3, 4], [5]]   # frame 0's name was owed
+    assert embedder.calls == [0]                        # one embedding for the track
+
+
+def test_held_frames_get_the_name_and_the_source_frame_its_embedding():
+    pipeline, _ = gated_pipeline()
+    embedding = AsyncEmbedding(pipeline, lag=15, hold=12)
+    from app.types import FrameResult
+    image = np.zeros((100, 200, 3), np.uint8)
+    results = []
+    try:
+        for index in range(3):
+            faces = [face_at(10)]
+            pipeline.tracker.update(faces)
+            result = FrameResult(Frame(index, image, index * 33.0), faces, {})
+            embedding.step(result.frame, faces, result.stage_ms)
+            assert embedding.hold(result) == []
+            results.append(result)
+        pipeline.embedder_gate.release()
+        drained = embedding.drain()                      # the end of the run
+    finally:
+        embedding.finish()
+    assert drained == results
+    assert [r.faces[0].name for r in drained] == ["Ada"] * 3
+    assert drained[0].faces[0].embedding is not None     # made from frame 0's face
+    assert drained[1].faces[0].embedding is None
+
+
+def test_past_the_hold_limit_the_frame_path_waits_for_the_oldest():
+    pipeline, _ = gated_pipeline()
+    embedding = AsyncEmbedding(pipeline, lag=15, hold=2)
+    opener = threading.Timer(0.3, pipeline.embedder_gate.release)
+    opener.start()
+    try:
+        handed = held_run(embedding, pipeline, 4)
+    finally:
+        opener.join()
+        embedding.finish()
+    assert handed == [[], [], [0, 1, 2], [3]]           # frame 2 waited for the name
+
+
+def test_a_window_file_run_waits_for_a_new_track_instead_of_holding():
+    pipeline, _ = gated_pipeline()
+    embedding = AsyncEmbedding(pipeline, lag=15, hold=0)
+    opener = threading.Timer(0.3, pipeline.embedder_gate.release)
+    opener.start()
+    try:
+        handed = held_run(embedding, pipeline, 2)
+    finally:
+        opener.join()
+        embedding.finish()
+    assert handed == [[0], [1]]
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     from app.people.enroll import enroll_photos
@@ -242,3 +353,26 @@ def test_a_broken_fit_asks_for_the_detector_at_once(start, end, why):
     follower.observe([followed], detected=False, shape=(480, 640, 3))
     assert follower.wants_detection(2), why
     assert follower.faces() == []
+
+
+def test_a_new_track_that_ended_before_its_name_came_is_named_in_its_held_frames():
+    """A cut ends the track while FaceNet still works on its first face: the frames held
+    for it get the name all the same (the frame path would have named them); the
+    tracker, which has forgotten the track, records nothing."""
+    from app.types import FrameResult
+    pipeline, _ = gated_pipeline()
+    embedding = AsyncEmbedding(pipeline, lag=15, hold=12)
+    image = np.zeros((100, 200, 3), np.uint8)
+    try:
+        faces = [face_at(10)]
+        pipeline.tracker.update(faces)
+        first = FrameResult(Frame(0, image, 0.0), faces, {})
+        embedding.step(first.frame, faces, first.stage_ms)
+        assert embedding.hold(first) == []
+        pipeline.tracker.reset()                          # the cut
+        pipeline.embedder_gate.release()
+        assert embedding.drain() == [first]
+    finally:
+        embedding.finish()
+    assert first.faces[0].name == "Ada" and first.faces[0].embedding is not None
+    assert pipeline.tracker.tracks == []

@@ -74,6 +74,7 @@ class StubPipeline:
 
     model_id, crop, threshold = "stub", "stub", 0.5
     landmarks = requested_landmarks = "cnn"
+    embedding = None   # FaceNet's thread: none (nothing is held back)
 
     def __init__(self, fail_at: int | None = None):
         from types import SimpleNamespace

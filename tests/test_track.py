@@ -169,3 +169,40 @@ def test_an_unrecognised_face_is_tried_again_twice_as_often():
                 asked[name] = frame
                 break
     assert asked == {"Ada": 30, None: 15}
+
+
+def turned_face(turn: float) -> Face:
+    """A face at a fixed box whose nose sits off the middle of its jaw by ``turn``
+    (0 frontal): the cheekbone points 1 and 15 at x 100 and 140, the nose tip 30 moved."""
+    points = np.tile(np.array([120, 120], np.float32), (68, 1))
+    points[1], points[15] = (100, 120), (140, 120)
+    points[30] = (120 + 20 * turn, 120)
+    return Face(box=np.array([100, 100, 140, 140], np.float32), score=0.9, landmarks=points)
+
+
+def test_a_clearly_more_frontal_view_is_embedded_again_at_once():
+    tracker = Tracker(reverify_every=100, better_turn=0.2)
+    first = turned_face(0.6)
+    tracker.update([first])
+    tracker.record_match(first.track_id, None, 0.3)      # turned away: not recognised
+    reasons = []
+    for turn in (0.6, 0.5, 0.45, 0.35, 0.7):
+        face = turned_face(turn)
+        tracker.update([face])
+        reasons.append(face.track.embed_reason)
+    # 0.6 -> 0.4 or less is clearly more frontal; turning further away is not
+    assert reasons == [None, None, None, "frontal", None]
+
+
+def test_a_late_match_counts_the_next_check_from_the_frame_its_face_came_from():
+    """FaceNet on its own thread: the match arrives frames after its face; the periodic
+    check keeps the period it would have had on the frame path."""
+    tracker = Tracker(reverify_every=30)
+    face0 = face(100, 100)
+    tracker.update([face0])
+    for _ in range(4):                                    # the result takes 4 frames
+        tracker.update([face(100, 100)])
+    tracker.record_match(face0.track_id, "Ada", 0.8, seen_at=0)
+    asked = next(t for t in range(5, 40)
+                 if tracker.update([face(100, 100)])[0].track.embed_reason)
+    assert asked == 30

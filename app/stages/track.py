@@ -52,6 +52,8 @@ class Track:
     name: str | None = None
     similarity: float | None = None
     embedded_size: float | None = None  # box size (mean of w, h) at the last recorded match
+    turn: float | None = None           # how far the face is turned now (see _turn)
+    embedded_turn: float | None = None  # ... at the last recorded match
 
 
 class Tracker:
@@ -59,7 +61,7 @@ class Tracker:
 
     def __init__(self, iou_threshold: float = 0.3, max_missed: int = 10, reverify_every: int = 30,
                  jump_threshold: float = 0.25, scale_jump: float = 1.3, max_jump: float = 1.0,
-                 vote_window: int = 5, better_view: float = 1.25):
+                 vote_window: int = 5, better_view: float = 1.25, better_turn: float = 0.2):
         """
         iou_threshold: least IoU for a detection to continue a track.
         max_missed: frames a track survives without a detection before it expires.
@@ -73,6 +75,8 @@ class Tracker:
         vote_window: number of recent matches the name vote is taken over.
         better_view: a face whose box grew this many times since its last match is
             embedded again at once (a closer, sharper view than the one that named it).
+        better_turn: likewise a face whose turn (:func:`_turn`, 0 frontal to 1 profile)
+            fell this much since its last match (a more frontal view).
         """
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
@@ -86,6 +90,7 @@ class Tracker:
         self.max_jump = max_jump
         self.vote_window = vote_window
         self.better_view = better_view
+        self.better_turn = better_turn
         self.frame = -1  # number of the frame last passed to update()
         self._tracks: dict[int, Track] = {}
         self._next_id = 1
@@ -115,11 +120,13 @@ class Tracker:
                 faces[f_index].track.event = "jump"
             track.box = boxes[f_index]
             track.last_seen = self.frame
+            track.turn = _turn(faces[f_index].landmarks)
             faces[f_index].track_id = track.id
         matched = {f_index for _, f_index, _ in pairs}
         for f_index, box in enumerate(boxes):
             if f_index not in matched:
-                track = Track(self._next_id, box, self.frame, self.frame)
+                track = Track(self._next_id, box, self.frame, self.frame,
+                              turn=_turn(faces[f_index].landmarks))
                 self._tracks[track.id] = track
                 self._next_id += 1
                 faces[f_index].track_id = track.id
@@ -136,19 +143,23 @@ class Tracker:
         """Whether the track is due an embedding this frame (new, jumped, or stale)."""
         return self._embed_reason(self._get(track_id)) is not None
 
-    def record_match(self, track_id: int, name: str | None,
-                     similarity: float | None) -> tuple[str | None, float | None]:
+    def record_match(self, track_id: int, name: str | None, similarity: float | None,
+                     seen_at: int | None = None) -> tuple[str | None, float | None]:
         """Record one gallery match for a track; returns the track's voted (name, similarity).
 
         ``name`` None means "unknown". The similarity returned is the mean similarity of
-        the recent votes for the winning name. Raises KeyError for an unknown track id.
+        the recent votes for the winning name. ``seen_at``: the frame the embedded face
+        came from, when the match arrives later (FaceNet's worker): the next periodic
+        re-verification counts from there, as it would have on the frame path. Raises
+        KeyError for an unknown track id.
         """
         track = self._get(track_id)
         track.votes.append((name, None if similarity is None else float(similarity)))
         while len(track.votes) > self.vote_window:
             track.votes.popleft()
-        track.last_embedded = self.frame
+        track.last_embedded = self.frame if seen_at is None else min(seen_at, self.frame)
         track.embedded_size = _size(track.box)
+        track.embedded_turn = track.turn
         track.pending = None
         track.name = _vote(track.votes, track.name)
         sims = [s for n, s in track.votes if n == track.name and s is not None]
@@ -196,6 +207,9 @@ class Tracker:
             return "reverify"
         if track.embedded_size and _size(track.box) >= self.better_view * track.embedded_size:
             return "closer"   # a clearly larger (so sharper) view than the one last embedded
+        if (track.embedded_turn is not None and track.turn is not None
+                and track.embedded_turn - track.turn >= self.better_turn):
+            return "frontal"  # clearly less turned away than the view last embedded
         return None
 
     def _expire(self) -> None:
@@ -235,6 +249,18 @@ class Tracker:
                 used_t.add(t)
                 used_f.add(f)
         return pairs
+
+
+def _turn(landmarks: np.ndarray | None) -> float | None:
+    """How far a face is turned sideways, from its 68 points: 0 frontal, towards 1 in
+    profile (the nose tip's distances to the two sides of the jaw, at the cheekbones,
+    differ); None without points."""
+    if landmarks is None or len(landmarks) != 68:
+        return None
+    points = np.asarray(landmarks, np.float32)
+    left = float(np.linalg.norm(points[30] - points[1]))
+    right = float(np.linalg.norm(points[15] - points[30]))
+    return abs(left - right) / max(left + right, 1e-6)
 
 
 def _size(box: np.ndarray) -> float:
