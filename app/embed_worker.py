@@ -30,7 +30,7 @@ class EmbedRequest:
     track_id: int
     frame_index: int
     crop: np.ndarray      # the aligned crop (app.stages.align), what FaceNet sees
-    new: bool             # a new track: served before re-verifications
+    new: bool             # a track's first face (new, or after a jump): served first, kept, held
     seen_at: int | None = None   # the tracker's frame number then (Tracker.record_match)
 
 
@@ -335,7 +335,8 @@ class AsyncEmbedding:
             if (track is None or face.landmarks is None or self.worker.busy_with(track)
                     or not self.tracker.needs_embedding(track)):
                 continue
-            new = self.tracker.track(track).last_embedded is None
+            # a track's first face: new, or after a jump cleared its votes
+            new = self.tracker.track(track).pending in ("new", "jump")
             crop = crop_face(frame.image, face.landmarks, self.pipeline.crop)
             request = EmbedRequest(track, frame.index, crop, new, self.tracker.frame)
             if self.worker.submit(request):

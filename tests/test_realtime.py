@@ -376,3 +376,32 @@ def test_a_new_track_that_ended_before_its_name_came_is_named_in_its_held_frames
         embedding.finish()
     assert first.faces[0].name == "Ada" and first.faces[0].embedding is not None
     assert pipeline.tracker.tracks == []
+
+
+def test_a_jumped_track_is_held_and_served_like_a_new_one():
+    """After a jump (perhaps another person at the same place) the held frames wait for
+    the new match, so a file run never shows the old name on the new face."""
+    from app.types import FrameResult
+    pipeline, embedder = gated_pipeline()
+    embedding = AsyncEmbedding(pipeline, lag=15, hold=12)
+    image = np.zeros((100, 200, 3), np.uint8)
+    out = []
+    try:
+        for index, x in enumerate((10, 10, 30)):           # frame 2: half a face over
+            faces = [face_at(x)]
+            pipeline.tracker.update(faces)
+            result = FrameResult(Frame(index, image, index * 33.0), faces, {})
+            embedding.step(result.frame, faces, result.stage_ms)
+            if index == 0:
+                pipeline.embedder_gate.release()           # the first match: "Ada"
+                embedding.worker.wait_for(None)
+            out += embedding.hold(result)
+        assert [r.frame.index for r in out] == [0, 1]      # frame 2 waits for its match
+        assert embedding.worker.owes(2, new_only=True)
+        pipeline.embedder_gate.release()
+        out += embedding.drain()
+    finally:
+        embedding.finish()
+    assert [r.faces[0].track.event for r in out] == ["new", None, "jump"]
+    assert len({r.faces[0].track_id for r in out}) == 1
+    assert out[2].faces[0].embedding is not None and len(embedder.calls) == 2

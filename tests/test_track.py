@@ -80,6 +80,8 @@ def test_a_jump_keeps_the_track_but_asks_to_reverify(moved):
     [g] = tracker.update([moved])
     assert g.track_id == f.track_id
     assert g.track.needs_embedding and g.track.embed_reason == "jump"
+    # perhaps someone else: the old name is not shown while the new match is made
+    assert g.name is None and tracker.track(g.track_id).name is None
 
 
 def test_far_away_face_is_a_new_track():

@@ -26,8 +26,9 @@ embedding was named about 30 frames later than before (bench --baseline).
 
 A track's name is a majority vote over its last ``vote_window`` matches ("unknown",
 recorded as ``None``, is a vote too; a tie keeps the current name), so one wrong match
-does not make the label flicker. A jump clears the votes, so after a cut a face that
-inherited a track is named by what it looks like now, not by the face before the cut.
+does not make the label flicker. A jump clears the votes and the name, so after a cut a
+face that inherited a track is named by what it looks like now, not by the face before
+the cut (nor shown with that name while its match is being made).
 """
 from __future__ import annotations
 
@@ -114,9 +115,11 @@ class Tracker:
             if jumped or _is_jump(track.box, boxes[f_index], self.jump_threshold,
                                   self.scale_jump):
                 # A face that leapt or changed size within one frame is likely another
-                # face (a cut): its old votes must not outvote what it looks like now.
+                # face (a cut): its old votes must not outvote what it looks like now,
+                # and its old name is not shown on it while its new match is made.
                 track.pending = track.pending or "jump"
                 track.votes.clear()
+                track.name = track.similarity = None
                 faces[f_index].track.event = "jump"
             track.box = boxes[f_index]
             track.last_seen = self.frame
