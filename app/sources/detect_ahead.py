@@ -79,7 +79,10 @@ class DetectAhead:
                     if self._source.ended:
                         break
                     continue
-                self._todo.put((count, frame))
+                if self._wanted is None or self._wanted(frame):
+                    self._todo.put((count, frame))
+                else:   # not to be detected: straight to the main thread, no worker hop
+                    self._finished(count, (frame, *SKIPPED))
                 count += 1
         except BaseException as exc:  # handed to the main thread
             self._fail(exc)
@@ -99,14 +102,16 @@ class DetectAhead:
                 return
             seq, frame = item
             try:
-                found = (detect(frame.image) if self._wanted is None or self._wanted(frame)
-                         else SKIPPED)
+                found = detect(frame.image)
             except BaseException as exc:
                 self._fail(exc)
                 return
-            with self._cond:
-                self._done[seq] = (frame, *found)
-                self._cond.notify_all()
+            self._finished(seq, (frame, *found))
+
+    def _finished(self, seq: int, item: tuple) -> None:
+        with self._cond:
+            self._done[seq] = item
+            self._cond.notify_all()
 
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
