@@ -32,6 +32,8 @@ class EmbedRequest:
     crop: np.ndarray      # the aligned crop (app.stages.align), what FaceNet sees
     new: bool             # a track's first face (new, or after a jump): served first, kept, held
     seen_at: int | None = None   # the tracker's frame number then (Tracker.record_match)
+    since: int | None = None     # the track's last jump (Track.jumped_at): its earlier
+                                 # faces, queued or running, are someone else's
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,14 @@ class EmbedWorker:
     def submit(self, request: EmbedRequest) -> bool:
         """Queue ``request`` (replacing its track's queued re-verification); False, and
         nothing queued, while that track's face is being embedded or its first face is
-        still queued (a new track is named from the frame it was first seen in)."""
+        still queued (a new track is named from the frame it was first seen in) — unless
+        that face is from before the track's last jump (``request.since``)."""
         with self._cond:
-            queued = self._queued.get(request.track_id)
-            if self._busy(request.track_id) or (queued is not None and queued.new):
+            queued, running = self._queued.get(request.track_id), self._running
+            if running is not None and running.track_id == request.track_id \
+                    and not _before(running, request.since):
+                return False
+            if queued is not None and queued.new and not _before(queued, request.since):
                 return False
             self._queued.pop(request.track_id, None)   # the newer view replaces it
             self._queued[request.track_id] = request
@@ -160,6 +166,11 @@ class EmbedWorker:
     def _raise_error(self) -> None:
         if self._error is not None:
             raise RuntimeError(f"FaceNet failed on its worker: {self._error!r}") from self._error
+
+
+def _before(request: EmbedRequest, since: int | None) -> bool:
+    """Whether ``request``'s face was seen before frame ``since`` (a jump)."""
+    return since is not None and request.seen_at is not None and request.seen_at < since
 
 
 def record_matches(pipeline, faces: list, embeddings: np.ndarray,
@@ -261,16 +272,18 @@ class AsyncEmbedding:
             self.pipeline.embedder = self._locked.unwrapped
 
     def _apply_arrived(self, faces: list[Face], stage_ms: dict) -> None:
-        """Record the finished embeddings with their tracks (those still alive); each goes
-        to its face in the frame it came from if that frame is held, else to its face in
-        this frame (``faces``), and the track's name to its faces in every later frame.
+        """Record the finished embeddings with their tracks (those still alive, and not of
+        a face seen before the track's last jump); each goes to its face in the frame it
+        came from if that frame is held, else to its face in this frame (``faces``), and
+        the track's name to its faces in every later frame.
         A new track that ended (a cut) before its first face came back is named in the
         frames held for it all the same; the tracker has forgotten it."""
         taken = self.worker.take()
         if not taken:
             return
         alive = [self.tracker.alive(d.request.track_id) for d in taken]
-        done = [d for d, live in zip(taken, alive) if live]
+        done = [d for d, live in zip(taken, alive)
+                if live and not self.tracker.stale(d.request.track_id, d.request.seen_at)]
         ended = [d for d, live in zip(taken, alive) if not live and d.request.new
                  and self._source_face(d.request) is not None]
         current = {f.track_id: f for f in faces}
@@ -327,18 +340,20 @@ class AsyncEmbedding:
                 face.name, face.similarity = name, similarity
 
     def _submit_due(self, frame: Frame, faces: list[Face]) -> bool:
-        """Queue every face whose track is due an embedding (not one being embedded now);
-        whether any is a new track."""
+        """Queue every face whose track is due an embedding (the worker refuses one whose
+        current face is being embedded now); whether any is a track's first face."""
         new_any = False
         for face in faces:
             track = face.track_id
-            if (track is None or face.landmarks is None or self.worker.busy_with(track)
+            if (track is None or face.landmarks is None
                     or not self.tracker.needs_embedding(track)):
                 continue
+            state = self.tracker.track(track)
             # a track's first face: new, or after a jump cleared its votes
-            new = self.tracker.track(track).pending in ("new", "jump")
+            new = state.pending in ("new", "jump")
             crop = crop_face(frame.image, face.landmarks, self.pipeline.crop)
-            request = EmbedRequest(track, frame.index, crop, new, self.tracker.frame)
+            request = EmbedRequest(track, frame.index, crop, new, self.tracker.frame,
+                                   state.jumped_at)
             if self.worker.submit(request):
                 new_any = new_any or new
         return new_any

@@ -4,6 +4,7 @@ rest on the real pipeline and the Hamilton clip."""
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import numpy as np
 import pytest
@@ -405,3 +406,30 @@ def test_a_jumped_track_is_held_and_served_like_a_new_one():
     assert [r.faces[0].track.event for r in out] == ["new", None, "jump"]
     assert len({r.faces[0].track_id for r in out}) == 1
     assert out[2].faces[0].embedding is not None and len(embedder.calls) == 2
+
+
+def test_a_match_of_the_face_before_a_jump_is_not_recorded():
+    """A jump while the track's earlier face is being embedded: the jumped face is queued
+    at once, and the earlier face's match (about someone else now) is not recorded."""
+    pipeline, embedder = gated_pipeline()
+    embedding = AsyncEmbedding(pipeline, lag=None)          # live: nothing waits
+    image = np.zeros((100, 200, 3), np.uint8)
+    try:
+        for index, x in enumerate((10, 30)):                  # frame 1: the jump
+            faces = [face_at(x)]
+            pipeline.tracker.update(faces)
+            embedding.step(Frame(index, image, index * 33.0), faces, {})
+            while index == 0 and not embedding.worker.busy_with(faces[0].track_id):
+                pass                                          # frame 0's face is running
+        assert faces[0].track.event == "jump"
+        embedder.gate.release()
+        embedder.gate.release()
+        embedding.worker.wait_for(None)
+        later = [face_at(30)]
+        pipeline.tracker.update(later)
+        embedding.step(Frame(2, image, 66.0), later, {})
+    finally:
+        embedding.finish()
+    track = pipeline.tracker.track(later[0].track_id)
+    assert len(embedder.calls) == 2 and pipeline.matched == [1]   # one match recorded
+    assert later[0].name == "Ada" and len(track.votes) == 1 and track.pending is None

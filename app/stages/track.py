@@ -54,6 +54,8 @@ class Track:
     similarity: float | None = None
     embedded_size: float | None = None  # box size (mean of w, h) at the last recorded match
     turn: float | None = None           # how far the face is turned now (see _turn)
+    jumped_at: int | None = None        # frame number of its last jump (a match of a face
+                                        # seen before it is about someone else: stale)
     embedded_turn: float | None = None  # ... at the last recorded match
 
 
@@ -120,6 +122,7 @@ class Tracker:
                 track.pending = track.pending or "jump"
                 track.votes.clear()
                 track.name = track.similarity = None
+                track.jumped_at = self.frame
                 faces[f_index].track.event = "jump"
             track.box = boxes[f_index]
             track.last_seen = self.frame
@@ -141,6 +144,12 @@ class Tracker:
             face.track.checked = track.last_embedded is not None
             face.name, face.similarity = track.name, track.similarity
         return faces
+
+    def stale(self, track_id: int, seen_at: int | None) -> bool:
+        """Whether a match of this track's face seen at frame ``seen_at`` came from before
+        its last jump (a face that is perhaps someone else now): not to be recorded."""
+        track = self._get(track_id)
+        return seen_at is not None and track.jumped_at is not None and seen_at < track.jumped_at
 
     def needs_embedding(self, track_id: int) -> bool:
         """Whether the track is due an embedding this frame (new, jumped, or stale)."""
@@ -210,9 +219,11 @@ class Tracker:
             return "reverify"
         if track.embedded_size and _size(track.box) >= self.better_view * track.embedded_size:
             return "closer"   # a clearly larger (so sharper) view than the one last embedded
-        if (track.embedded_turn is not None and track.turn is not None
+        if (track.name is None and track.embedded_turn is not None and track.turn is not None
                 and track.embedded_turn - track.turn >= self.better_turn):
-            return "frontal"  # clearly less turned away than the view last embedded
+            # clearly less turned away than the view last embedded, for a face nobody
+            # recognised yet (a named face has its name; the periodic check covers it)
+            return "frontal"
         return None
 
     def _expire(self) -> None:
