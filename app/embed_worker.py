@@ -89,7 +89,7 @@ class EmbedWorker:
                 return False
             if queued is not None and queued.new and not _before(queued, request.since):
                 return False
-            self._queued.pop(request.track_id, None)   # the newer view replaces it
+            self._queued.pop(request.track_id, None)   # due again: the newer view replaces it
             self._queued[request.track_id] = request
             self._cond.notify_all()
             return True
@@ -355,5 +355,6 @@ class AsyncEmbedding:
             request = EmbedRequest(track, frame.index, crop, new, self.tracker.frame,
                                    state.jumped_at)
             if self.worker.submit(request):
+                self.tracker.mark_requested(track)
                 new_any = new_any or new
         return new_any

@@ -208,3 +208,20 @@ def test_a_late_match_counts_the_next_check_from_the_frame_its_face_came_from():
     asked = next(t for t in range(5, 40)
                  if tracker.update([face(100, 100)])[0].track.embed_reason)
     assert asked == 30
+
+
+def test_a_face_being_embedded_elsewhere_is_not_due_again_every_frame():
+    """FaceNet's worker has the face seen when the track fell due: the track is not due
+    again (so that view is not replaced by later ones) until a new reason arises."""
+    tracker = Tracker(reverify_every=30)
+    [first] = tracker.update([face(100, 100)])
+    tracker.mark_requested(first.track_id)                 # its first face went off
+    reasons = [tracker.update([face(100, 100)])[0].track.embed_reason for _ in range(14)]
+    assert reasons == [None] * 14
+    [jumped] = tracker.update([face(140, 100)])            # a new reason: a jump
+    assert jumped.track.embed_reason == "jump"
+    tracker.mark_requested(jumped.track_id)
+    assert tracker.stale(jumped.track_id, 0)               # the first face's match: stale
+    tracker.record_match(jumped.track_id, "Ada", 0.8, seen_at=15)
+    assert tracker.track(jumped.track_id).requested is None
+    assert not tracker.needs_embedding(jumped.track_id)

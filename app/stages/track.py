@@ -12,10 +12,15 @@ Per frame the pipeline calls::
 A face needs an embedding when its track is new, when its box jumped (centre moved by
 more than ``jump_threshold`` box sizes, or its size changed by more than
 ``scale_jump`` times: a cut, or another face), when a clearly better view arrives (the
-box grew ``better_view`` times since the last match: closer, so sharper), and on a slow
-periodic check every ``reverify_every`` frames. The request stays up until
-:meth:`Tracker.record_match` is called, so a face that could not be embedded this frame
-is asked for again next frame.
+box grew ``better_view`` times since the last match: closer, so sharper; or, for a face
+nobody recognised yet, its turn fell by ``better_turn``: more frontal — on the 2x2
+mosaic this named a face first missed in profile 3-4 frames after FaceNet on the frame
+path did, instead of 30-45), and on a slow periodic check every ``reverify_every``
+frames. The request stays up until :meth:`Tracker.record_match` is called, so a face
+that could not be embedded this frame is asked for again next frame; a face handed to
+FaceNet's worker (:meth:`Tracker.mark_requested`) counts as embedded meanwhile, so the
+view embedded is the one seen when the track fell due, and a match of a face seen
+before the track's last jump is stale (:meth:`Tracker.stale`).
 
 Why 30 frames (1 s at 30 FPS) for the periodic check of a named face, not the 15 it
 was: on the Hamilton clip (both people enrolled) it made 24 embeddings instead of 34
@@ -56,6 +61,7 @@ class Track:
     turn: float | None = None           # how far the face is turned now (see _turn)
     jumped_at: int | None = None        # frame number of its last jump (a match of a face
                                         # seen before it is about someone else: stale)
+    requested: tuple | None = None      # (frame, size, turn) of a face being embedded now
     embedded_turn: float | None = None  # ... at the last recorded match
 
 
@@ -151,6 +157,16 @@ class Tracker:
         track = self._get(track_id)
         return seen_at is not None and track.jumped_at is not None and seen_at < track.jumped_at
 
+    def mark_requested(self, track_id: int) -> None:
+        """This frame's face of the track went to be embedded elsewhere (FaceNet's worker):
+        until its match is recorded the track is due again only for a new reason (a jump,
+        a changed gallery, the next periodic check or a clearly better view counted from
+        this face), so the face embedded is the one seen when it fell due, as on the
+        frame path."""
+        track = self._get(track_id)
+        track.requested = (self.frame, _size(track.box), track.turn)
+        track.pending = None
+
     def needs_embedding(self, track_id: int) -> bool:
         """Whether the track is due an embedding this frame (new, jumped, or stale)."""
         return self._embed_reason(self._get(track_id)) is not None
@@ -170,8 +186,12 @@ class Tracker:
         while len(track.votes) > self.vote_window:
             track.votes.popleft()
         track.last_embedded = self.frame if seen_at is None else min(seen_at, self.frame)
-        track.embedded_size = _size(track.box)
-        track.embedded_turn = track.turn
+        track.embedded_size, track.embedded_turn = _size(track.box), track.turn
+        if track.requested is not None and seen_at is not None \
+                and seen_at >= track.requested[0]:
+            if seen_at == track.requested[0]:   # the view that was embedded, not today's
+                track.embedded_size, track.embedded_turn = track.requested[1:]
+            track.requested = None
         track.pending = None
         track.name = _vote(track.votes, track.name)
         sims = [s for n, s in track.votes if n == track.name and s is not None]
@@ -215,12 +235,15 @@ class Tracker:
             return track.pending
         # a face nobody recognised yet is tried again twice as often: its name may be late
         every = self.reverify_every if track.name is not None else self.reverify_every // 2
-        if track.last_embedded is None or self.frame - track.last_embedded >= every:
+        # a face being embedded elsewhere counts as embedded (see mark_requested)
+        last, size, turn = track.requested or (track.last_embedded, track.embedded_size,
+                                               track.embedded_turn)
+        if last is None or self.frame - last >= every:
             return "reverify"
-        if track.embedded_size and _size(track.box) >= self.better_view * track.embedded_size:
+        if size and _size(track.box) >= self.better_view * size:
             return "closer"   # a clearly larger (so sharper) view than the one last embedded
-        if (track.name is None and track.embedded_turn is not None and track.turn is not None
-                and track.embedded_turn - track.turn >= self.better_turn):
+        if (track.name is None and turn is not None and track.turn is not None
+                and turn - track.turn >= self.better_turn):
             # clearly less turned away than the view last embedded, for a face nobody
             # recognised yet (a named face has its name; the periodic check covers it)
             return "frontal"
