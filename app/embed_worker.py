@@ -73,7 +73,7 @@ class EmbedWorker:
         self._thread.start()
 
     def busy_with(self, track_id: int) -> bool:
-        """Whether ``track_id`` has a face being embedded now (a queued one is replaced)."""
+        """Whether ``track_id`` has a face being embedded now (not merely queued)."""
         with self._cond:
             return self._busy(track_id)
 
@@ -276,16 +276,18 @@ class AsyncEmbedding:
         a face seen before the track's last jump); each goes to its face in the frame it
         came from if that frame is held, else to its face in this frame (``faces``), and
         the track's name to its faces in every later frame.
-        A new track that ended (a cut) before its first face came back is named in the
-        frames held for it all the same; the tracker has forgotten it."""
+        A track's first face whose match is not recorded (the track ended in a cut, or
+        jumped to perhaps someone else, before it came back) still names the frames held
+        for that face, up to the cut or jump, as the frame path would have."""
         taken = self.worker.take()
         if not taken:
             return
-        alive = [self.tracker.alive(d.request.track_id) for d in taken]
-        done = [d for d, live in zip(taken, alive)
-                if live and not self.tracker.stale(d.request.track_id, d.request.seen_at)]
-        ended = [d for d, live in zip(taken, alive) if not live and d.request.new
-                 and self._source_face(d.request) is not None]
+        usable = [self.tracker.alive(d.request.track_id)
+                  and not self.tracker.stale(d.request.track_id, d.request.seen_at)
+                  for d in taken]
+        done = [d for d, ok in zip(taken, usable) if ok]
+        unrecorded = [d for d, ok in zip(taken, usable) if not ok and d.request.new
+                      and self._source_face(d.request) is not None]
         current = {f.track_id: f for f in faces}
         arrived = [self._source_face(d.request) or current.get(d.request.track_id)
                    for d in done]
@@ -299,8 +301,8 @@ class AsyncEmbedding:
         for d in done:
             track = self.tracker.track(d.request.track_id)
             self._carry_name(d.request, track.name, track.similarity, faces)
-        for d in ended:
-            self._name_ended(d)
+        for d in unrecorded:
+            self._name_unrecorded(d)
         # the time goes to the frame whose face got the embedding (what run stats expect)
         match_ms = _ms_since(start) / len(taken)
         for d in taken:
@@ -309,16 +311,21 @@ class AsyncEmbedding:
             target["embed"] = target.get("embed", 0.0) + d.ms
             target["match"] = target.get("match", 0.0) + match_ms
 
-    def _name_ended(self, done: EmbedDone) -> None:
-        """A held first face of a track that has since ended: named by its own match (its
-        one vote), as it would have been on the frame path."""
-        face = self._source_face(done.request)
-        pipeline = self.pipeline
+    def _name_unrecorded(self, done: EmbedDone) -> None:
+        """A held first face whose track has since ended or jumped: named by its own match
+        (its one vote) in its held frames before the end or jump; the tracker, which has
+        forgotten the track or moved on to another face, records nothing."""
+        request, pipeline = done.request, self.pipeline
+        face = self._source_face(request)
         match = pipeline.gallery.match(done.embedding[None], pipeline.model_id,
                                        pipeline.threshold)[0]
-        face.aligned, face.embedding, face.match = done.request.crop, done.embedding, match
+        face.aligned, face.embedding, face.match = request.crop, done.embedding, match
         face.name, face.similarity = match.name, match.similarity
-        self._carry_name(done.request, match.name, match.similarity, [])
+        until = None
+        if self.tracker.alive(request.track_id):   # jumped: frames from the jump on are not its
+            jumped_at = self.tracker.track(request.track_id).jumped_at
+            until = request.frame_index + (jumped_at - request.seen_at)
+        self._carry_name(request, match.name, match.similarity, [], until)
 
     def _held_result(self, frame_index: int) -> FrameResult | None:
         return next((r for r in self._held if r.frame.index == frame_index), None)
@@ -331,17 +338,20 @@ class AsyncEmbedding:
         return next((f for f in result.faces if f.track_id == request.track_id), None)
 
     def _carry_name(self, request: EmbedRequest, name: str | None, similarity: float | None,
-                    faces: list[Face]) -> None:
+                    faces: list[Face], until: int | None = None) -> None:
         """The track's voted name onto its faces in the held frames after the request's
-        and in this frame: what they would have shown had FaceNet run on the frame path."""
-        later = [r.faces for r in self._held if r.frame.index > request.frame_index]
+        (before frame ``until``, if given) and in this frame: what they would have shown
+        had FaceNet run on the frame path."""
+        later = [r.faces for r in self._held if r.frame.index > request.frame_index
+                 and (until is None or r.frame.index < until)]
         for face in (f for group in later + [faces] for f in group):
             if face.track_id == request.track_id:
                 face.name, face.similarity = name, similarity
 
     def _submit_due(self, frame: Frame, faces: list[Face]) -> bool:
         """Queue every face whose track is due an embedding (the worker refuses one whose
-        current face is being embedded now); whether any is a track's first face."""
+        current face is being embedded now or whose first face is still queued); whether
+        any queued is a track's first face."""
         new_any = False
         for face in faces:
             track = face.track_id

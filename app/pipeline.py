@@ -217,7 +217,7 @@ class Pipeline:
             self._warm = True
 
     def detect_wanted(self, frame: Frame) -> bool:
-        """Whether a detection worker should run the detector on ``frame`` (the schedule;
+        """Whether detection ahead should run the detector on ``frame`` (the schedule;
         a lost face or a cut makes :meth:`process` detect by itself)."""
         return self.follower is None or self.follower.scheduled(frame.index)
 

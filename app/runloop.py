@@ -45,9 +45,9 @@ class _Terminate(Exception):
 
 class _StopSignals:
     """Ctrl-C and SIGTERM as exceptions (KeyboardInterrupt, :class:`_Terminate`), held back
-    while one frame is being recorded (:meth:`recording`): the video, the events file and
-    the summary then always hold the same frames. A second signal while one is held acts
-    at once. Only on the main thread; Ctrl-C is left alone where it is not Python's
+    while a frame is processed and recorded with any frames a headless run released with
+    it (:meth:`recording`): the video, the events file and the summary then always hold
+    the same frames. A second signal while one is held acts at once. Only on the main thread; Ctrl-C is left alone where it is not Python's
     default (ignored, or someone else's handler)."""
 
     def __init__(self):
@@ -209,10 +209,10 @@ class MainLoop:
         item = reader.get()
         if item is None:
             return self._at_end()
-        result = self.pipeline.process(*item)
-        self._processed += 1
         embedding = self.pipeline.embedding
         with self._signals.recording():  # a Ctrl-C now stops after this frame
+            result = self.pipeline.process(*item)   # (its FaceNet results taken are kept)
+            self._processed += 1
             for ready in (embedding.hold(result) if embedding else [result]):
                 self._record(ready)
         if self.stop_reason:

@@ -229,30 +229,25 @@ def test_held_frames_get_the_name_and_the_source_frame_its_embedding():
     assert drained[1].faces[0].embedding is None
 
 
-def test_past_the_hold_limit_the_frame_path_waits_for_the_oldest():
+def opened_later(hold: int, frames: int) -> list[list[int]]:
+    """``held_run`` of a file run holding ``hold`` frames, FaceNet finishing 0.3 s in."""
     pipeline, _ = gated_pipeline()
-    embedding = AsyncEmbedding(pipeline, lag=15, hold=2)
+    embedding = AsyncEmbedding(pipeline, lag=15, hold=hold)
     opener = threading.Timer(0.3, pipeline.embedder_gate.release)
     opener.start()
     try:
-        handed = held_run(embedding, pipeline, 4)
+        return held_run(embedding, pipeline, frames)
     finally:
         opener.join()
         embedding.finish()
-    assert handed == [[], [], [0, 1, 2], [3]]           # frame 2 waited for the name
+
+
+def test_past_the_hold_limit_the_frame_path_waits_for_the_oldest():
+    assert opened_later(hold=2, frames=4) == [[], [], [0, 1, 2], [3]]   # frame 2 waited
 
 
 def test_a_window_file_run_waits_for_a_new_track_instead_of_holding():
-    pipeline, _ = gated_pipeline()
-    embedding = AsyncEmbedding(pipeline, lag=15, hold=0)
-    opener = threading.Timer(0.3, pipeline.embedder_gate.release)
-    opener.start()
-    try:
-        handed = held_run(embedding, pipeline, 2)
-    finally:
-        opener.join()
-        embedding.finish()
-    assert handed == [[0], [1]]
+    assert opened_later(hold=0, frames=2) == [[0], [1]]
 
 
 @pytest.fixture(scope="module")
@@ -433,3 +428,33 @@ def test_a_match_of_the_face_before_a_jump_is_not_recorded():
     track = pipeline.tracker.track(later[0].track_id)
     assert len(embedder.calls) == 2 and pipeline.matched == [1]   # one match recorded
     assert later[0].name == "Ada" and len(track.votes) == 1 and track.pending is None
+
+
+def test_a_new_tracks_first_face_names_its_held_frames_up_to_a_jump():
+    """The new track jumps (someone else?) before its first match is in: the held frames
+    before the jump get that match's name, the jumped face waits for its own."""
+    from app.types import FrameResult
+    pipeline, embedder = gated_pipeline()
+    embedding = AsyncEmbedding(pipeline, lag=15, hold=12)
+    image = np.zeros((100, 200, 3), np.uint8)
+    results = []
+    try:
+        for index, x in enumerate((10, 10, 30)):           # frame 2: the jump
+            faces = [face_at(x)]
+            pipeline.tracker.update(faces)
+            result = FrameResult(Frame(index, image, index * 33.0), faces, {})
+            embedding.step(result.frame, faces, result.stage_ms)
+            while index == 0 and not embedding.worker.busy_with(faces[0].track_id):
+                pass
+            assert embedding.hold(result) == []
+            results.append(result)
+        embedder.gate.release()                             # frame 0's face: stale now
+        embedder.gate.release()                             # the jumped face's own
+        drained = embedding.drain()
+    finally:
+        embedding.finish()
+    assert drained == results
+    assert [r.faces[0].name for r in drained] == ["Ada", "Ada", "Ada"]
+    assert drained[0].faces[0].embedding is not None and drained[2].faces[0].embedding is not None
+    assert pipeline.matched.count(1) >= 2 and len(pipeline.tracker.track(
+        results[2].faces[0].track_id).votes) == 1          # only the jumped face's vote

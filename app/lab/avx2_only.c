@@ -26,7 +26,6 @@
 
 static struct sigaction program_handler; /* what the program asked for */
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
-static volatile unsigned long faults;
 
 static int set_cpuid(int enabled) {
     return (int)syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled);
@@ -44,8 +43,8 @@ static const uint32_t LEAF7_0_EBX = BIT(16) | BIT(17) | BIT(21) | BIT(26) | BIT(
 static const uint32_t LEAF7_0_ECX = BIT(1) | BIT(6) | BIT(11) | BIT(12) | BIT(14);
 static const uint32_t LEAF7_0_EDX = BIT(2) | BIT(3) | BIT(8) | BIT(22) | BIT(23) |
                                     BIT(24) | BIT(25);
-static const uint32_t LEAF7_1_EAX = BIT(4) | BIT(5) | BIT(23);
-static const uint32_t LEAF7_1_EDX = BIT(4) | BIT(5) | BIT(10);
+static const uint32_t LEAF7_1_EAX = BIT(4) | BIT(5) | BIT(21) | BIT(23);
+static const uint32_t LEAF7_1_EDX = BIT(4) | BIT(5) | BIT(8) | BIT(10) | BIT(19); /* 19: AVX10 */
 
 static void masked_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4]) {
     set_cpuid(1);
@@ -66,8 +65,10 @@ static void masked_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4]) {
 static void on_segv(int sig, siginfo_t *info, void *context) {
     ucontext_t *uc = (ucontext_t *)context;
     greg_t *regs = uc->uc_mcontext.gregs;
+    /* a faulting CPUID is a general-protection fault (SI_KERNEL); only then is the
+       instruction pointer known to point at readable code */
     const unsigned char *ip = (const unsigned char *)regs[REG_RIP];
-    if (ip[0] == 0x0f && ip[1] == 0xa2) { /* the CPUID instruction */
+    if (info->si_code == SI_KERNEL && ip[0] == 0x0f && ip[1] == 0xa2) {
         uint32_t r[4];
         masked_cpuid((uint32_t)regs[REG_RAX], (uint32_t)regs[REG_RCX], r);
         regs[REG_RAX] = r[0];
@@ -75,20 +76,23 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
         regs[REG_RCX] = r[2];
         regs[REG_RDX] = r[3];
         regs[REG_RIP] += 2;
-        faults++;
         return;
     }
-    if (program_handler.sa_flags & SA_SIGINFO) {
-        if (program_handler.sa_sigaction) {
-            program_handler.sa_sigaction(sig, info, context);
-            return;
-        }
-    } else if (program_handler.sa_handler != SIG_DFL && program_handler.sa_handler != SIG_IGN) {
+    if ((program_handler.sa_flags & SA_SIGINFO) && program_handler.sa_sigaction) {
+        program_handler.sa_sigaction(sig, info, context);
+        return;
+    }
+    if (!(program_handler.sa_flags & SA_SIGINFO) && program_handler.sa_handler != SIG_DFL
+            && program_handler.sa_handler != SIG_IGN) {
         program_handler.sa_handler(sig);
         return;
     }
-    signal(SIGSEGV, SIG_DFL); /* a real crash: die of it as the program would */
-    raise(SIGSEGV);
+    /* a real crash and nobody else handles it: the default action, by returning to the
+       faulting instruction with our handler gone (the kernel's own SIGSEGV, core and all) */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    real_sigaction(SIGSEGV, &dfl, NULL);
 }
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
@@ -96,10 +100,11 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
         real_sigaction = dlsym(RTLD_NEXT, "sigaction");
     if (sig != SIGSEGV)
         return real_sigaction(sig, act, old);
-    if (old)
-        *old = program_handler;
+    struct sigaction before = program_handler; /* act and old may be the same struct */
     if (act)
         program_handler = *act;
+    if (old)
+        *old = before;
     return 0;
 }
 
@@ -119,9 +124,10 @@ __attribute__((constructor)) static void start(void) {
     struct sigaction ours;
     memset(&ours, 0, sizeof ours);
     ours.sa_sigaction = on_segv;
-    ours.sa_flags = SA_SIGINFO | SA_NODEFER;
+    /* SA_ONSTACK: a program's alternate stack (faulthandler's) still serves overflows */
+    ours.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&ours.sa_mask);
-    if (real_sigaction(SIGSEGV, &ours, NULL) != 0 || set_cpuid(0) != 0) {
+    if (real_sigaction(SIGSEGV, &ours, &program_handler) != 0 || set_cpuid(0) != 0) {
         fprintf(stderr, "avx2_only: this kernel or CPU cannot fault CPUID (no cpuid_fault)\n");
         _exit(3);
     }

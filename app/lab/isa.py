@@ -49,17 +49,22 @@ def build_shim(cache: Path | None = None) -> Path:
         raise ShimUnavailable("this kernel or CPU cannot fault CPUID (no cpuid_fault in /proc/cpuinfo)")
     source = SHIM_SOURCE.read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:12]
-    cache = cache or Path(tempfile.gettempdir()) / "facelandmarks-isa"
-    cache.mkdir(parents=True, exist_ok=True)
+    # per user and private: whatever lies there is preloaded into every command
+    cache = cache or Path(tempfile.gettempdir()) / f"facelandmarks-isa-{os.getuid()}"
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if cache.stat().st_uid != os.getuid() or cache.stat().st_mode & 0o077:
+        raise ShimUnavailable(f"{cache} is not a private folder of this user")
     shared = cache / f"avx2_only-{digest}.so"
     if not shared.exists():
-        partial = shared.with_suffix(".partial")
-        result = subprocess.run(
-            ["cc", "-O2", "-shared", "-fPIC", "-o", str(partial), str(SHIM_SOURCE), "-ldl"],
-            capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ShimUnavailable(f"cannot compile {SHIM_SOURCE.name}: {result.stderr.strip()}")
-        partial.replace(shared)
+        with tempfile.TemporaryDirectory(dir=cache) as work:
+            partial = Path(work) / shared.name
+            result = subprocess.run(
+                ["cc", "-O2", "-shared", "-fPIC", "-o", str(partial), str(SHIM_SOURCE), "-ldl"],
+                capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ShimUnavailable(
+                    f"cannot compile {SHIM_SOURCE.name}: {result.stderr.strip()}")
+            partial.replace(shared)
     return shared
 
 
@@ -67,7 +72,7 @@ def avx2_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     shim = str(build_shim())
     env["LD_PRELOAD"] = f"{shim} {env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else shim
-    env["GLIBC_TUNABLES"] = GLIBC_TUNABLES
+    env["GLIBC_TUNABLES"] = ":".join(filter(None, (env.get("GLIBC_TUNABLES"), GLIBC_TUNABLES)))
     return env
 
 

@@ -1,10 +1,12 @@
 """Detection ahead of the main thread, on one or more worker threads, results in order.
 
-:class:`DetectAhead` reads ``source`` on a reader thread and hands each frame to the
-next free detector worker (each with its own detector: interpreters are not thread
-safe). :meth:`get` returns ``(frame, *detect(frame.image))`` (detections, detect_ms and what
-else the detect function returns) in frame order, or None at the end; an exception in
-any thread is re-raised there.
+:class:`DetectAhead` reads ``source`` on a reader thread and hands each frame the
+detector should see (``wanted``) to the next free detector worker (each with its own
+detector: interpreters are not thread safe); any other frame goes from the reader
+straight to :meth:`get` with :data:`SKIPPED`. :meth:`get` returns ``(frame,
+*detect(frame.image))`` (detections, detect_ms and what else the detect function
+returns) in frame order, or None at the end; an exception in any thread is re-raised
+there.
 
 One worker keeps a live camera's latency lowest. For files two workers detect two
 frames at once: on 2 cores the detector (one thread, ~3.5 ms a frame alone, 6-8 ms beside

@@ -125,7 +125,9 @@ class Tracker:
                 # A face that leapt or changed size within one frame is likely another
                 # face (a cut): its old votes must not outvote what it looks like now,
                 # and its old name is not shown on it while its new match is made.
-                track.pending = track.pending or "jump"
+                # (a new track's first face stays "new"; any other reason becomes "jump":
+                # the first face of who is there now)
+                track.pending = "new" if track.pending == "new" else "jump"
                 track.votes.clear()
                 track.name = track.similarity = None
                 track.jumped_at = self.frame
@@ -185,7 +187,7 @@ class Tracker:
         track.votes.append((name, None if similarity is None else float(similarity)))
         while len(track.votes) > self.vote_window:
             track.votes.popleft()
-        track.last_embedded = self.frame if seen_at is None else min(seen_at, self.frame)
+        track.last_embedded = self.frame if seen_at is None else seen_at
         track.embedded_size, track.embedded_turn = _size(track.box), track.turn
         if track.requested is not None and seen_at is not None \
                 and seen_at >= track.requested[0]:
