@@ -213,6 +213,7 @@ class MainLoop:
         with self._signals.recording():  # a Ctrl-C now stops after this frame
             result = self.pipeline.process(*item)   # (its FaceNet results taken are kept)
             self._processed += 1
+            self.stats.begin()
             for ready in (embedding.hold(result) if embedding else [result]):
                 self._record(ready)
         if self.stop_reason:

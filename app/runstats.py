@@ -115,6 +115,13 @@ class RunStats:
     _idle_pending: float = 0.0
     _recent: deque = field(default_factory=lambda: deque(maxlen=30))
 
+    def begin(self) -> None:
+        """The first frame is processed now (its record may come later: a headless file
+        run holds frames back while a name is owed): FPS and first_frame count from here,
+        as they would had it been recorded at once."""
+        if self.started is None:
+            self.started, self.first_frame_unix = time.perf_counter(), time.time()
+
     def add(self, result, latency_ms: float | None) -> None:
         self._resume()
         now = time.perf_counter()
