@@ -204,10 +204,10 @@ class AsyncEmbedding:
 
     ``lag`` None (a live source): the frame path never waits and holds nothing. In a file
     run a re-verification's result may trail its face by at most ``lag`` frames before
-    the frame path waits for it, and a new track is named from its first frame, as with
-    FaceNet on the frame path, in one of two ways:
+    the frame path waits for it, and a track's first face (new, or after a jump) names
+    it from that frame on, as with FaceNet on the frame path, in one of two ways:
 
-    - ``hold`` 0 (a window plays the file): the frame path waits for its face at once;
+    - ``hold`` 0 (a window plays the file): the frame path waits for that face at once;
     - ``hold`` N (headless): the frame path goes on; its frames, and every frame after,
       are held back (:meth:`hold`) until its name has arrived and been written into
       them, so the frame path never idles while FaceNet works; past N held frames (or
@@ -238,7 +238,7 @@ class AsyncEmbedding:
 
     def hold(self, result: FrameResult) -> list[FrameResult]:
         """``result`` (just processed) joins the held frames; returns, in order, those no
-        new track's name is owed to any more (``[result]`` when nothing is held)."""
+        first-face name is owed to any more (``[result]`` when nothing is held)."""
         if not self.hold_limit:
             return [result]
         self._held.append(result)
