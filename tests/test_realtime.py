@@ -4,7 +4,6 @@ rest on the real pipeline and the Hamilton clip."""
 from __future__ import annotations
 
 import threading
-from collections import deque
 
 import numpy as np
 import pytest
