@@ -72,6 +72,11 @@ class EmbedWorker:
         self._thread = threading.Thread(target=self._work, name="embed", daemon=True)
         self._thread.start()
 
+    @property
+    def failed(self) -> bool:
+        with self._cond:
+            return self._error is not None
+
     def busy_with(self, track_id: int) -> bool:
         """Whether ``track_id`` has a face being embedded now (not merely queued)."""
         with self._cond:
@@ -264,9 +269,11 @@ class AsyncEmbedding:
 
     def finish(self) -> None:
         """The faces still queued are embedded (the run's every embedding), then the
-        worker stops."""
+        worker stops. A worker that failed has said so already (through :meth:`step`,
+        :meth:`hold` or :meth:`drain`, into the run's summary): it is only stopped."""
         try:
-            self.worker.wait_for(None)
+            if not self.worker.failed:
+                self.worker.wait_for(None)
         finally:
             self.worker.close()
             self.pipeline.embedder = self._locked.unwrapped

@@ -457,3 +457,29 @@ def test_a_new_tracks_first_face_names_its_held_frames_up_to_a_jump():
     assert drained[0].faces[0].embedding is not None and drained[2].faces[0].embedding is not None
     assert pipeline.matched.count(1) >= 2 and len(pipeline.tracker.track(
         results[2].faces[0].track_id).votes) == 1          # only the jumped face's vote
+
+
+def test_a_failed_worker_ends_the_run_with_its_summary(pipeline):
+    """FaceNet failing on its thread stops the run as a runtime failure (its summary
+    says so), instead of raising again while the run closes."""
+    from app.runloop import LoopOptions, run
+
+    class Broken:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def embed(self, crops):
+            raise MemoryError("no room for FaceNet")
+
+    real = pipeline.embedder
+    pipeline.tracker.reset()
+    pipeline._follower = BoxFollower()
+    pipeline.embedder = Broken()
+    try:
+        source = VideoFileSource(shared("video", "short_hamilton_clip.mp4"), progress=False)
+        with source:
+            summary, stopped = run(pipeline, source, options=LoopOptions(max_frames=40))
+    finally:
+        pipeline.embedder = real
+    assert stopped.startswith("failed:") and "FaceNet failed on its worker" in stopped
+    assert summary["stopped"] == stopped
