@@ -47,6 +47,9 @@ def build_shim(cache: Path | None = None) -> Path:
     """Compile the shim once per source version; returns the .so path."""
     if not cpuid_faulting():
         raise ShimUnavailable("this kernel or CPU cannot fault CPUID (no cpuid_fault in /proc/cpuinfo)")
+    if not SHIM_SOURCE.is_file():
+        raise ShimUnavailable(f"{SHIM_SOURCE.name} is not in this install: run it from a "
+                              "source checkout")
     source = SHIM_SOURCE.read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:12]
     # per user and private: whatever lies there is preloaded into every command
