@@ -109,7 +109,7 @@ class EmbedWorker:
     def wait_for(self, frame_index: int | None = None, new_only: bool = False,
                  timeout: float = 30.0) -> None:
         """Until nothing from ``frame_index`` or earlier (None: nothing at all) is queued or
-        running (``new_only``: no new track's face)."""
+        running (``new_only``: no track's first face)."""
         with self._cond:
             if not self._cond.wait_for(
                     lambda: not self._pending(frame_index, new_only, with_done=False), timeout):
@@ -118,7 +118,7 @@ class EmbedWorker:
 
     def owes(self, frame_index: int, new_only: bool = False) -> bool:
         """Whether a face from ``frame_index`` or earlier is queued, running, or done but
-        not yet handed back by :meth:`take` (``new_only``: a new track's face)."""
+        not yet handed back by :meth:`take` (``new_only``: a track's first face)."""
         with self._cond:
             return self._pending(frame_index, new_only, with_done=True)
 

@@ -47,8 +47,9 @@ class _StopSignals:
     """Ctrl-C and SIGTERM as exceptions (KeyboardInterrupt, :class:`_Terminate`), held back
     while a frame is processed and recorded with any frames a headless run released with
     it (:meth:`recording`): the video, the events file and the summary then always hold
-    the same frames. A second signal while one is held acts at once. Only on the main thread; Ctrl-C is left alone where it is not Python's
-    default (ignored, or someone else's handler)."""
+    the same frames. A second signal while one is held acts at once. Only on the main
+    thread; Ctrl-C is left alone where it is not Python's default (ignored, or someone
+    else's handler)."""
 
     def __init__(self):
         self._previous: dict[int, object] = {}
@@ -145,7 +146,7 @@ class MainLoop:
             live = self.source.is_live
             # FaceNet on its own thread: a live frame never waits for it, a file's frame
             # waits only for the faces of EMBED_LAG_FRAMES frames ago, and a headless file
-            # run holds frames back until a new track's name is in (names stay on time)
+            # run holds frames back until a track's first name is in (names stay on time)
             stack.enter_context(self.pipeline.video_mode(
                 async_embed=not self.options.sync_embed,
                 embed_lag=None if live else EMBED_LAG_FRAMES,

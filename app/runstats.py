@@ -124,9 +124,8 @@ class RunStats:
 
     def add(self, result, latency_ms: float | None) -> None:
         self._resume()
+        self.begin()   # no-op once the run loop has said when the first frame was processed
         now = time.perf_counter()
-        if self.started is None:
-            self.started, self.first_frame_unix = now, time.time()
         self.finished = now
         self.frames += 1
         self._recent.append(now)

@@ -58,11 +58,11 @@ class Track:
     name: str | None = None
     similarity: float | None = None
     embedded_size: float | None = None  # box size (mean of w, h) at the last recorded match
-    turn: float | None = None           # how far the face is turned now (see _turn)
+    embedded_turn: float | None = None  # its turn (see _turn) at the last recorded match
+    turn: float | None = None           # how far the face is turned now
     jumped_at: int | None = None        # frame number of its last jump (a match of a face
                                         # seen before it is about someone else: stale)
     requested: tuple | None = None      # (frame, size, turn) of a face being embedded now
-    embedded_turn: float | None = None  # ... at the last recorded match
 
 
 class Tracker:
@@ -170,7 +170,8 @@ class Tracker:
         track.pending = None
 
     def needs_embedding(self, track_id: int) -> bool:
-        """Whether the track is due an embedding this frame (new, jumped, or stale)."""
+        """Whether the track is due an embedding this frame (new, jumped, a clearly better
+        view, or its periodic check)."""
         return self._embed_reason(self._get(track_id)) is not None
 
     def record_match(self, track_id: int, name: str | None, similarity: float | None,
